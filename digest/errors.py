@@ -1,0 +1,104 @@
+"""The error hierarchy: every failure a user can cause or meet, with where it happened and a fix.
+
+::
+
+    DigestError                     base; ``where`` (file, URL, field) + ``hint``; exit status 1
+    ├── UsageError                  bad command-line arguments                     exit 2
+    ├── ConfigError                 the TOML file is missing, malformed or invalid exit 2
+    ├── SourceError                 one source (file, URL) could not be read       exit 1
+    │   ├── FetchError              network failure or HTTP error status
+    │   └── ParseError              the content is not a Daily Papers format
+    ├── StoreError                  the SQLite store is unwritable or not ours     exit 2
+    │   └── LockedError             another run holds the run lock                 exit 1
+    ├── RenderError                 a template is missing or broken                exit 2
+    └── DeliveryError               the transport did not accept a message         exit 1
+        ├── TemporaryDeliveryError  worth retrying (SMTP 4xx, dropped connection)
+        └── PermanentDeliveryError  will not succeed as is (SMTP 5xx, bad address)
+
+Foreign exceptions (``httpx.HTTPError``, ``sqlite3.Error``, ``smtplib.SMTPException``,
+``pydantic.ValidationError``, ...) are translated into one of these where they enter the
+package, with ``raise ... from exc``, so ``cli.py`` has a single place that turns any of them into
+a one-line message plus a hint.
+"""
+
+from __future__ import annotations
+
+
+class DigestError(Exception):
+    """Base of every error paper-digest reports to its user."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class UsageError(DigestError):
+    """The command line asks for something impossible."""
+
+    exit_code = 2
+
+
+class ConfigError(DigestError):
+    """The configuration file is missing, not valid TOML, or does not fit the schema."""
+
+    exit_code = 2
+
+
+class SourceError(DigestError):
+    """One source could not be read; the others still are."""
+
+
+class FetchError(SourceError):
+    """A network request failed (connection, timeout, or an HTTP error status)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        hint: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, where=where, hint=hint)
+        self.status = status
+
+
+class ParseError(SourceError):
+    """The content is not in any Daily Papers format we know."""
+
+
+class StoreError(DigestError):
+    """The SQLite store cannot be opened, written, or is not a paper-digest store."""
+
+    exit_code = 2
+
+
+class LockedError(StoreError):
+    """Another run holds the store's run lock."""
+
+    exit_code = 1
+
+
+class RenderError(DigestError):
+    """A template is missing or fails to render."""
+
+    exit_code = 2
+
+
+class DeliveryError(DigestError):
+    """The transport did not accept a message."""
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """The transport refused for now (SMTP 4xx, dropped connection): retry later."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The transport refused for good (SMTP 5xx, invalid address)."""

@@ -1,0 +1,145 @@
+"""Pure value types that flow between the stages: papers, matches, source outcomes.
+
+Every type is a frozen pydantic model with ``extra="forbid"``: stages hand each other values, never
+mutable objects, so any stage can be tested on hand-made data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from digest.keys import arxiv_id, normalize_whitespace, paper_key, title_key
+
+
+class Value(BaseModel):
+    """Base for the immutable value types of this module."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Paper(Value):
+    """One paper as read from one or more sources, whitespace-normalised.
+
+    ``key`` is filled from ``arxiv_id`` (versionless) or, when unknown, from the title; the store
+    may hand back a copy carrying the key under which the paper was first seen.
+    """
+
+    key: str = ""
+    arxiv_id: str | None = None
+    title: str
+    abstract: str = ""
+    authors: tuple[str, ...] = ()
+    author_count: int | None = None
+    organization: str | None = None
+    published: dt.date | None = None
+    upvotes: int | None = None
+    ai_summary: str | None = None
+    ai_keywords: tuple[str, ...] = ()
+    github_repo: str | None = None
+    github_stars: int | None = None
+    project_page: str | None = None
+    url: str | None = None
+    sources: tuple[str, ...] = ()
+
+    @field_validator("title", "abstract", mode="before")
+    @classmethod
+    def _collapse_whitespace(cls, value: Any) -> Any:
+        return normalize_whitespace(value) if isinstance(value, str) else value
+
+    @field_validator("ai_summary", "organization", mode="before")
+    @classmethod
+    def _collapse_optional(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return normalize_whitespace(value) or None
+        return value
+
+    @field_validator("authors", "ai_keywords", mode="before")
+    @classmethod
+    def _collapse_each(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            cleaned = (normalize_whitespace(v) if isinstance(v, str) else v for v in value)
+            return tuple(v for v in cleaned if v != "")
+        return value
+
+    @field_validator("arxiv_id", mode="before")
+    @classmethod
+    def _strip_version(cls, value: Any) -> Any:
+        return arxiv_id(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _fill_key(self) -> Paper:
+        if not self.title:
+            raise ValueError("a paper needs a title")
+        if not self.key:
+            object.__setattr__(self, "key", paper_key(self.arxiv_id, self.title))
+        if self.author_count is None and self.authors:
+            object.__setattr__(self, "author_count", len(self.authors))
+        return self
+
+    @property
+    def title_key(self) -> str:
+        """The normalised title used to recognise the same paper without an arXiv id."""
+        return title_key(self.title)
+
+    @property
+    def hf_url(self) -> str | None:
+        """The paper's Hugging Face page, when its arXiv id is known."""
+        if self.url:
+            return self.url
+        return f"https://huggingface.co/papers/{self.arxiv_id}" if self.arxiv_id else None
+
+    @property
+    def arxiv_url(self) -> str | None:
+        """The arXiv abstract page, when the id is known."""
+        return f"https://arxiv.org/abs/{self.arxiv_id}" if self.arxiv_id else None
+
+    @property
+    def pdf_url(self) -> str | None:
+        """The arXiv PDF, when the id is known."""
+        return f"https://arxiv.org/pdf/{self.arxiv_id}" if self.arxiv_id else None
+
+
+class Span(Value):
+    """A half-open character range ``[start, end)`` of one text field of a paper to highlight."""
+
+    field: Literal["title", "abstract", "ai_summary"]
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class Match(Value):
+    """Why one paper was picked for one subscriber, and how highly it ranks."""
+
+    paper: Paper
+    keywords: tuple[str, ...] = ()
+    in_title: bool = False
+    score: float = 0.0
+    spans: tuple[Span, ...] = ()
+
+
+class SourceFailure(Value):
+    """A source (or one file or URL of it) that could not be read, and why, in one line."""
+
+    source: str
+    message: str
+    hint: str | None = None
+
+
+class Batch(Value):
+    """What reading the sources gave: the papers (de-duplicated) and the failures."""
+
+    papers: tuple[Paper, ...] = ()
+    failures: tuple[SourceFailure, ...] = ()
+    entries: int = 0
+
+
+class Rendered(Value):
+    """One subscriber's email, rendered: subject line, HTML part (CSS inlined) and text part."""
+
+    subject: str
+    html: str
+    text: str
+    paper_keys: tuple[str, ...] = ()
