@@ -35,6 +35,17 @@ _EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 _HAS_WORD = re.compile(r"\w")
 
 
+BUNDLED_PREFIX = "bundled:"
+
+
+def bundled_path(name: str) -> Path:
+    """A file shipped with the package: inside it when installed, at the repo root when editable."""
+    package = Path(__file__).resolve().parent
+    installed = package / name
+    first = Path(name).parts[0] if Path(name).parts else name
+    return installed if (package / first).exists() else package.parent / name
+
+
 class Section(BaseModel):
     """A TOML table: frozen, and unknown keys are errors."""
 
@@ -260,7 +271,13 @@ class Config(Section):
         return self._path.parent if self._path else Path.cwd()
 
     def resolve(self, value: str) -> Path:
-        """A path from the file, made absolute relative to the file's folder (``~`` expanded)."""
+        """A path from the file, made absolute relative to the file's folder (``~`` expanded).
+
+        ``bundled:NAME`` points into the files shipped with the package (the sample pages), so the
+        starter config works from any directory.
+        """
+        if value.startswith(BUNDLED_PREFIX):
+            return bundled_path(value.removeprefix(BUNDLED_PREFIX))
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base_dir / path
 

@@ -1,0 +1,288 @@
+"""The one place where the stages are wired: ``run()`` (fetch → deliver → record) and ``preview()``.
+
+Every collaborator that does I/O (HTTP client, store, transport, clock) is passed in, so the CLI,
+the daemon and the tests all drive the same code with real or local parts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from digest.config import Config, SourceSection, SubscriberSection
+from digest.deliver import Transport, build_message
+from digest.errors import DeliveryError, UsageError
+from digest.match import compile_interests
+from digest.models import Batch, Match, Paper, Rendered, SourceFailure
+from digest.render import Renderer, write_preview
+from digest.sources import read_sources
+from digest.store import Store
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SubscriberOutcome:
+    """What one run did for one subscriber."""
+
+    email: str
+    matched: int
+    sent: bool = False
+    skipped: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything a run did, for the summary and the exit status."""
+
+    day: dt.date
+    entries: int
+    papers: int
+    new: int
+    failures: tuple[SourceFailure, ...]
+    outcomes: tuple[SubscriberOutcome, ...] = ()
+    dry_run: bool = False
+    stopped: bool = False
+
+    @property
+    def failed_deliveries(self) -> list[SubscriberOutcome]:
+        """Subscribers whose message was not accepted."""
+        return [o for o in self.outcomes if o.error]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when everything went through, 1 when a source or a delivery failed."""
+        return 1 if self.failures or self.failed_deliveries else 0
+
+    def summary(self) -> Iterator[str]:
+        """The human-readable report, one line at a time."""
+        verb = "would send" if self.dry_run else "sent"
+        sent = sum(1 for o in self.outcomes if o.sent)
+        yield (
+            f"{self.day}: read {self.entries} entries, {self.papers} distinct papers, "
+            f"{self.new} new"
+        )
+        for failure in self.failures:
+            hint = f" ({failure.hint})" if failure.hint else ""
+            yield f"  source failed: {failure.source}: {failure.message}{hint}"
+        for outcome in self.outcomes:
+            if outcome.error:
+                state = f"FAILED: {outcome.error} (retried next run)"
+            elif outcome.sent:
+                state = verb
+            else:
+                state = f"not sent: {outcome.skipped}"
+            yield f"  {outcome.email}: {outcome.matched} matched, {state}"
+        yield f"{verb} {sent} of {len(self.outcomes)} digests" + (
+            "; stopped early on request" if self.stopped else ""
+        )
+
+
+@dataclass
+class _Plan:
+    """Papers read and classified, and each subscriber's matches: what run and preview share."""
+
+    batch: Batch
+    new: list[Paper]
+    matches: dict[str, list[Match]] = field(default_factory=dict)
+
+
+def collect(
+    config: Config,
+    *,
+    client: httpx.Client,
+    day: dt.date,
+    sources: Sequence[SourceSection] | None = None,
+) -> Batch:
+    """Read the configured sources (or ``sources``), de-duplicated within the batch."""
+    chosen = config.sources if sources is None else sources
+    return read_sources(
+        [_absolute(config, s) for s in chosen],
+        client=client,
+        fetch=config.fetch,
+        base_dir=config.base_dir,
+        today=day,
+    )
+
+
+def _absolute(config: Config, source: SourceSection) -> SourceSection:
+    if source.path is None:
+        return source
+    return source.model_copy(update={"path": str(config.resolve(source.path))})
+
+
+def _plan(
+    config: Config,
+    *,
+    client: httpx.Client,
+    store: Store,
+    now: dt.datetime,
+    day: dt.date,
+    record: bool,
+) -> _Plan:
+    batch = collect(config, client=client, day=day)
+    observed = store.observe(batch.papers, now, record=record)
+    since = now - dt.timedelta(days=config.digest.lookback_days)
+    candidates = _unique([*store.recent_papers(since), *([] if record else observed.new)])
+    interests = compile_interests(config.subscribers)
+    skip = {s.email: store.delivered_keys(s.email) for s in config.subscribers}
+    matches = interests.match(candidates, skip=skip)
+    candidate_keys = {p.key for p in candidates}
+    for subscriber in config.subscribers:
+        # A paper whose delivery failed stays owed even after it left the lookback window.
+        owed = [p for p in store.pending_papers(subscriber.email) if p.key not in candidate_keys]
+        if owed:
+            matches[subscriber.email] = interests.match_one(
+                subscriber.email,
+                [p for p in [*candidates, *owed] if p.key not in skip[subscriber.email]],
+            )
+    return _Plan(batch=batch, new=list(observed.new), matches=matches)
+
+
+def _unique(papers: Sequence[Paper]) -> list[Paper]:
+    seen: set[str] = set()
+    out: list[Paper] = []
+    for paper in papers:
+        if paper.key not in seen:
+            seen.add(paper.key)
+            out.append(paper)
+    return out
+
+
+def _render(
+    renderer: Renderer, subscriber: SubscriberSection, plan: _Plan, day: dt.date
+) -> Rendered:
+    matches = plan.matches.get(subscriber.email, [])
+    return renderer.render(
+        subscriber, matches, day=day, new_count=len(plan.new), matched_count=len(matches)
+    )
+
+
+def run(
+    config: Config,
+    *,
+    client: httpx.Client,
+    store: Store,
+    transport: Transport | None,
+    now: dt.datetime,
+    day: dt.date,
+    dry_run: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Progress | None = None,
+) -> RunReport:
+    """One full cycle. ``dry_run`` (or ``transport=None``) sends nothing and changes nothing.
+
+    Each subscriber's papers are marked pending before the send and sent only once the transport
+    has accepted the message, so a crash at any point loses nothing: at worst the one message in
+    flight is sent again next run.
+    """
+    dry_run = dry_run or transport is None
+    plan = _plan(config, client=client, store=store, now=now, day=day, record=not dry_run)
+    renderer = Renderer(config)
+    run_id = None if dry_run else store.begin_run(now)
+    outcomes: list[SubscriberOutcome] = []
+    stopped = False
+    total = len(config.subscribers)
+    for done, subscriber in enumerate(config.subscribers, start=1):
+        if should_stop():
+            stopped = True
+            break
+        if progress is not None:
+            progress(done, total)
+        matched = len(plan.matches.get(subscriber.email, []))
+        if matched == 0 and not config.digest.send_empty:
+            outcomes.append(SubscriberOutcome(subscriber.email, 0, skipped="no new papers"))
+            continue
+        rendered = _render(renderer, subscriber, plan, day)
+        if dry_run or transport is None or run_id is None:
+            outcomes.append(SubscriberOutcome(subscriber.email, matched, sent=True))
+            continue
+        outcomes.append(_deliver(config, store, transport, run_id, subscriber, rendered, now))
+    report = RunReport(
+        day=day,
+        entries=plan.batch.entries,
+        papers=len(plan.batch.papers),
+        new=len(plan.new),
+        failures=plan.batch.failures,
+        outcomes=tuple(outcomes),
+        dry_run=dry_run,
+        stopped=stopped,
+    )
+    if run_id is not None:
+        store.finish_run(run_id, now, "\n".join(report.summary()))
+    return report
+
+
+def _deliver(
+    config: Config,
+    store: Store,
+    transport: Transport,
+    run_id: int,
+    subscriber: SubscriberSection,
+    rendered: Rendered,
+    now: dt.datetime,
+) -> SubscriberOutcome:
+    matched = len(rendered.paper_keys)
+    keys = list(rendered.paper_keys)
+    try:
+        message = build_message(
+            rendered, subscriber, config.delivery, title=config.digest.title, now=now
+        )
+        store.mark_pending(run_id, subscriber.email, keys, now)
+        transport.send(message)
+    except DeliveryError as exc:
+        store.mark_failed(run_id, subscriber.email, keys, str(exc), now)
+        return SubscriberOutcome(subscriber.email, matched, error=str(exc))
+    store.mark_sent(run_id, subscriber.email, keys, str(message["Message-ID"]), now)
+    return SubscriberOutcome(subscriber.email, matched, sent=True)
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    """The files a preview wrote, and the run report it would correspond to."""
+
+    paths: list[Path]
+    report: RunReport
+
+
+def preview(
+    config: Config,
+    *,
+    client: httpx.Client,
+    store: Store,
+    now: dt.datetime,
+    day: dt.date,
+    out_dir: Path,
+    only: str | None = None,
+) -> PreviewResult:
+    """Render each subscriber's email into ``out_dir``; never sends, never changes the store."""
+    chosen = [s for s in config.subscribers if only is None or s.email.casefold() == only.casefold()]
+    if not chosen:
+        raise UsageError(
+            f"no subscriber {only!r} in the config",
+            where=str(config.path),
+            hint="list them with `digest check`; or drop --subscriber to preview everyone",
+        )
+    plan = _plan(config, client=client, store=store, now=now, day=day, record=False)
+    renderer = Renderer(config)
+    items = [(s, _render(renderer, s, plan, day)) for s in chosen]
+    paths = write_preview(out_dir, items)
+    outcomes = tuple(
+        SubscriberOutcome(s.email, len(plan.matches.get(s.email, [])), sent=True)
+        for s, _ in items
+    )
+    report = RunReport(
+        day=day,
+        entries=plan.batch.entries,
+        papers=len(plan.batch.papers),
+        new=len(plan.new),
+        failures=plan.batch.failures,
+        outcomes=outcomes,
+        dry_run=True,
+    )
+    return PreviewResult(paths=paths, report=report)
