@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    target = Path(args.path or args.config or "digest.toml")
+    target = find_config_path(args.path or args.config)
     if target.exists() and not args.force:
         raise UsageError(
             "already exists", where=str(target), hint="pass --force to overwrite it"

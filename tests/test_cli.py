@@ -1,0 +1,140 @@
+"""The command line: help texts, init/check, exit statuses, one-line errors without tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from digest.cli import main
+
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"
+COMMANDS = ["init", "check", "fetch", "preview", "run", "daemon", "seen"]
+
+
+def digest(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real command in a subprocess, as a user or cron would."""
+    return subprocess.run(
+        [sys.executable, "-m", "digest", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: digest {command}" in out
+    assert "example:\n  digest" in out
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(command in out for command in COMMANDS)
+
+
+def test_init_writes_the_example_and_refuses_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "digest.toml"
+    assert main(["init", str(target)]) == 0
+    example = Path(__file__).resolve().parent.parent / "config.example.toml"
+    assert target.read_text() == example.read_text()
+    assert main(["init", str(target)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["--config", str(target), "check"]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_check_reports_each_problem_on_one_line_and_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        "[digest]\nlookback_days = 'soon'\n\n[[subscribers]]\nemial = 'a@example.org'\n"
+    )
+    result = digest("--config", str(config), "check", cwd=tmp_path)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("digest: error:")]
+    assert len(errors) == 3, result.stderr  # wrong type, misspelt key, missing email
+    assert any(":2: digest.lookback_days:" in line for line in errors)
+    assert any(":5: subscribers[0].emial: unknown key; did you mean 'email'?" in line for line in errors)
+    assert any("subscribers[0].email: required key is missing" in line for line in errors)
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_is_a_usage_error(tmp_path: Path) -> None:
+    result = digest("check", cwd=tmp_path, env={"DIGEST_CONFIG": ""})
+    assert result.returncode == 2
+    assert "digest.toml: no such config file" in result.stderr
+    assert "digest init" in result.stderr
+
+
+def test_bad_date_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--date", "yesterday"])
+    assert exited.value.code == 2
+    assert "not a date like" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "make_input",
+    [
+        pytest.param(lambda d: _copy(SAMPLES / "hf" / "bad_2024-12-11_repr_strings.json", d), id="repr-strings"),
+        pytest.param(lambda d: _write(d / "empty.txt", b""), id="empty"),
+        pytest.param(lambda d: _write(d / "noise.bin", bytes(range(256)) * 8), id="binary"),
+        pytest.param(
+            lambda d: _write(d / "cut.html", (SAMPLES / "hf" / "page_2024-08-01.html").read_bytes()[:4000]),
+            id="truncated-html",
+        ),
+        pytest.param(
+            lambda d: _write(d / "other.html", b"<html><head><title>Blog</title></head><body><p>Hi</p></body></html>"),
+            id="not-daily-papers",
+        ),
+    ],
+)
+def test_bad_input_gives_one_line_naming_the_file(tmp_path: Path, make_input: object) -> None:
+    path: Path = make_input(tmp_path)  # type: ignore[operator]
+    result = digest("fetch", "--source", str(path), cwd=tmp_path, env={"DIGEST_CONFIG": ""})
+    assert result.returncode in (1, 2)
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1, result.stderr
+    assert path.name in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_fetch_json_prints_every_paper_once(tmp_path: Path) -> None:
+    import json
+
+    result = digest(
+        "fetch", "--json", "--source", str(SAMPLES / "text-pages" / "*.txt"), cwd=tmp_path,
+        env={"DIGEST_CONFIG": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 178
+    assert len({r["key"] for r in records}) == 178
+    required = {"key", "arxiv_id", "title", "abstract", "authors", "published", "upvotes", "url", "sources"}
+    assert required <= set(records[0])
+    reckoning = [r for r in records if r["title"].startswith("RECKONING")]
+    assert len(reckoning) == 1 and len(reckoning[0]["sources"]) == 2
+
+
+def _copy(source: Path, folder: Path) -> Path:
+    return _write(folder / source.name, source.read_bytes())
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
