@@ -1,0 +1,157 @@
+"""The Hugging Face Daily Papers JSON API (``/api/daily_papers``): entries -> papers, every era.
+
+The same entry shape is embedded in the page HTML's ``data-props``, so ``hf_page`` reuses
+:func:`papers_from_entries`. Only ``paper.id`` and a title are required; every other field
+appeared at some point between 2024 and 2026 and is read when present.
+
+Authors flagged ``"hidden": true`` are dropped from ``authors`` but still counted in
+``author_count``, because that is the "N authors" figure the site prints on its cards and in saved
+text pages (the 2024-08-01 page shows "6 authors" for 2407.21781, which has one hidden author), so
+the same paper gets the same count from every format.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from digest.errors import ParseError
+from digest.models import Paper
+
+PAPER_URL = "https://huggingface.co/papers/{id}"
+API_HINT = (
+    "expected the raw JSON array returned by /api/daily_papers?date=YYYY-MM-DD "
+    "(save it with e.g. `curl -o FILE URL`, not by printing Python objects)"
+)
+
+
+def parse_api(text: str, *, origin: str, page_date: dt.date | None = None) -> list[Paper]:
+    """Papers from an API response body; ``origin`` (file or URL) goes into each ``sources``."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError(
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            where=origin,
+            hint=API_HINT,
+        ) from exc
+    if isinstance(data, Mapping) and isinstance(data.get("dailyPapers"), list):
+        data = data["dailyPapers"]
+    if not isinstance(data, list):
+        raise ParseError(
+            f"expected a JSON array of entries, got a JSON {_json_type(data)}",
+            where=origin,
+            hint=API_HINT,
+        )
+    return papers_from_entries(data, origin=origin, page_date=page_date)
+
+
+def papers_from_entries(
+    entries: Sequence[Any], *, origin: str, page_date: dt.date | None = None
+) -> list[Paper]:
+    """One paper per API-shaped entry; a malformed entry is a ParseError naming its index."""
+    return [_paper(entry, index, origin, page_date) for index, entry in enumerate(entries)]
+
+
+def _paper(entry: Any, index: int, origin: str, page_date: dt.date | None) -> Paper:
+    where = f"{origin}: entry [{index}]"
+    if not isinstance(entry, Mapping):
+        kind = _json_type(entry)
+        looks_like_repr = isinstance(entry, str) and entry.lstrip().startswith("{'")
+        raise ParseError(
+            f"expected an object, got a JSON {kind}"
+            + (" (it looks like a Python repr string)" if looks_like_repr else ""),
+            where=where,
+            hint=API_HINT,
+        )
+    paper = entry.get("paper")
+    if not isinstance(paper, Mapping):
+        raise ParseError("has no `paper` object", where=where, hint=API_HINT)
+    paper_id = paper.get("id")
+    if not isinstance(paper_id, str) or not paper_id.strip():
+        raise ParseError("has no `paper.id`", where=where, hint=API_HINT)
+    paper_id = paper_id.strip()
+    title = _text(paper.get("title")) or _text(entry.get("title"))
+    if not title:
+        raise ParseError(f"paper {paper_id} has no title", where=where, hint=API_HINT)
+    organization = _organization(paper.get("organization")) or _organization(
+        entry.get("organization")
+    )
+    try:
+        return Paper(
+            arxiv_id=paper_id,
+            title=title,
+            abstract=_text(paper.get("summary")) or _text(entry.get("summary")) or "",
+            authors=_visible_authors(paper.get("authors")),
+            author_count=_author_count(paper.get("authors")),
+            organization=organization,
+            published=iso_date(paper.get("publishedAt"))
+            or iso_date(entry.get("publishedAt"))
+            or page_date,
+            upvotes=_count(paper.get("upvotes")),
+            ai_summary=_text(paper.get("ai_summary")),
+            ai_keywords=tuple(k for k in _list(paper.get("ai_keywords")) if isinstance(k, str)),
+            github_repo=_text(paper.get("githubRepo")),
+            github_stars=_count(paper.get("githubStars")),
+            project_page=_text(paper.get("projectPage")),
+            url=PAPER_URL.format(id=paper_id),
+            sources=(origin,),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "paper"
+        raise ParseError(f"paper {paper_id}: {field}: {first['msg']}", where=where) from exc
+
+
+def _visible_authors(raw: Any) -> tuple[str, ...]:
+    names: list[str] = []
+    for author in _list(raw):
+        if not isinstance(author, Mapping) or author.get("hidden") is True:
+            continue
+        name = _text(author.get("name"))
+        if name:
+            names.append(name)
+    return tuple(names)
+
+
+def _author_count(raw: Any) -> int | None:
+    authors = [a for a in _list(raw) if isinstance(a, Mapping) and _text(a.get("name"))]
+    return len(authors) if authors else None
+
+
+def _organization(raw: Any) -> str | None:
+    if isinstance(raw, Mapping):
+        return _text(raw.get("fullname")) or _text(raw.get("name"))
+    return _text(raw)
+
+
+def iso_date(raw: Any) -> dt.date | None:
+    """The calendar date of an ISO timestamp such as ``2024-03-20T02:19:21.000Z``."""
+    if not isinstance(raw, str) or len(raw) < 10:
+        return None
+    try:
+        return dt.date.fromisoformat(raw[:10])
+    except ValueError:
+        return None
+
+
+def _text(raw: Any) -> str | None:
+    return raw if isinstance(raw, str) and raw.strip() else None
+
+
+def _count(raw: Any) -> int | None:
+    # bool is an int subclass; a true/false here is not a count
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0 else None
+
+
+def _list(raw: Any) -> list[Any]:
+    return raw if isinstance(raw, list) else []
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
