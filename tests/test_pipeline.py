@@ -1,0 +1,261 @@
+"""One full cycle on real parts: sample pages, SQLite store, file outbox; the promises end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import json
+import shutil
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+
+from digest import pipeline
+from digest.config import Config, parse_config
+from digest.deliver import Transport, open_transport
+from digest.errors import TemporaryDeliveryError
+from digest.store import Store
+
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"
+NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
+DAY = NOW.date()
+
+
+def make_config(folder: Path, extra: str = "", *, sources: str | None = None) -> Config:
+    pages = folder / "pages"
+    if not pages.exists():
+        shutil.copytree(SAMPLES / "text-pages", pages)
+    text = (
+        sources
+        if sources is not None
+        else '[[sources]]\nkind = "page"\npath = "pages/*.txt"\n'
+    )
+    text += (
+        '[delivery]\nmethod = "file"\noutbox = "outbox"\nfrom = "Digest <digest@example.org>"\n'
+        '[[subscribers]]\nemail = "ada@example.org"\nname = "Ada"\n'
+        'keywords = ["attention head", "mixture of experts"]\n'
+        '[[subscribers]]\nemail = "bob@example.org"\nkeywords = ["reasoning"]\nmax_papers = 500\n'
+        + extra
+    )
+    path = folder / "digest.toml"
+    path.write_text(text)
+    return parse_config(text, path)
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"no network in this test: {request.url}")
+
+    with httpx.Client(transport=httpx.MockTransport(refuse)) as c:
+        yield c
+
+
+def run(
+    config: Config,
+    client: httpx.Client,
+    *,
+    now: dt.datetime = NOW,
+    transport: Transport | None = None,
+    dry_run: bool = False,
+) -> pipeline.RunReport:
+    with Store.open(config.store_path, readonly=dry_run) as store:
+        if dry_run:
+            return pipeline.run(
+                config, client=client, store=store, transport=None, now=now, day=now.date(),
+                dry_run=True,
+            )  # fmt: skip
+        with transport or open_transport(config) as chosen:
+            return pipeline.run(
+                config, client=client, store=store, transport=chosen, now=now, day=now.date()
+            )
+
+
+def outbox(config: Config) -> dict[str, list[EmailMessage]]:
+    """Messages in the outbox, by recipient address."""
+    by_recipient: dict[str, list[EmailMessage]] = {}
+    folder = config.resolve(config.delivery.outbox)
+    for path in sorted(folder.glob("*.eml")) if folder.exists() else []:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        address = message["To"].addresses[0].addr_spec
+        by_recipient.setdefault(address, []).append(message)
+    return by_recipient
+
+
+def titles_in(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return " ".join(str(part.get_content()).split())
+
+
+def test_a_full_run_delivers_each_subscriber_their_papers(
+    tmp_path: Path, client: httpx.Client
+) -> None:
+    config = make_config(tmp_path)
+    report = run(config, client)
+    assert (report.entries, report.papers, report.new) == (184, 178, 178)
+    assert report.exit_code == 0
+    mail = outbox(config)
+    assert set(mail) == {"ada@example.org", "bob@example.org"}
+    assert [len(m) for m in mail.values()] == [1, 1]
+    ada_text = titles_in(mail["ada@example.org"][0])
+    assert "Successor Heads: Recurring, Interpretable Attention Heads In The Wild" in ada_text
+    assert "Thinking Sparks!: Emergent Attention Heads in Reasoning Models" in ada_text
+    bob_text = titles_in(mail["bob@example.org"][0])
+    assert "RECKONING: Reasoning through Dynamic Knowledge Encoding" in bob_text
+    assert "Successor Heads" not in bob_text
+
+
+def test_second_run_finds_nothing_new_and_sends_nothing(
+    tmp_path: Path, client: httpx.Client
+) -> None:
+    config = make_config(tmp_path)
+    run(config, client)
+    again = run(config, client, now=NOW + dt.timedelta(days=1))
+    assert again.new == 0
+    assert not any(o.sent for o in again.outcomes)
+    assert [len(m) for m in outbox(config).values()] == [1, 1]
+
+
+def test_same_paper_from_the_api_later_is_not_sent_again(
+    tmp_path: Path, client: httpx.Client
+) -> None:
+    config = make_config(tmp_path)
+    run(config, client)
+    before = outbox(config)["bob@example.org"]
+    entry = {
+        "paper": {
+            "id": "2305.06349v2",
+            "title": "RECKONING: Reasoning through\n  Dynamic Knowledge Encoding",
+            "summary": "Recent studies on transformer-based language models ...",
+            "authors": [{"name": "Zeming Chen", "hidden": False}],
+            "upvotes": 3,
+        },
+        "title": "RECKONING: Reasoning through Dynamic Knowledge Encoding",
+    }
+    (tmp_path / "api.json").write_text(json.dumps([entry]))
+    later = make_config(
+        tmp_path, sources='[[sources]]\nkind = "page"\npath = "api.json"\n'
+    )
+    report = run(later, client, now=NOW + dt.timedelta(hours=1))
+    assert report.new == 0
+    assert outbox(later)["bob@example.org"] == before
+
+
+class FlakyTransport:
+    """Refuses one recipient (as an SMTP 451 would), hands the rest to a real transport."""
+
+    def __init__(self, inner: Transport, refuse: str) -> None:
+        self.inner = inner
+        self.refuse = refuse
+
+    def send(self, message: EmailMessage) -> None:
+        if self.refuse in str(message["To"]):
+            raise TemporaryDeliveryError("451 try again later", where=self.refuse)
+        self.inner.send(message)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __enter__(self) -> FlakyTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def test_failed_delivery_goes_out_next_run_exactly_once(
+    tmp_path: Path, client: httpx.Client
+) -> None:
+    config = make_config(tmp_path)
+    flaky = FlakyTransport(open_transport(config), refuse="ada@example.org")
+    first = run(config, client, transport=flaky)
+    assert first.exit_code == 1
+    assert [o.email for o in first.failed_deliveries] == ["ada@example.org"]
+    assert "ada@example.org" not in outbox(config)
+    second = run(config, client, now=NOW + dt.timedelta(days=1))
+    assert second.exit_code == 0
+    third = run(config, client, now=NOW + dt.timedelta(days=2))
+    assert not any(o.sent for o in third.outcomes)
+    mail = outbox(config)
+    assert len(mail["ada@example.org"]) == 1 and len(mail["bob@example.org"]) == 1
+    assert "Successor Heads" in titles_in(mail["ada@example.org"][0])
+
+
+def test_failed_papers_are_owed_even_after_the_lookback_window(
+    tmp_path: Path, client: httpx.Client
+) -> None:
+    config = make_config(tmp_path)
+    run(config, client, transport=FlakyTransport(open_transport(config), refuse="ada@"))
+    run(config, client, now=NOW + dt.timedelta(days=30))
+    assert len(outbox(config)["ada@example.org"]) == 1
+
+
+def test_dry_run_and_preview_change_nothing(tmp_path: Path, client: httpx.Client) -> None:
+    config = make_config(tmp_path)
+    run(config, client, now=NOW - dt.timedelta(days=1))  # a store with history
+    shutil.rmtree(config.resolve("outbox"))
+    snapshot = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    report = run(config, client, dry_run=True)
+    assert report.dry_run and report.new == 0
+    with Store.open(config.store_path, readonly=True) as store:
+        result = pipeline.preview(
+            config, client=client, store=store, now=NOW, day=DAY, out_dir=tmp_path / "preview"
+        )
+    assert result.paths and all(p.exists() for p in result.paths)
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert after == snapshot
+    assert not config.resolve("outbox").exists()
+
+
+def test_preview_of_a_fresh_setup_shows_todays_papers(
+    tmp_path: Path, client: httpx.Client
+) -> None:
+    config = make_config(tmp_path)
+    with Store.open(config.store_path, readonly=True) as store:
+        result = pipeline.preview(
+            config, client=client, store=store, now=NOW, day=DAY, out_dir=tmp_path / "preview",
+            only="ada@example.org",
+        )  # fmt: skip
+    assert not config.store_path.exists()
+    html = [p for p in result.paths if p.suffix == ".html" and p.name != "index.html"]
+    assert len(html) == 1
+    assert "Successor Heads" in html[0].read_text()
+
+
+def test_one_broken_source_does_not_stop_the_others(
+    tmp_path: Path, client: httpx.Client
+) -> None:
+    (tmp_path / "broken.json").write_bytes(
+        (SAMPLES / "hf" / "bad_2024-12-11_repr_strings.json").read_bytes()
+    )
+    sources = (
+        '[[sources]]\nkind = "page"\npath = "broken.json"\n'
+        '[[sources]]\nkind = "page"\npath = "pages/*.txt"\n'
+    )
+    config = make_config(tmp_path, sources=sources)
+    report = run(config, client)
+    assert report.exit_code == 1
+    assert len(report.failures) == 1 and "broken.json" in report.failures[0].source
+    assert set(outbox(config)) == {"ada@example.org", "bob@example.org"}
+    assert any("broken.json" in line for line in report.summary())
+
+
+def test_nothing_matched_sends_nothing_unless_asked(tmp_path: Path, client: httpx.Client) -> None:
+    config = make_config(tmp_path, '[[subscribers]]\nemail = "cy@example.org"\nkeywords = ["zymurgy"]\n')
+    report = run(config, client)
+    assert "cy@example.org" not in outbox(config)
+    assert [o.skipped for o in report.outcomes if o.email == "cy@example.org"] == ["no new papers"]
+
+    chatty = make_config(
+        tmp_path / "chatty",
+        '[[subscribers]]\nemail = "cy@example.org"\nkeywords = ["zymurgy"]\n'
+        "[digest]\nsend_empty = true\n",
+    )
+    run(chatty, client)
+    assert len(outbox(chatty)["cy@example.org"]) == 1
