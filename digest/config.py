@@ -88,6 +88,16 @@ class ScheduleSection(Section):
     cron: str = "0 7 * * 1-5"
     misfire_grace: int = Field(3600, ge=1)
 
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        # Imported here: digest.schedule pulls in APScheduler, which only the daemon needs.
+        from digest.schedule import parse_cron
+
+        # The zone is [digest].timezone's to check; the expression's syntax does not depend on it.
+        parse_cron(value, "UTC")
+        return value
+
 
 class FetchSection(Section):
     """``[fetch]``: how politely and how patiently sources are requested over HTTP."""

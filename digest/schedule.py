@@ -1,0 +1,401 @@
+"""`digest daemon`: crontab expressions as APScheduler 3.x triggers, and the loop that runs
+`digest run` on them until SIGTERM or SIGINT.
+
+Schedules are crontab, read the way cron reads them, not the way APScheduler 3.x does: weekday
+``0`` and ``7`` are Sunday and ``1-5`` is Monday to Friday (APScheduler 3.x would read that as
+Tuesday to Saturday). A sixth field in front is seconds, for schedules that fire every few seconds.
+Where cron and APScheduler cannot agree (both day-of-month and weekday restricted: cron runs when
+*either* matches) the expression is refused rather than run on different days than written.
+
+Missed runs: a scheduled time the daemon could not honour on time (machine asleep, previous run
+still going, daemon restarted) still runs once if it is at most ``misfire_grace`` seconds late;
+later than that it is skipped with a log line, because a digest mailed hours late is stale news.
+Several missed times coalesce into one run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+import zoneinfo
+from collections.abc import Callable
+from datetime import datetime, timedelta, tzinfo
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_SCHEDULER_STARTED,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+    SchedulerEvent,
+)
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+
+from digest.errors import ConfigError, DigestError
+
+if TYPE_CHECKING:
+    from digest.config import Config, ScheduleSection
+
+__all__ = [
+    "JOB_ID",
+    "build_trigger",
+    "last_fire_time",
+    "parse_cron",
+    "run_daemon",
+]
+
+JOB_ID = "digest-run"
+CRON_FIELDS = ("minute", "hour", "day", "month", "weekday")
+_FIELD_HELP = "expected 5 fields (minute hour day month weekday)"
+_APS_FIELD = {
+    "second": "second",
+    "minute": "minute",
+    "hour": "hour",
+    "day": "day",
+    "month": "month",
+    "weekday": "day_of_week",
+}
+_SHORTHANDS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+# Index = crontab weekday number (0 = Sunday); APScheduler 3.x reads these names unambiguously.
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def build_trigger(schedule: ScheduleSection, timezone: str) -> BaseTrigger:
+    """The trigger for ``[schedule] cron`` in ``[digest] timezone``; ValueError if either is bad."""
+    return parse_cron(schedule.cron, timezone)
+
+
+def parse_cron(expr: str, timezone: str | tzinfo = "UTC") -> CronTrigger:
+    """A CronTrigger for a five-field crontab, or six fields whose first is seconds.
+
+    Also takes cron's ``@daily``-style shorthands (but not ``@reboot``). Raises ValueError with a
+    message fit to follow ``schedule.cron:`` in a config error.
+    """
+    zone = _zone(timezone)
+    text = " ".join(expr.split())
+    if not text:
+        raise ValueError(f"is empty; {_FIELD_HELP}, e.g. '0 7 * * 1-5'")
+    if text.startswith("@"):
+        if text.lower() not in _SHORTHANDS:
+            known = ", ".join(_SHORTHANDS)
+            raise ValueError(f"unknown shorthand {text!r}; use one of {known}, or five fields")
+        text = _SHORTHANDS[text.lower()]
+    values = text.split()
+    if len(values) == 5:
+        names: tuple[str, ...] = CRON_FIELDS
+    elif len(values) == 6:
+        names = ("second", *CRON_FIELDS)
+    else:
+        raise ValueError(
+            f"{_FIELD_HELP}, got {len(values)}; six fields are read as seconds first, "
+            "e.g. '*/3 * * * * *' for every 3 seconds"
+        )
+    written = dict(zip(names, values, strict=True))
+    if not written["day"].startswith("*") and not written["weekday"].startswith("*"):
+        raise ValueError(
+            f"both day ({written['day']}) and weekday ({written['weekday']}) are restricted; cron "
+            "would run when either matches, the daemon only when both do: set one of them to *"
+        )
+    fields = dict(written)
+    fields["weekday"] = _crontab_weekdays(written["weekday"])
+    for name, value in fields.items():
+        # One field at a time, so the message names the field APScheduler's does not.
+        try:
+            CronTrigger(timezone=zone, **{_APS_FIELD[name]: value})
+        except ValueError as exc:
+            raise ValueError(f"{name} field {written[name]!r}: {exc}") from exc
+    arguments = {_APS_FIELD[name]: value for name, value in fields.items()}
+    arguments.setdefault("second", "0")
+    return CronTrigger(timezone=zone, **arguments)
+
+
+def _zone(timezone: str | tzinfo) -> tzinfo:
+    if not isinstance(timezone, str):
+        return timezone
+    try:
+        return zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {timezone!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
+        ) from exc
+
+
+def _crontab_weekdays(field: str) -> str:
+    """Cron's weekday field (0 or 7 = Sunday, names, ranges, steps, lists) as APScheduler names."""
+    if field == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field.split(","):
+        days |= _weekday_part(part, field)
+    return ",".join(_WEEKDAYS[day] for day in sorted(days))
+
+
+def _weekday_part(part: str, field: str) -> set[int]:
+    body, slash, step_text = part.partition("/")
+    step = 1
+    if slash:
+        if not step_text.isdigit() or int(step_text) == 0:
+            raise ValueError(
+                f"weekday field {field!r}: step {step_text!r} must be a whole number > 0"
+            )
+        step = int(step_text)
+    if body == "*":
+        low, high = 0, 6
+    elif "-" in body:
+        first, _, last = body.partition("-")
+        low, high = _weekday_number(first, field), _weekday_number(last, field)
+        if high == 0 and low > 0:
+            high = 7  # "fri-sun": Sunday as the end of a range is day 7
+        if low > high:
+            raise ValueError(f"weekday field {field!r}: range {body!r} runs backwards")
+    else:
+        low = _weekday_number(body, field)
+        high = 6 if slash else low  # cron reads "1/2" as "1-6/2"
+    return {day % 7 for day in range(low, high + 1, step)}
+
+
+def _weekday_number(token: str, field: str) -> int:
+    text = token.strip().lower()
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text in _WEEKDAYS:
+        return _WEEKDAYS.index(text)
+    raise ValueError(
+        f"weekday field {field!r}: {token!r} is not a weekday; use 0-7 (0 and 7 are Sunday) "
+        "or sun, mon, tue, wed, thu, fri, sat"
+    )
+
+
+def last_fire_time(trigger: BaseTrigger, now: datetime, within: timedelta) -> datetime | None:
+    """The latest time ``trigger`` fired in ``[now - within, now]``, or None.
+
+    Searches back in doubling steps, so a schedule firing every second with a day of grace costs
+    a few dozen trigger evaluations, not 86,400.
+    """
+    earliest = now - within
+    step = timedelta(seconds=1)
+    while True:
+        start = max(now - step, earliest)
+        found: datetime | None = trigger.get_next_fire_time(None, start)
+        if found is not None and found <= now:
+            break
+        if start <= earliest:
+            return None
+        step *= 2
+    while True:
+        later: datetime | None = trigger.get_next_fire_time(found, now)
+        if later is None or later > now:
+            return found
+        found = later
+
+
+class _Daemon:
+    """The scheduled job, its event listeners and the stop protocol of one ``run_daemon`` call."""
+
+    def __init__(
+        self,
+        run_once: Callable[[Callable[[], bool]], int],
+        scheduler: BlockingScheduler,
+        trigger: BaseTrigger,
+        grace: int,
+        log: logging.Logger,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.run_once = run_once
+        self.scheduler = scheduler
+        self.trigger = trigger
+        self.grace = grace
+        self.log = log
+        self.now = now
+        self.stop = threading.Event()
+        # Set once the scheduler is running (or will never run): only then can it be shut down.
+        self.stoppable = threading.Event()
+        self.stopper: threading.Thread | None = None
+
+    def job(self) -> None:
+        """One scheduled run: exactly `digest run`; whatever happens, the daemon keeps going."""
+        if self.stop.is_set():
+            self.log.info("stopping: not starting another run")
+            return
+        self.log.info("run starting")
+        started = time.monotonic()
+        try:
+            status = self.run_once(self.stop.is_set)
+        except DigestError as exc:
+            hint = f" ({exc.hint})" if exc.hint else ""
+            self.log.error("run failed: %s%s; the daemon keeps going", exc, hint)
+            status = None
+        except Exception as exc:
+            self.log.exception(
+                "run failed: unexpected %s; the daemon keeps going", type(exc).__name__
+            )
+            status = None
+        took = time.monotonic() - started
+        if status == 0:
+            self.log.info("run finished in %.1fs", took)
+        elif status is not None:
+            self.log.warning(
+                "run finished in %.1fs with exit status %d: something failed and is retried "
+                "next run (see the lines above)",
+                took,
+                status,
+            )
+        if not self.stop.is_set():
+            self.log.info("next run at %s", self.next_run_after(self.now()))
+
+    def next_run_after(self, moment: datetime) -> str:
+        # Not scheduler.get_job(): shutdown(wait=True) holds the job-store lock while waiting
+        # for this very job to finish, so asking the scheduler from here would deadlock.
+        upcoming: datetime | None = self.trigger.get_next_fire_time(None, moment)
+        return upcoming.isoformat(sep=" ") if upcoming else "never (the schedule has ended)"
+
+    def on_event(self, event: SchedulerEvent) -> None:
+        if event.code == EVENT_SCHEDULER_STARTED:
+            self.stoppable.set()
+        elif event.code == EVENT_JOB_MISSED and isinstance(event, JobExecutionEvent):
+            late = self.now() - event.scheduled_run_time
+            self.log.warning(
+                "skipped the run scheduled at %s: it is %s late, more than misfire_grace (%ds), "
+                "and a late digest would be stale news; next run at %s",
+                event.scheduled_run_time.isoformat(sep=" "),
+                _rounded(late),
+                self.grace,
+                self.next_run_after(self.now()),
+            )
+        elif event.code == EVENT_JOB_MAX_INSTANCES and isinstance(event, JobSubmissionEvent):
+            times = ", ".join(t.isoformat(sep=" ") for t in event.scheduled_run_times)
+            self.log.warning(
+                "the run scheduled at %s did not start: the previous run is still going", times
+            )
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.stop.is_set():
+            self.log.info("%s: already stopping", name)
+            return
+        self.log.info("%s: finishing the message being sent, then stopping", name)
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        """Ask the run in progress to stop after its current message, then stop the scheduler."""
+        self.stop.set()
+        # Shutting down waits for the running job; a signal handler must not block on that.
+        self.stopper = threading.Thread(target=self._shutdown, name="digest-stop", daemon=True)
+        self.stopper.start()
+
+    def _shutdown(self) -> None:
+        self.stoppable.wait()
+        with contextlib.suppress(SchedulerNotRunningError):
+            self.scheduler.shutdown(wait=True)
+
+
+def _rounded(delta: timedelta) -> timedelta:
+    return timedelta(seconds=round(delta.total_seconds()))
+
+
+def run_daemon(
+    config: Config,
+    run_once: Callable[[Callable[[], bool]], int],
+    *,
+    scheduler: BlockingScheduler | None = None,
+    install_signal_handlers: bool = True,
+    log: logging.Logger = logging.getLogger("digest"),  # noqa: B008 - one shared named logger
+    now: Callable[[], datetime] | None = None,
+) -> int:
+    """Run ``run_once`` on ``config``'s schedule until SIGTERM/SIGINT (or the scheduler is shut
+    down); returns 0.
+
+    ``run_once(should_stop)`` is one `digest run`; ``should_stop()`` turns True once a stop is
+    asked for, so the run finishes the message it is sending, records it and returns. A
+    scheduled time found at most ``misfire_grace`` seconds in the past at start (a restart
+    shortly after it) is run at once; ``now`` is the clock for that and for log lines.
+    """
+    try:
+        trigger = build_trigger(config.schedule, config.digest.timezone)
+    except ValueError as exc:
+        raise ConfigError(
+            f"schedule.cron: {exc}", where=str(config.path) if config.path else None
+        ) from exc
+    zone = _zone(config.digest.timezone)
+    clock = now or (lambda: datetime.now(zone))
+    if scheduler is None:
+        scheduler = BlockingScheduler(timezone=zone)
+    grace = config.schedule.misfire_grace
+    daemon = _Daemon(run_once, scheduler, trigger, grace, log, clock)
+
+    started_at = clock()
+    first = last_fire_time(trigger, started_at, timedelta(seconds=grace))
+    if first is not None:
+        log.info(
+            "catching up the run scheduled at %s: %s ago, within misfire_grace (%ds)",
+            first.isoformat(sep=" "),
+            _rounded(started_at - first),
+            grace,
+        )
+    else:
+        first = trigger.get_next_fire_time(None, started_at)
+    scheduler.add_listener(
+        daemon.on_event, EVENT_SCHEDULER_STARTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+    )
+    scheduler.add_job(
+        daemon.job,
+        trigger=trigger,
+        id=JOB_ID,
+        name="digest run",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=grace,
+        next_run_time=first,
+        replace_existing=True,
+    )
+    _log_start(config, log, grace, first)
+
+    previous: dict[signal.Signals, Any] = {}
+    if install_signal_handlers:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, daemon.on_signal)
+    try:
+        if not daemon.stop.is_set():
+            scheduler.start()
+    finally:
+        daemon.stoppable.set()
+        if daemon.stopper is not None:
+            daemon.stopper.join()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    log.info("daemon stopped")
+    return 0
+
+
+def _log_start(config: Config, log: logging.Logger, grace: int, first: datetime | None) -> None:
+    sources = ", ".join(source.label for source in config.sources) or "none"
+    log.info(
+        "daemon starting: config %s; %d source(s): %s; %d subscriber(s)",
+        config.path or "(not from a file)",
+        len(config.sources),
+        sources,
+        len(config.subscribers),
+    )
+    log.info(
+        "schedule %r in %s, misfire_grace %ds; next run at %s",
+        config.schedule.cron,
+        config.digest.timezone,
+        grace,
+        first.isoformat(sep=" ") if first else "never (the schedule has ended)",
+    )
