@@ -24,12 +24,18 @@ MAX_RETRY_AFTER = 60.0
 MAX_BACKOFF = 30.0
 
 
-def make_client(fetch: FetchSection) -> httpx.Client:
-    """The shared client: configured timeouts, our User-Agent, redirects followed."""
+def make_client(
+    fetch: FetchSection, *, transport: httpx.BaseTransport | None = None
+) -> httpx.Client:
+    """The shared client: configured timeouts, our User-Agent, redirects followed.
+
+    ``transport`` replaces the network (an ``httpx.MockTransport``, a proxy mount, ...).
+    """
     return httpx.Client(
         timeout=httpx.Timeout(fetch.timeout, connect=fetch.connect_timeout),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=True,
+        transport=transport,
     )
 
 
