@@ -1,0 +1,174 @@
+"""CSS inlining with premailer, paid once per distinct markup *shape*, not once per email.
+
+premailer's cost is parsing the stylesheet and matching every selector against the tree; the
+result depends only on the tags, classes and structure of the HTML, not on its text or URLs. So
+:class:`Inliner` replaces every text run and every content attribute (``href``, ``alt``, ...)
+with a numbered placeholder, inlines that *skeleton* once, caches it, and pours the original
+(already escaped) strings back in. Ten thousand digests built from the same templates share a
+handful of skeletons, so premailer runs a handful of times.
+
+The trade: a stylesheet must not select on text or on the placeholdered attributes (no
+``a[href^=...]``, no ``:empty``); fragments (:meth:`Inliner.fragment`) are inlined on their own,
+so their rules must not depend on ancestors outside the fragment. Any doubt (a placeholder lost
+or duplicated by the parser) falls back to a plain premailer pass over the real HTML.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from typing import Any
+
+from premailer import Premailer
+
+_CSS_LOG_LEVEL = logging.CRITICAL
+# Attributes whose values can steer CSS or that premailer itself reads or writes; every other
+# attribute value (href, alt, title, ...) is content and becomes a placeholder.
+_STYLE_ATTRIBUTES = frozenset(
+    {
+        "class", "id", "style", "width", "height", "align", "valign", "bgcolor", "border",
+        "cellpadding", "cellspacing", "role", "lang", "dir", "name", "http-equiv", "charset",
+        "type", "media",
+    }
+)  # fmt: skip
+_TOKEN = re.compile(
+    r"<!--.*?-->|<(style|script)\b[^>]*>.*?</\1\s*>|<![^>]*>|</?[A-Za-z][^>]*>", re.S | re.I
+)
+_ATTRIBUTE = re.compile(r"""([^\s=/>"']+)(\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>"']+))?""")
+_START_TAG = re.compile(r"<([A-Za-z][A-Za-z0-9-]*)(.*?)(/?)>\Z", re.S)
+# Plain ASCII letters and digits: lxml percent-encodes anything else inside href/src.
+_PLACEHOLDER = re.compile("DGPH([0-9]+)HPGD")
+_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S | re.I)
+
+
+def premailer_transform(html: str) -> str:
+    """One premailer pass with the network off and cssutils' chatter silenced."""
+    return str(
+        Premailer(
+            html=html,
+            allow_network=False,
+            disable_validation=True,
+            cssutils_logging_level=_CSS_LOG_LEVEL,
+            remove_classes=False,
+            keep_style_tags=False,
+            strip_important=False,
+        ).transform()
+    )
+
+
+def skeleton(html: str) -> tuple[str, list[str]]:
+    """``html`` with text runs and content attribute values replaced by placeholders."""
+    values: list[str] = []
+
+    def hole(value: str) -> str:
+        values.append(value)
+        return f"DGPH{len(values) - 1}HPGD"
+
+    out: list[str] = []
+    pos = 0
+    for token in _TOKEN.finditer(html):
+        text = html[pos : token.start()]
+        out.append(hole(text) if text.strip() else text)
+        tag = token.group(0)
+        is_start_tag = token.group(1) is None and tag[1] not in "!/"
+        out.append(_start_tag_skeleton(tag, hole) if is_start_tag else tag)
+        pos = token.end()
+    tail = html[pos:]
+    out.append(hole(tail) if tail.strip() else tail)
+    return "".join(out), values
+
+
+def _start_tag_skeleton(tag: str, hole: Any) -> str:
+    match = _START_TAG.match(tag)
+    if match is None:
+        return tag
+    name, attributes, self_closing = match.groups()
+
+    def attribute(found: re.Match[str]) -> str:
+        key, assignment = found.group(1), found.group(2)
+        if assignment is None or key.lower() in _STYLE_ATTRIBUTES:
+            return found.group(0)
+        raw = assignment.split("=", 1)[1].strip()
+        if raw[:1] in "\"'":
+            raw = raw[1:-1]
+        return f'{key}="{hole(raw.replace(chr(34), "&#34;"))}"'
+
+    return f"<{name}{_ATTRIBUTE.sub(attribute, attributes)}{self_closing}>"
+
+
+def fill(template: str, values: list[str]) -> str | None:
+    """Put ``values`` back into an inlined skeleton; None when a placeholder went missing."""
+    seen = [False] * len(values)
+
+    def put(found: re.Match[str]) -> str:
+        index = int(found.group(1))
+        if index >= len(values) or seen[index]:
+            raise LookupError(index)
+        seen[index] = True
+        return values[index]
+
+    try:
+        filled = _PLACEHOLDER.sub(put, template)
+    except LookupError:
+        return None
+    return filled if all(seen) else None
+
+
+class _Lru:
+    """A small bounded mapping; the oldest entry goes first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data: OrderedDict[str, str] = OrderedDict()
+
+    def get(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if value is not None:
+            self.data.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: str) -> None:
+        self.data[key] = value
+        if len(self.data) > self.size:
+            self.data.popitem(last=False)
+
+
+class Inliner:
+    """Inlines documents (cached by skeleton) and fragments (by exact HTML, then skeleton).
+
+    ``stylesheet`` is the CSS applied to fragments (documents carry their own ``<style>``).
+    """
+
+    def __init__(self, stylesheet: str, *, cache_size: int = 4096) -> None:
+        self._prefix = f"<!DOCTYPE html><html><head><style>{stylesheet}</style></head><body>"
+        self._exact = _Lru(cache_size)
+        self._shapes = _Lru(cache_size)
+        self.premailer_runs = 0
+
+    def document(self, html: str) -> str:
+        """A whole HTML document with its ``<style>`` rules inlined (``@media`` rules kept)."""
+        return self._inline(html)
+
+    def fragment(self, html: str) -> str:
+        """An HTML fragment (complete elements) with the stylesheet's rules inlined."""
+        cached = self._exact.get(html)
+        if cached is None:
+            whole = self._inline(f"{self._prefix}{html}</body></html>")
+            body = _BODY.search(whole)
+            cached = body.group(1).strip("\n") if body else html
+            self._exact.put(html, cached)
+        return cached
+
+    def _inline(self, html: str) -> str:
+        shape, values = skeleton(html)
+        inlined = self._shapes.get(shape)
+        if inlined is None:
+            inlined = self._premailer(shape)
+            self._shapes.put(shape, inlined)
+        filled = fill(inlined, values)
+        return filled if filled is not None else self._premailer(html)
+
+    def _premailer(self, html: str) -> str:
+        self.premailer_runs += 1
+        return premailer_transform(html)
