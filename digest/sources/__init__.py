@@ -107,8 +107,9 @@ def _file_units(source: SourceSection, base_dir: Path, today: dt.date) -> list[_
         if not paths:
             raise SourceError(
                 "the pattern matches no file",
-                where=pattern,
-                hint="check the path in [[sources]] (relative paths start at the config's folder)",
+                where=source.label,
+                hint=f"looked for {pattern}; check the path in [[sources]] "
+                "(relative paths start at the config's folder)",
             )
     else:
         paths = [pattern]
