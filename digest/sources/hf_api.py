@@ -16,13 +16,14 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import ValidationError
 
 from digest.errors import ParseError
 from digest.models import Paper
 
-PAPER_URL = "https://huggingface.co/papers/{id}"
+PAPER_PAGE = "https://huggingface.co/papers/"
 API_HINT = (
     "expected the raw JSON array returned by /api/daily_papers?date=YYYY-MM-DD "
     "(save it with e.g. `curl -o FILE URL`, not by printing Python objects)"
@@ -95,16 +96,29 @@ def _paper(entry: Any, index: int, origin: str, page_date: dt.date | None) -> Pa
             upvotes=_count(paper.get("upvotes")),
             ai_summary=_text(paper.get("ai_summary")),
             ai_keywords=tuple(k for k in _list(paper.get("ai_keywords")) if isinstance(k, str)),
-            github_repo=_text(paper.get("githubRepo")),
+            github_repo=_http_url(paper.get("githubRepo")),
             github_stars=_count(paper.get("githubStars")),
-            project_page=_text(paper.get("projectPage")),
-            url=PAPER_URL.format(id=paper_id),
+            project_page=_http_url(paper.get("projectPage")),
+            url=paper_url(paper_id),
             sources=(origin,),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "paper"
         raise ParseError(f"paper {paper_id}: {field}: {first['msg']}", where=where) from exc
+
+
+def paper_url(paper_id: str) -> str:
+    """The paper's Hugging Face page; the id is quoted since it comes from untrusted input."""
+    return PAPER_PAGE + quote(paper_id, safe=".")
+
+
+def _http_url(raw: Any) -> str | None:
+    # a "javascript:" or "data:" link from a source must never reach an email as a link
+    text = _text(raw)
+    return (
+        text.strip() if text and text.strip().lower().startswith(("https://", "http://")) else None
+    )
 
 
 def _visible_authors(raw: Any) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from bs4 import BeautifulSoup, Tag
 
 from digest.errors import ParseError
 from digest.models import Paper
-from digest.sources.hf_api import PAPER_URL, iso_date, papers_from_entries
+from digest.sources.hf_api import iso_date, paper_url, papers_from_entries
 
 _PAPER_HREF = re.compile(r"^(?:https://huggingface\.co)?/papers/(?P<id>[^/?#]+)/?$")
 _AUTHORS = re.compile(r"(\d[\d,]*)\s+authors?\b")
@@ -96,7 +96,7 @@ def _card(article: Tag, origin: str) -> Paper | None:
                     title=title,
                     upvotes=_upvotes(article),
                     author_count=_author_count(article),
-                    url=PAPER_URL.format(id=paper_id),
+                    url=paper_url(paper_id),
                     sources=(origin,),
                 )
     return None

@@ -151,3 +151,13 @@ def test_python_repr_strings_sample_is_rejected_with_an_explanation() -> None:
         parse_api(path.read_text(encoding="utf-8"), origin=str(path))
     assert info.value.where == f"{path}: entry [0]"
     assert info.value.hint is not None and "/api/daily_papers" in info.value.hint
+
+
+def test_only_http_links_and_a_safe_paper_url_are_kept() -> None:
+    hostile = entry(githubRepo="javascript:alert(1)", projectPage=" data:text/html,x")
+    hostile["paper"]["id"] = '2401.00001"><script>'
+    (paper,) = parse_api(json.dumps([hostile]), origin="a")
+    assert paper.github_repo is None and paper.project_page is None
+    assert paper.url == "https://huggingface.co/papers/2401.00001%22%3E%3Cscript%3E"
+    (fine,) = parse_api(json.dumps([entry(githubRepo="https://github.com/a/b")]), origin="a")
+    assert fine.github_repo == "https://github.com/a/b"
