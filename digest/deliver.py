@@ -8,6 +8,7 @@ not work as is), and concern that one message: the transport stays usable for th
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import mailbox
@@ -173,7 +174,8 @@ class FileTransport(_Closing):
                 hint="check free space and permissions of the outbox folder",
             ) from exc
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the real error, if any, is already on its way
+                tmp.unlink(missing_ok=True)
 
     def _stem(self, message: EmailMessage) -> str:
         stamp = self._clock().astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")

@@ -96,6 +96,8 @@ def build_message(
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.text, subtype="plain", charset="utf-8")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    for part in message.iter_parts():
+        del part["MIME-Version"]  # make_alternative() copies it into the parts; it belongs on top
     return message
 
 
