@@ -40,6 +40,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from digest.errors import ConfigError, DigestError
+from digest.log import configure_logging
 
 if TYPE_CHECKING:
     from digest.config import Config, ScheduleSection
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "JOB_ID",
     "build_trigger",
+    "configure_logging",
     "last_fire_time",
     "parse_cron",
     "run_daemon",
@@ -366,19 +368,41 @@ def run_daemon(
     )
     _log_start(config, log, grace, first)
 
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            if not daemon.stop.is_set():
+                scheduler.start()
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            daemon.stoppable.set()
+
+    runner = threading.Thread(target=serve, name="digest-scheduler")
     previous: dict[signal.Signals, Any] = {}
     if install_signal_handlers:
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, daemon.on_signal)
     try:
-        if not daemon.stop.is_set():
-            scheduler.start()
+        runner.start()
+        # Python runs signal handlers on the main thread, but the kernel may deliver SIGTERM to
+        # any thread; a main thread asleep in one long wait would not notice it until the next
+        # scheduled run. Short waits bound that delay.
+        while runner.is_alive():
+            runner.join(timeout=0.2)
+    except BaseException:
+        # KeyboardInterrupt when no handlers are installed: still let the current run finish.
+        daemon.request_stop()
+        runner.join()
+        raise
     finally:
-        daemon.stoppable.set()
         if daemon.stopper is not None:
             daemon.stopper.join()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if failure:
+        raise failure[0]
     log.info("daemon stopped")
     return 0
 

@@ -57,6 +57,8 @@ __all__ = [
 
 APPLICATION_ID = 0x50444753  # "PDGS": marks the file as a paper-digest store
 BUSY_TIMEOUT_S = 10.0
+_LOADED_MAX = 10_000  # parsed paper records kept per Store
+_PAPER_FIELDS = frozenset(Paper.model_fields)
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: seen papers, runs, and the deliveries ledger.
@@ -192,6 +194,7 @@ class Store:
         """Set by :meth:`run_lock` when it took over the lock of a run that died holding it."""
         self._conn = conn
         self._snapshot = snapshot
+        self._loaded: dict[str, tuple[str, Paper]] = {}
 
     # --- opening ---------------------------------------------------------------------------------
 
@@ -383,7 +386,7 @@ class Store:
         if record:
             result = self._write("record the papers seen", classify)
         else:
-            result = self._read("look up papers", classify)
+            result = self._read("look up papers", classify, several=True)
         return Observed(new=result.papers(new=True), known=result.papers(new=False))
 
     def recent_papers(self, since: dt.datetime) -> list[Paper]:
@@ -540,7 +543,7 @@ class Store:
             return papers, first, last, by_status, subscribers[0], runs[0], version[0]
 
         papers, first, last, by_status, subscribers, runs, version = self._read(
-            "count the store", count
+            "count the store", count, several=True
         )
         size = 0
         for part in (self.path, self.path.with_name(self.path.name + "-wal")):
@@ -610,16 +613,20 @@ class Store:
             raise _store_error(self.path, action, exc) from exc
         return result
 
-    def _read(self, action: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _read(
+        self, action: str, work: Callable[[sqlite3.Connection], _T], *, several: bool = False
+    ) -> _T:
+        """Run ``work``; ``several`` statements share one read transaction, so one snapshot."""
+        run = self._in_snapshot if several else (lambda work: work(self._conn))
         try:
-            result = self._in_snapshot(work)
+            result = run(work)
             if self._snapshot is not None and _fingerprint(self.path) != self._snapshot:
                 # A writer came along while we read an immutable view: read it properly.
                 self._conn.close()
                 self._conn = _connect_readonly(self.path, immutable=False)
                 self._conn.execute("PRAGMA query_only = ON")
                 self._snapshot = None
-                result = self._in_snapshot(work)
+                result = run(work)
         except sqlite3.Error as exc:
             raise _store_error(self.path, action, exc) from exc
         return result
@@ -633,7 +640,15 @@ class Store:
             _rollback(conn)
 
     def _paper(self, key: str, record: str) -> Paper:
-        return _load_paper(self.path, key, record)
+        # Thousands of subscribers are owed the same few papers: validate each record once.
+        cached = self._loaded.get(key)
+        if cached is not None and cached[0] == record:
+            return cached[1]
+        if len(self._loaded) >= _LOADED_MAX:
+            self._loaded.clear()
+        paper = _load_paper(self.path, key, record)
+        self._loaded[key] = (record, paper)
+        return paper
 
 
 # --- classifying papers against the store ----------------------------------------------------
@@ -744,7 +759,7 @@ def _load_paper(path: Path, key: str, record: str) -> Paper:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         # Fields a later version dropped from Paper must not make old records unreadable.
-        data = {name: value for name, value in data.items() if name in Paper.model_fields}
+        data = {name: value for name, value in data.items() if name in _PAPER_FIELDS}
         data["key"] = key
         return Paper.model_validate(data)
     except (ValueError, pydantic.ValidationError) as exc:

@@ -1,0 +1,510 @@
+"""Tests of digest.store on real SQLite files: never twice, never missed, one run at a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from digest.errors import LockedError, StoreError
+from digest.models import Paper
+from digest.sources.hf_api import parse_api
+from digest.sources.text_page import parse_text_page
+from digest.store import SCHEMA_VERSION, Store
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PAGES = sorted((FIXTURES / "samples" / "text-pages").glob("*.txt"))
+API_FOR_PAGES = FIXTURES / "store" / "api_text_page_papers.json"
+API_SAMPLE = FIXTURES / "samples" / "hf" / "api_2024-03-21.json"
+V1_STORE = FIXTURES / "store" / "v1_store.db"
+NOW = dt.datetime(2025, 1, 6, 7, 0, tzinfo=dt.UTC)
+ADA = "ada@example.org"
+
+
+def text_page_papers() -> list[Paper]:
+    papers: list[Paper] = []
+    for page in PAGES:
+        papers += parse_text_page(
+            page.read_text(encoding="utf-8"), origin=page.name, today=dt.date(2025, 1, 6)
+        )
+    return papers
+
+
+def api_papers(path: Path) -> list[Paper]:
+    return parse_api(path.read_text(encoding="utf-8"), origin=path.name)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "digest.db") as opened:
+        yield opened
+
+
+def side_files(path: Path) -> dict[str, int]:
+    """The store file's siblings (``-wal``, ``-shm``, ...) and their sizes."""
+    return {p.name: p.stat().st_size for p in path.parent.iterdir() if p.name != path.name}
+
+
+# --- seen papers (promise 1) -------------------------------------------------------------------
+
+
+def test_five_text_pages_twice_second_time_nothing_is_new(store: Store) -> None:
+    papers = text_page_papers()
+    distinct = {p.title_key for p in papers}
+    assert len(papers) > len(distinct) > 100  # the pages repeat some papers (RECKONING, ...)
+
+    first = store.observe(papers, NOW)
+    second = store.observe(papers, NOW + dt.timedelta(days=1))
+
+    assert len(first.new) == len(distinct) and first.known == []
+    assert second.new == []
+    assert {p.key for p in second.known} == {p.key for p in first.new}
+    assert store.stats().papers == len(distinct)
+
+
+def test_same_paper_from_api_with_id_version_or_rewrapped_title_is_not_new(store: Store) -> None:
+    pages = text_page_papers()
+    store.observe(pages, NOW)
+    page_key = {p.title_key: p.key for p in pages}
+
+    raw = API_FOR_PAGES.read_text(encoding="utf-8")
+    assert "2309.06922v2" in raw and "Movement\\n  through" in raw  # what the fixture exercises
+    seen = store.observe(api_papers(API_FOR_PAGES), NOW + dt.timedelta(hours=1))
+
+    assert seen.new == []
+    assert len(seen.known) == 3
+    for paper in seen.known:
+        assert paper.key == page_key[paper.title_key]  # the key the text page stored it under
+        assert paper.key.startswith("title:") and paper.arxiv_id is not None
+    # The arXiv ids are now known, with or without version, and so is the merged record.
+    hydra = next(p for p in seen.known if p.title.startswith("Hydra"))
+    assert hydra.arxiv_id == "2309.06922"
+    rows = {row.key: row for row in store.list_seen()}
+    assert rows[hydra.key].arxiv_id == "2309.06922"
+    again = store.observe(
+        [Paper(arxiv_id="2309.06922v3", title="Hydra (renamed on arXiv)")], NOW, record=False
+    )
+    assert again.new == [] and again.known[0].key == hydra.key
+    # And the same text pages read once more are still not new.
+    assert store.observe(pages, NOW + dt.timedelta(days=1)).new == []
+
+
+def test_api_first_then_text_page_keeps_the_arxiv_key(store: Store) -> None:
+    store.observe(api_papers(API_FOR_PAGES), NOW)
+    seen = store.observe(text_page_papers(), NOW + dt.timedelta(hours=1))
+    reckoning = [p for p in seen.known if p.title.startswith("RECKONING")]
+    assert [p.key for p in reckoning] == ["2305.06349"]
+    assert len(seen.known) == 3
+    assert "RECKONING" not in " ".join(p.title for p in seen.new)
+
+
+def test_two_arxiv_ids_under_one_title_are_two_papers(store: Store) -> None:
+    first = store.observe([Paper(arxiv_id="2401.00001", title="Attention")], NOW)
+    second = store.observe([Paper(arxiv_id="2401.00002", title="attention.")], NOW)
+    assert [p.key for p in first.new] == ["2401.00001"]
+    assert [p.key for p in second.new] == ["2401.00002"]
+    # A copy without id is the one seen first.
+    third = store.observe([Paper(title="ATTENTION")], NOW, record=False)
+    assert [p.key for p in third.known] == ["2401.00001"]
+
+
+def test_duplicates_within_one_call_merge_into_one_entry(store: Store) -> None:
+    text = Paper(title="Order Matters: Sequence to sequence for sets", abstract="short")
+    api = Paper(arxiv_id="1511.06391v4", title="Order matters:\n  sequence to sequence for sets")
+    seen = store.observe([text, api, text], NOW)
+    assert len(seen.new) == 1 and seen.known == []
+    assert seen.new[0].key == text.key and seen.new[0].arxiv_id == "1511.06391"
+    assert store.observe([api], NOW, record=False).known[0].key == text.key
+
+
+def test_observe_without_record_writes_nothing(store: Store) -> None:
+    papers = api_papers(API_SAMPLE)
+    preview = store.observe(papers, NOW, record=False)
+    assert len(preview.new) == len({p.key for p in papers}) > 0
+    assert store.stats().papers == 0
+    assert store.recent_papers(NOW - dt.timedelta(days=1)) == []
+
+
+def test_recent_papers_are_the_latest_records_newest_first(store: Store) -> None:
+    older = Paper(title="An older paper")
+    store.observe([older], NOW - dt.timedelta(days=5))
+    store.observe([Paper(title="A newer paper")], NOW)
+    store.observe([Paper(title="An older paper", arxiv_id="2401.01234", upvotes=7)], NOW)
+
+    recent = store.recent_papers(NOW - dt.timedelta(days=7))
+    assert [p.title for p in recent] == ["A newer paper", "An older paper"]
+    assert recent[1].key == older.key and recent[1].upvotes == 7
+    assert [p.title for p in store.recent_papers(NOW - dt.timedelta(days=1))] == ["A newer paper"]
+
+
+def test_naive_times_are_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        store.observe([Paper(title="x")], dt.datetime(2025, 1, 1))
+
+
+# --- the ledger (promises 1 and 2) -------------------------------------------------------------
+
+
+def test_failed_delivery_is_owed_until_sent_then_never_again(store: Store) -> None:
+    papers = store.observe(api_papers(API_SAMPLE), NOW).new[:3]
+    keys = [p.key for p in papers]
+    run = store.begin_run(NOW)
+    store.mark_pending(run, ADA, keys, NOW)
+    store.mark_failed(run, ADA, keys, "SMTP 451 try later", NOW)
+    store.finish_run(run, NOW, "1 failed")
+
+    # Long after the lookback window, the papers are still owed.
+    later = NOW + dt.timedelta(days=30)
+    assert store.recent_papers(later - dt.timedelta(days=3)) == []
+    assert sorted(p.key for p in store.pending_papers("Ada@Example.org")) == sorted(keys)
+    assert store.delivered_keys(ADA) == set()
+
+    run = store.begin_run(later)
+    store.mark_pending(run, ADA, keys, later)
+    store.mark_sent(run, ADA, keys, "<m2@example.org>", later)
+    assert store.pending_papers(ADA) == []
+    assert store.delivered_keys(ADA) == set(keys)
+
+    # A sent row is never turned back into an owed one.
+    store.mark_pending(run, ADA, keys, later)
+    store.mark_failed(run, ADA, keys, "late failure", later)
+    assert store.pending_papers(ADA) == [] and store.delivered_keys(ADA) == set(keys)
+    stats = store.stats()
+    assert (stats.sent, stats.pending, stats.failed, stats.subscribers, stats.runs) == (
+        3,
+        0,
+        0,
+        1,
+        2,
+    )
+    assert store.delivered_keys("bob@example.org") == set()
+
+
+def test_a_run_killed_between_pending_and_sent_leaves_papers_owed(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    with Store.open(path) as store:
+        key = store.observe([Paper(title="Owed paper")], NOW).new[0].key
+        store.mark_pending(store.begin_run(NOW), ADA, [key], NOW)
+    with Store.open(path) as store:
+        assert [p.key for p in store.pending_papers(ADA)] == [key]
+
+
+def test_ledger_rows_need_stored_papers(store: Store) -> None:
+    run = store.begin_run(NOW)
+    with pytest.raises(StoreError, match="FOREIGN KEY") as caught:
+        store.mark_sent(run, ADA, ["2401.99999"], "<m@x>", NOW)
+    assert caught.value.where == str(store.path)
+
+
+def test_forget_by_versioned_id_and_reset(store: Store) -> None:
+    store.observe(api_papers(API_FOR_PAGES), NOW)
+    run = store.begin_run(NOW)
+    store.mark_sent(run, ADA, ["2305.06349", "2308.10874"], "<m@x>", NOW)
+
+    assert store.forget("2305.06349v3") is True
+    assert store.forget("2305.06349") is False
+    assert store.delivered_keys(ADA) == {"2308.10874"}
+    assert [p.key for p in store.observe(api_papers(API_FOR_PAGES), NOW, record=False).new] == [
+        "2305.06349"
+    ]
+
+    store.reset()
+    stats = store.stats()
+    assert (stats.papers, stats.sent, stats.runs) == (0, 0, 0)
+    assert stats.schema_version == SCHEMA_VERSION
+    assert len(store.observe(api_papers(API_FOR_PAGES), NOW).new) == 3
+
+
+def test_list_seen_and_stats_describe_the_store(store: Store) -> None:
+    store.observe([Paper(title="First")], NOW - dt.timedelta(days=1))
+    store.observe([Paper(arxiv_id="2401.01234", title="Second")], NOW)
+    store.mark_sent(store.begin_run(NOW), ADA, ["2401.01234"], "<m@x>", NOW)
+
+    rows = store.list_seen()
+    assert [(r.title, r.sent) for r in rows] == [("Second", 1), ("First", 0)]
+    assert rows[0].first_seen == NOW and rows[0].arxiv_id == "2401.01234"
+    assert len(store.list_seen(limit=1)) == 1
+    stats = store.stats()
+    assert stats.first_seen == NOW - dt.timedelta(days=1) and stats.last_seen == NOW
+    assert stats.file_size > 0
+    assert dict(stats.as_rows())["papers seen"] == "2"
+
+
+def test_lookups_for_ten_thousand_subscribers_are_cheap(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    with Store.open(path) as store:
+        papers = [Paper(arxiv_id=f"2401.{n:05d}", title=f"Paper {n}") for n in range(200)]
+        store.observe(papers, NOW)
+    # Bulk-load a realistic ledger directly: 10k subscribers, 10 sent and 2 failed rows each.
+    emails = [f"user{n}@example.org" for n in range(10_000)]
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO deliveries (email, paper_key, status, updated) VALUES (?, ?, ?, ?)",
+        (
+            (email, papers[(n + k) % 200].key, "sent" if k < 10 else "failed", "x")
+            for n, email in enumerate(emails)
+            for k in range(12)
+        ),
+    )
+    conn.execute("COMMIT")
+    conn.close()
+
+    with Store.open(path) as store:
+        start = time.perf_counter()
+        for email in emails:
+            delivered = store.delivered_keys(email)
+            owed = store.pending_papers(email)
+        elapsed = time.perf_counter() - start
+    assert len(delivered) == 10 and len(owed) == 2
+    print(f"10k x (delivered_keys + pending_papers): {elapsed:.3f} s")
+    assert elapsed < 1.0, f"{elapsed:.2f} s for 10k x (delivered_keys + pending_papers)"
+
+
+# --- migrations --------------------------------------------------------------------------------
+
+
+def test_a_version_1_store_is_migrated_on_open_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    shutil.copyfile(V1_STORE, path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+
+    with Store.open(path) as store:
+        assert store.stats().schema_version == SCHEMA_VERSION == 2
+        reckoning = Paper(title="RECKONING: Reasoning through\n  Dynamic Knowledge Encoding")
+        mora = Paper(arxiv_id="2403.13248v2", title="Mora")
+        seen = store.observe([reckoning, mora], NOW)
+        assert seen.new == [] and len(seen.known) == 2
+        assert store.delivered_keys(ADA) == {reckoning.key}
+        assert [p.key for p in store.pending_papers(ADA)] == ["2403.13248"]
+    with sqlite3.connect(path) as conn:
+        attempts = conn.execute("SELECT status, attempts FROM deliveries ORDER BY status")
+        assert attempts.fetchall() == [("failed", 1), ("sent", 1)]
+        titles = conn.execute("SELECT COUNT(*) FROM paper_titles").fetchone()
+        assert titles == (3,)  # two backfilled, plus Mora's short title seen just now
+
+
+def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    Store.open(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="schema version 3") as caught:
+            Store.open(path, readonly=readonly)
+        assert caught.value.where == str(path) and "upgrade" in (caught.value.hint or "")
+
+
+# --- read-only (promise 3) ---------------------------------------------------------------------
+
+
+def test_readonly_store_leaves_the_file_byte_identical(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    with Store.open(path) as store:
+        store.observe(text_page_papers(), NOW)
+        store.mark_failed(store.begin_run(NOW), ADA, [store.list_seen()[0].key], "x", NOW)
+    before, siblings = path.read_bytes(), side_files(path)
+    assert "digest.db-wal" not in siblings
+
+    with Store.open(path, readonly=True) as store:
+        fresh = store.observe(api_papers(API_SAMPLE) + text_page_papers(), NOW, record=False)
+        assert len(fresh.new) > 0 and len(fresh.known) > 100
+        assert len(store.recent_papers(NOW - dt.timedelta(days=1))) == len(fresh.known)
+        assert store.delivered_keys(ADA) == set() and len(store.pending_papers(ADA)) == 1
+        assert store.list_seen(limit=3) and store.stats().papers == len(fresh.known)
+        assert store.begin_run(NOW, dry_run=True) == 0
+        for write in (
+            lambda: store.observe(fresh.new, NOW),
+            lambda: store.mark_sent(1, ADA, ["x"], "<m>", NOW),
+            lambda: store.forget(fresh.known[0].key),
+            store.reset,
+        ):
+            with pytest.raises(StoreError, match="read-only"):
+                write()
+        with store.run_lock():
+            pass
+
+    assert path.read_bytes() == before
+    assert side_files(path) == siblings
+
+
+def test_readonly_on_a_missing_file_is_empty_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "digest.db"
+    with Store.open(path, readonly=True) as store:
+        assert len(store.observe(api_papers(API_SAMPLE), NOW, record=False).new) > 0
+        assert store.stats().papers == 0 and store.delivered_keys(ADA) == set()
+    assert not path.parent.exists()
+
+
+def test_readonly_on_an_old_schema_reads_without_migrating_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    shutil.copyfile(V1_STORE, path)
+    before = path.read_bytes()
+    with Store.open(path, readonly=True) as store:
+        assert store.stats().papers == 2
+        reckoning = Paper(title="Reckoning: reasoning through dynamic knowledge encoding")
+        known = store.observe([reckoning], NOW, record=False)
+        assert known.new == [] and len(known.known) == 1
+        assert [p.key for p in store.pending_papers(ADA)] == ["2403.13248"]
+    assert path.read_bytes() == before and side_files(path) == {}
+
+
+def test_readonly_sees_what_a_concurrent_writer_commits(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    with Store.open(path) as writer:
+        writer.observe([Paper(title="Before")], NOW)
+    with Store.open(path, readonly=True) as reader:
+        assert [p.title for p in reader.recent_papers(NOW)] == ["Before"]
+        with Store.open(path) as writer:
+            writer.observe([Paper(title="During")], NOW + dt.timedelta(seconds=1))
+            titles = [p.title for p in reader.recent_papers(NOW)]
+    assert titles == ["During", "Before"]
+
+
+# --- not our file, unwritable (promise 6) ------------------------------------------------------
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    path.write_bytes(b"title,abstract\n" + bytes(range(256)) * 20)
+    before = path.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="not a paper-digest store") as caught:
+            Store.open(path, readonly=readonly)
+        assert caught.value.where == str(path)
+    assert path.read_bytes() == before
+
+
+def test_another_programs_sqlite_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE papers (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO papers (name) VALUES ('theirs')")
+    conn.close()
+    before = path.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="another program") as caught:
+            Store.open(path, readonly=readonly)
+        assert caught.value.where == str(path)
+    assert path.read_bytes() == before and side_files(path) == {}
+
+
+def test_an_empty_file_becomes_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    path.touch()
+    with Store.open(path) as store:
+        assert store.stats().schema_version == SCHEMA_VERSION
+
+
+def test_a_store_under_a_regular_file_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("not a directory")
+    path = blocker / "digest.db"
+    with pytest.raises(StoreError) as caught:
+        Store.open(path)
+    assert caught.value.where == str(path)
+    assert "writable directory" in (caught.value.hint or "")
+
+
+def test_a_store_in_an_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        locked = Path("/proc")  # root ignores permissions, but procfs takes no new files
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+    path = locked / "digest.db"
+    with pytest.raises(StoreError, match="unable to open") as caught:
+        Store.open(path)
+    assert caught.value.where == str(path) and "writable" in (caught.value.hint or "")
+    assert not path.exists()
+
+
+# --- the run lock (promise 4) ------------------------------------------------------------------
+
+LOCKER = """
+import sys, time
+from pathlib import Path
+from digest.errors import LockedError
+from digest.store import Store
+path, go, release = (Path(a) for a in sys.argv[1:4])
+with Store.open(path) as store:
+    while not go.exists():
+        time.sleep(0.005)
+    try:
+        with store.run_lock():
+            print("acquired", flush=True)
+            deadline = time.monotonic() + 20
+            while not release.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+    except LockedError as exc:
+        print(f"locked|{exc.message}|{exc.hint}", flush=True)
+"""
+
+
+def start_locker(tmp_path: Path, path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(path), str(tmp_path / "go"), str(tmp_path / "release")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_processes_started_together_exactly_one_gets_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    Store.open(path).close()
+    procs = [start_locker(tmp_path, path) for _ in range(2)]
+    try:
+        (tmp_path / "go").touch()
+        # The loser reports at once; only then may the winner let go.
+        deadline = time.monotonic() + 20
+        while sum(p.poll() is not None for p in procs) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (tmp_path / "release").touch()
+        outputs = [p.communicate(timeout=20)[0].strip() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert sorted(o.split("|")[0] for o in outputs) == ["acquired", "locked"], outputs
+    winner = procs[[o.split("|")[0] for o in outputs].index("acquired")]
+    loser = next(o for o in outputs if o.startswith("locked"))
+    assert f"another digest run is in progress (pid {winner.pid} since " in loser
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "digest.db"
+    (tmp_path / "go").touch()
+    proc = start_locker(tmp_path, path)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "acquired"
+        with Store.open(path) as store:
+            with (
+                pytest.raises(LockedError, match=f"pid {proc.pid} since") as caught,
+                store.run_lock(),
+            ):
+                pass
+            assert caught.value.where == str(path) and caught.value.exit_code == 1
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            with store.run_lock():
+                assert store.stale_lock is not None and f"pid {proc.pid}" in store.stale_lock
+            # Released cleanly this time: the next holder finds nothing stale.
+            with store.run_lock():
+                assert store.stale_lock is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
