@@ -25,7 +25,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PAGES = sorted((FIXTURES / "samples" / "text-pages").glob("*.txt"))
 API_FOR_PAGES = FIXTURES / "store" / "api_text_page_papers.json"
 API_SAMPLE = FIXTURES / "samples" / "hf" / "api_2024-03-21.json"
-V1_STORE = FIXTURES / "store" / "v1_store.db"
+V1_STORE = FIXTURES / "store" / "v1_store.sqlite3"
 NOW = dt.datetime(2025, 1, 6, 7, 0, tzinfo=dt.UTC)
 ADA = "ada@example.org"
 
