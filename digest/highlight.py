@@ -17,6 +17,9 @@ from markupsafe import Markup, escape
 
 from digest.models import Span
 
+# C0/C1 controls (ESC starts terminal escape sequences), zero-width and bidi-override characters
+# (they can disguise text), line/paragraph separators and the BOM.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
 _SAFE_SCHEMES = frozenset({"http", "https"})
 # Sentence ends: ., ! or ? (optionally closed by a quote or bracket) followed by whitespace and
 # something that can start a sentence. Abbreviations like "e.g. the" are not split because the
@@ -52,11 +55,11 @@ def safe_url(value: str | None) -> str | None:
 
 
 def clean_text(value: str) -> str:
-    """``value`` without control characters (terminal escapes, NULs), whitespace collapsed."""
+    """``value`` without control characters (terminal escapes, NULs, bidi overrides), whitespace
+    collapsed."""
     if not value:
         return ""
-    kept = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in value)
-    return " ".join(kept.split())
+    return " ".join(_CONTROL.sub(" ", value).split())
 
 
 def merge_spans(spans: Iterable[Span], field: str, length: int) -> list[tuple[int, int]]:
