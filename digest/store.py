@@ -16,9 +16,13 @@ Guarantees (DESIGN.md promises 1-4):
 - :meth:`Store.run_lock` is an ``flock`` on ``<db>.lock``; the kernel drops it when its process
   dies, however it dies, so a killed run never blocks the next one.
 
-Durability: WAL with ``synchronous=FULL``, i.e. one fsync of the WAL per commit. ``NORMAL`` would
-save that fsync but may lose the last commits on power loss; losing a ``sent`` mark means sending
-that digest twice, and the fsync costs little next to an SMTP round trip (see the README figures).
+Durability: WAL with ``synchronous=NORMAL``, except that :meth:`Store.mark_sent` commits with
+``synchronous=FULL`` (one fsync of the WAL). A process crash loses no commit either way; a power
+loss or OS crash may undo the last ``NORMAL`` commits, but the WAL is sequential, so each fsync of
+a ``sent`` mark also makes everything before it durable. Losing a ``sent`` mark would mean sending
+that digest twice; losing anything else only means redoing work (papers are seen again, a
+``pending`` mark is rewritten before its send). The fsync costs a few ms per message, small next to
+an SMTP round trip.
 
 Schema changes are the ordered :data:`MIGRATIONS`; ``PRAGMA user_version`` counts those applied and
 ``PRAGMA application_id`` marks the file as ours, so another program's database is never touched.
@@ -246,7 +250,7 @@ class Store:
                     where=str(path),
                     hint="keep the store on a local disk; network filesystems cannot do WAL",
                 )
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA synchronous = NORMAL")
             _migrate(conn, version)
         except sqlite3.Error as exc:
             conn.close()
@@ -491,6 +495,7 @@ class Store:
             "reason = NULL, updated = excluded.updated, attempts = deliveries.attempts + 1 "
             "WHERE deliveries.status != 'sent'",
             [(_address(email), key, run_id, message_id, _iso(now)) for key in keys],
+            durable=True,
         )
 
     def mark_failed(
@@ -589,10 +594,13 @@ class Store:
 
     # --- plumbing --------------------------------------------------------------------------------
 
-    def _ledger(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        self._write("record deliveries", lambda conn: conn.executemany(sql, rows))
+    def _ledger(self, sql: str, rows: list[tuple[Any, ...]], *, durable: bool = False) -> None:
+        self._write("record deliveries", lambda conn: conn.executemany(sql, rows), durable=durable)
 
-    def _write(self, action: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _write(
+        self, action: str, work: Callable[[sqlite3.Connection], _T], *, durable: bool = False
+    ) -> _T:
+        """Run ``work`` in one write transaction; ``durable`` fsyncs the commit (see module doc)."""
         if self.readonly:
             raise StoreError(
                 f"cannot {action}: the store was opened read-only",
@@ -601,6 +609,8 @@ class Store:
             )
         conn = self._conn
         try:
+            if durable:
+                conn.execute("PRAGMA synchronous = FULL")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(conn)
@@ -611,6 +621,10 @@ class Store:
         except sqlite3.Error as exc:
             _rollback(conn)
             raise _store_error(self.path, action, exc) from exc
+        finally:
+            if durable:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA synchronous = NORMAL")
         return result
 
     def _read(
