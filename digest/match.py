@@ -178,6 +178,8 @@ class _Vocabulary:
     def __init__(self) -> None:
         self.size = 0
         self._terms: dict[tuple[str, ...], int] = {}
+        self._raw_terms: dict[str, int | None] = {}
+        self._raw_names: dict[tuple[str, str], int] = {}
         self._exact1: dict[str, list[int]] = {}
         self._exact: dict[tuple[str, ...], list[int]] = {}
         self._starts: set[str] = set()
@@ -194,6 +196,12 @@ class _Vocabulary:
 
     def term(self, raw: str) -> int | None:
         """The id of a keyword/require/exclude term, registered on first sight; None if wordless."""
+        if raw in self._raw_terms:
+            return self._raw_terms[raw]
+        tid = self._raw_terms[raw] = self._register(raw)
+        return tid
+
+    def _register(self, raw: str) -> int | None:
         is_prefix = raw.strip().endswith("*")
         words = _words(raw.strip().rstrip("*"))
         if not words:
@@ -219,6 +227,8 @@ class _Vocabulary:
 
     def name(self, kind: str, raw: str) -> int | None:
         """The id of an author or organisation interest; None if wordless."""
+        if (kind, raw) in self._raw_names:
+            return self._raw_names[(kind, raw)]
         words = tuple(_words(raw))
         if not words:
             return None
@@ -229,6 +239,7 @@ class _Vocabulary:
             lengths = self._name_lengths[kind]
             if len(words) not in lengths:
                 lengths.append(len(words))
+        self._raw_names[(kind, raw)] = nid
         return nid
 
     def _new_id(self) -> int:
@@ -260,8 +271,11 @@ class _Vocabulary:
                 self._stem_lengths1.append(len(stem))
                 self._stem_lengths1.sort()
             # Cheap first test of a word against all one-word prefixes: their common head length.
-            self._head1 = min(self._head1, len(stem))
-            self._heads1 = {s[: self._head1] for s in self._prefix1}
+            if len(stem) < self._head1:
+                self._head1 = len(stem)
+                self._heads1 = {s[: self._head1] for s in self._prefix1}
+            else:
+                self._heads1.add(stem[: self._head1])
         if tid not in ids:
             ids.append(tid)
 
@@ -341,6 +355,7 @@ class _Profile:
     exclude: tuple[int, ...]
     min_upvotes: int | None
     cap: int
+    fixed_key: object  # the Match cache key when it is the same for every paper, else None
 
 
 def compile_interests(subscribers: Sequence[SubscriberSection]) -> Interests:
@@ -411,14 +426,17 @@ class Interests:
                 where="subscribers",
                 hint="keep it in only one list",
             )
+        kids = frozenset(self._kid(i, spelling) for i, spelling in select.items())
+        require_ids = tuple(dict.fromkeys(require))
         return _Profile(
             select=tuple(select),
             text_select=tuple(text_select),
-            kids=frozenset(self._kid(i, spelling) for i, spelling in select.items()),
-            require=tuple(dict.fromkeys(require)),
+            kids=kids,
+            require=require_ids,
             exclude=tuple(dict.fromkeys(exclude)),
             min_upvotes=section.min_upvotes,
             cap=section.max_papers,
+            fixed_key=None if len(select) > 1 else (kids, require_ids) if require_ids else kids,
         )
 
     @staticmethod
@@ -506,8 +524,10 @@ class _Run:
         self._upvotes = [-(p.upvotes if p.upvotes is not None else -1) for p in self.papers]
         self._up_masks: dict[int, int] = {}
         self._matches: list[dict[object, Match]] = [{} for _ in self.papers]
+        self._spans: dict[tuple[int, int, int], Span] = {}
 
     def skip_mask(self, keys: Collection[str]) -> int:
+        """The bits of the papers whose key is in ``keys``."""
         mask = 0
         if len(keys) > len(self.bit_of_key):
             for key, bit in self.bit_of_key.items():
@@ -526,8 +546,9 @@ class _Run:
         return mask
 
     def select(self, profile: _Profile, skip: int) -> list[Match]:
+        """The profile's matches, best first, capped; ``skip``: bits of papers to leave out."""
         present = self.present
-        masks = [present[i] for i in profile.select]
+        masks = list(map(present.__getitem__, profile.select))
         candidates = reduce(or_, masks) if masks else self.full
         for tid in profile.require:
             candidates &= present[tid]
@@ -535,37 +556,42 @@ class _Run:
             candidates &= ~present[tid]
         if profile.min_upvotes is not None:
             candidates &= self._at_least(profile.min_upvotes)
-        candidates &= ~skip
+        if skip:
+            candidates &= ~skip
         if not candidates:
             return []
-        groups: Iterable[int]
-        if not masks:
-            groups = (candidates,)
-        else:
-            title = candidates & reduce(or_, [self.title[i] for i in profile.text_select], 0)
-            if len(masks) == 1:
-                groups = (title, candidates & ~title)
-            else:
-                levels = _levels(masks, candidates)
-                groups = [*(title & lv for lv in levels), *(lv & ~title for lv in levels)]
         cap = profile.cap
-        picks: list[int] = []
-        for group in groups:
-            while group:
-                low = group & -group
-                picks.append(low.bit_length() - 1)
-                if len(picks) == cap:
-                    return [self._match(i, profile) for i in picks]
-                group ^= low
-        return [self._match(i, profile) for i in picks]
+        if masks and candidates.bit_count() <= cap:
+            # All of them go out: rank the Matches themselves; picks ascend, so the stable sort
+            # keeps the upvote order among equal scores.
+            out = self._matches_for(_bits(candidates, cap), profile)
+            out.sort(key=_score, reverse=True)
+            return out
+        return self._matches_for(_pick(self.title, profile, masks, candidates), profile)
+
+    def _matches_for(self, picks: list[int], profile: _Profile) -> list[Match]:
+        matches = self._matches
+        key = profile.fixed_key
+        if key is not None:
+            # At most one interest: every pick matched for the same reasons.
+            found = [matches[i].get(key) for i in picks]
+        else:
+            kids, present_kids = profile.kids, self.present_kids
+            if profile.require:
+                require = profile.require
+                found = [matches[i].get((kids & present_kids[i], require)) for i in picks]
+            else:
+                found = [matches[i].get(kids & present_kids[i]) for i in picks]
+        if None in found:
+            return [m or self._match(i, profile) for i, m in zip(picks, found, strict=True)]
+        return found  # type: ignore[return-value]
 
     def _match(self, i: int, profile: _Profile) -> Match:
         kids = profile.kids & self.present_kids[i]
-        key: object = (kids, profile.require) if profile.require else kids
-        cache = self._matches[i]
-        match = cache.get(key)
-        if match is None:
-            match = cache[key] = self._build(i, kids, profile.require)
+        key = profile.fixed_key
+        if key is None:
+            key = (kids, profile.require) if profile.require else kids
+        match = self._matches[i][key] = self._build(i, kids, profile.require)
         return match
 
     def _build(self, i: int, kids: frozenset[int], require: tuple[int, ...]) -> Match:
@@ -577,15 +603,69 @@ class _Run:
         )
         ids = {tid for tid, _ in matched}
         in_title = not ids.isdisjoint(found.title)
-        keywords = tuple(dict.fromkeys(spelling for _, spelling in matched))
-        occurrences = sorted(o for tid in (*ids, *require) for o in found.occurrences.get(tid, ()))
-        return Match.model_construct(
+        occurrences = sorted(
+            o for tid in ids.union(require) for o in found.occurrences.get(tid, ())
+        )
+        return Match(
             paper=self.papers[i],
-            keywords=keywords,
+            keywords=tuple(dict.fromkeys(spelling for _, spelling in matched)),
             in_title=in_title,
             score=(TITLE_BONUS if in_title else 0.0) + len(ids),
-            spans=_spans(occurrences),
+            spans=self._merged(occurrences),
         )
+
+    def _merged(self, occurrences: list[tuple[int, int, int]]) -> tuple[Span, ...]:
+        """Sorted occurrences merged into non-overlapping spans, per field."""
+        merged: list[tuple[int, int, int]] = []
+        for rank, start, end in occurrences:
+            if merged and merged[-1][0] == rank and start < merged[-1][2]:
+                last = merged[-1]
+                merged[-1] = (rank, last[1], max(last[2], end))
+            else:
+                merged.append((rank, start, end))
+        spans = self._spans
+        out: list[Span] = []
+        for where in merged:
+            span = spans.get(where)
+            if span is None:
+                span = spans[where] = Span(field=_FIELDS[where[0]], start=where[1], end=where[2])
+            out.append(span)
+        return tuple(out)
+
+
+def _pick(titles: list[int], profile: _Profile, masks: list[int], candidates: int) -> list[int]:
+    """The bits of the best ``profile.cap`` candidates, in ranking order."""
+    groups: Iterable[int]
+    if not masks:
+        groups = (candidates,)
+    else:
+        title = candidates & reduce(or_, map(titles.__getitem__, profile.text_select), 0)
+        if len(masks) == 1 or candidates.bit_count() <= 1:
+            groups = (title, candidates & ~title)
+        else:
+            levels = _levels(masks, candidates)
+            groups = [title & level for level in levels]
+            groups.extend(level & ~title for level in levels)
+    picks: list[int] = []
+    for group in groups:
+        picks.extend(_bits(group, profile.cap - len(picks)))
+        if len(picks) == profile.cap:
+            break
+    return picks
+
+
+def _bits(mask: int, limit: int) -> list[int]:
+    """The positions of the lowest ``limit`` set bits of ``mask``, ascending."""
+    out: list[int] = []
+    while mask and len(out) < limit:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
+def _score(match: Match) -> float:
+    return match.score
 
 
 def _levels(masks: list[int], candidates: int) -> list[int]:
@@ -598,17 +678,3 @@ def _levels(masks: list[int], candidates: int) -> list[int]:
         at_least[1] |= mask
     levels = [at_least[c] & ~at_least[c + 1] for c in range(len(masks), 0, -1)]
     return [level for level in levels if level]
-
-
-def _spans(occurrences: list[tuple[int, int, int]]) -> tuple[Span, ...]:
-    """Sorted occurrences merged into non-overlapping highlight spans, per field."""
-    merged: list[list[int]] = []
-    for rank, start, end in occurrences:
-        if merged and merged[-1][0] == rank and start < merged[-1][2]:
-            merged[-1][2] = max(merged[-1][2], end)
-        else:
-            merged.append([rank, start, end])
-    return tuple(
-        Span.model_construct(field=_FIELDS[rank], start=start, end=end)
-        for rank, start, end in merged
-    )

@@ -1,0 +1,155 @@
+"""Benchmark of ``digest.match``: 100,000 subscribers x 200 real papers, and both doublings.
+
+Run from the repository root: ``.venv/bin/python bench/match.py [--repeat N] [--seed S]``.
+
+Papers are the real ones in ``tests/fixtures/samples`` (API JSON, page HTML, saved text pages,
+de-duplicated: 268); the 400-paper run adds copies of them under new keys. Subscribers draw 1-6
+interests from a vocabulary of words, phrases and prefixes typical of ML papers, popular terms
+far more often (Zipf); some add require/exclude terms, authors, min_upvotes or a different
+max_papers; a few have no keywords at all and get every paper. Each timing compiles afresh, so
+no tokenised paper is reused between repeats; the best of ``--repeat`` runs is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import statistics
+import time
+from pathlib import Path
+
+from digest.config import SubscriberSection
+from digest.match import compile_interests
+from digest.models import Match, Paper
+from digest.sources.sniff import parse_document
+
+SAMPLES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "samples"
+
+VOCABULARY = [
+    "LLM", "large language models", "agents", "reasoning", "diffusion", "benchmark",
+    "multimodal", "reinforcement learning", "video generation", "transformer", "RAG",
+    "retrieval", "vision-language model", "alignment", "fine-tuning", "instruction tuning",
+    "code generation", "mixture of experts", "quantiz*", "LoRA", "distillation", "tokeniz*",
+    "chain-of-thought", "in-context learning", "embedding*", "text-to-image", "3D", "robot*",
+    "speech", "audio", "mathematical reasoning", "hallucination*", "safety", "jailbreak*",
+    "prompt*", "evaluation", "dataset", "synthetic data", "scaling laws", "attention",
+    "long context", "KV cache", "inference efficiency", "sparse", "pruning", "federated learning",
+    "graph neural network*", "time series", "medical", "protein*", "molecul*", "chemistry",
+    "autonomous driving", "world model*", "GUI", "web agents", "tool use", "planning",
+    "memory", "self-improvement", "reward model*", "RLHF", "DPO", "preference optimization",
+    "policy optimization", "GRPO", "verifier*", "test-time scaling", "consistency models",
+    "flow matching", "image editing", "segmentation", "object detection", "depth estimation",
+    "point cloud*", "NeRF", "gaussian splatting", "avatar*", "motion", "music", "translation",
+    "multilingual", "low-resource", "knowledge graph*", "question answering", "summariz*",
+    "interpretab*", "mechanistic", "circuit*", "sparse autoencoder*", "state space model*",
+    "Mamba", "recurrent", "continual learning", "catastrophic forgetting", "privacy",
+    "watermark*", "adversarial", "robustness", "uncertainty", "calibration", "compression",
+    "edge devices", "on-device", "survey", "open-source", "data visualization", "chemistry",
+    "scientific discovery", "theorem proving", "formal verification", "software engineering",
+    "compiler*", "spreadsheet*", "table*", "document understanding", "OCR", "video understanding",
+    "visual tokens", "token compression", "personalization", "recommendation", "search engine*",
+]  # fmt: skip
+AUTHORS = ["Kai Wang", "Yann LeCun", "Jürgen Schmidhuber", "Wang", "Zhang", "Percy Liang"]
+
+
+def real_papers() -> list[Paper]:
+    """Every distinct paper in the sample files (the bad file excepted)."""
+    papers: dict[str, Paper] = {}
+    for path in sorted(SAMPLES.rglob("*")):
+        if path.is_file() and not path.name.startswith("bad"):
+            for paper in parse_document(path.read_bytes(), origin=path.name, today=dt.date.today()):
+                papers.setdefault(paper.key, paper)
+    return list(papers.values())
+
+
+def paper_set(real: list[Paper], count: int) -> list[Paper]:
+    """``count`` papers: the real ones first, then copies of them under new keys."""
+    out = real[:count]
+    copy = 0
+    while len(out) < count:
+        source = real[copy % len(real)]
+        out.append(source.model_copy(update={"key": f"copy{copy}:{source.key}"}))
+        copy += 1
+    return out
+
+
+def subscribers(count: int, rng: random.Random) -> list[SubscriberSection]:
+    """``count`` subscribers with realistic, Zipf-distributed interests."""
+    weights = [1.0 / (rank + 1) for rank in range(len(VOCABULARY))]
+    out: list[SubscriberSection] = []
+    for n in range(count):
+        keywords: list[str] = []
+        if rng.random() >= 0.03:
+            keywords = list(
+                dict.fromkeys(rng.choices(VOCABULARY, weights, k=rng.randint(1, 6)))
+            )
+        rest = [v for v in VOCABULARY if v not in keywords]
+        require = [rng.choice(rest)] if rng.random() < 0.1 else []
+        exclude = (
+            [v for v in rng.sample(rest, 2) if v not in require] if rng.random() < 0.15 else []
+        )
+        authors = [rng.choice(AUTHORS)] if rng.random() < 0.05 else []
+        out.append(
+            SubscriberSection(
+                email=f"user{n}@example.org",
+                keywords=keywords,
+                require=require,
+                exclude=exclude,
+                authors=authors,
+                min_upvotes=rng.choice([1, 5, 20]) if rng.random() < 0.05 else None,
+                max_papers=rng.choices([15, 5, 30], [0.8, 0.1, 0.1])[0],
+            )
+        )
+    return out
+
+
+def timed(
+    subs: list[SubscriberSection], papers: list[Paper], repeat: int
+) -> tuple[float, float, dict[str, list[Match]]]:
+    """Best compile time and best match time over ``repeat`` fresh runs, and the last result."""
+    compiles: list[float] = []
+    matches: list[float] = []
+    result: dict[str, list[Match]] = {}
+    for _ in range(repeat):
+        start = time.perf_counter()
+        interests = compile_interests(subs)
+        compiled = time.perf_counter()
+        result = interests.match(papers)
+        done = time.perf_counter()
+        compiles.append(compiled - start)
+        matches.append(done - compiled)
+    return min(compiles), min(matches), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--papers", type=int, default=200)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    real = real_papers()
+    many = subscribers(2 * args.subscribers, rng)
+    print(f"{len(real)} distinct real papers in the samples; seed {args.seed}")
+    runs = [
+        ("base", args.subscribers, args.papers),
+        ("2x subscribers", 2 * args.subscribers, args.papers),
+        ("2x papers", args.subscribers, 2 * args.papers),
+    ]
+    base = 0.0
+    for label, n_subs, n_papers in runs:
+        compile_s, match_s, result = timed(many[:n_subs], paper_set(real, n_papers), args.repeat)
+        picked = [len(v) for v in result.values()]
+        base = base or match_s
+        print(
+            f"{label:15} {n_subs:>7,} subscribers x {n_papers} papers: "
+            f"match {match_s:.3f} s ({match_s / base:.2f}x), compile {compile_s:.3f} s; "
+            f"papers per subscriber: mean {statistics.mean(picked):.1f}, "
+            f"none for {sum(1 for c in picked if c == 0):,}"
+        )
+
+
+if __name__ == "__main__":
+    main()
