@@ -340,7 +340,22 @@ def run_daemon(
         scheduler = BlockingScheduler(timezone=zone)
     grace = config.schedule.misfire_grace
     daemon = _Daemon(run_once, scheduler, trigger, grace, log, clock)
+    # Handlers first: once "daemon starting" is logged, SIGTERM means a clean stop, never a kill.
+    previous: dict[signal.Signals, Any] = {}
+    if install_signal_handlers:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, daemon.on_signal)
+    try:
+        _serve(config, daemon, clock)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    log.info("daemon stopped")
+    return 0
 
+
+def _serve(config: Config, daemon: _Daemon, clock: Callable[[], datetime]) -> None:
+    scheduler, trigger, grace, log = daemon.scheduler, daemon.trigger, daemon.grace, daemon.log
     started_at = clock()
     first = last_fire_time(trigger, started_at, timedelta(seconds=grace))
     if first is not None:
@@ -380,10 +395,6 @@ def run_daemon(
             daemon.stoppable.set()
 
     runner = threading.Thread(target=serve, name="digest-scheduler")
-    previous: dict[signal.Signals, Any] = {}
-    if install_signal_handlers:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, daemon.on_signal)
     try:
         runner.start()
         # Python runs signal handlers on the main thread, but the kernel may deliver SIGTERM to
@@ -397,14 +408,11 @@ def run_daemon(
         runner.join()
         raise
     finally:
+        daemon.stoppable.set()
         if daemon.stopper is not None:
             daemon.stopper.join()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     if failure:
         raise failure[0]
-    log.info("daemon stopped")
-    return 0
 
 
 def _log_start(config: Config, log: logging.Logger, grace: int, first: datetime | None) -> None:
