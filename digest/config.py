@@ -26,13 +26,14 @@ from pydantic import (
 )
 
 from digest.errors import ConfigError
+from digest.match import term_key
 
 DEFAULT_CONFIG_NAME = "digest.toml"
 CONFIG_ENV = "DIGEST_CONFIG"
 HF_API_URL = "https://huggingface.co/api/daily_papers"
 
 _EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
-_HAS_WORD = re.compile(r"\w")
+_HAS_WORD = re.compile(r"[^\W_]")
 
 
 BUNDLED_PREFIX = "bundled:"
@@ -245,7 +246,8 @@ class SubscriberSection(Section):
 
 
 def _fold(term: str) -> str:
-    return " ".join(term.casefold().rstrip("*").split())
+    # The matcher's notion of "the same term" (case, accents, plurals, a trailing *).
+    return term_key(term)
 
 
 class Config(Section):
