@@ -222,6 +222,12 @@ class Store:
         by a newer version, or cannot be created or written.
         """
         path = Path(path)
+        if path.is_dir():
+            raise StoreError(
+                "is a directory, not a store file",
+                where=str(path),
+                hint="set [digest] store to a file name, e.g. digest.db",
+            )
         if readonly:
             return cls._open_readonly(path)
         try:
@@ -787,10 +793,17 @@ def _load_paper(path: Path, key: str, record: str) -> Paper:
 def _identify(conn: sqlite3.Connection, path: Path) -> int:
     """The schema version of our store at ``conn`` (0: an empty file), or StoreError."""
     try:
-        app = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+        # One snapshot: a store being created by another process must not look half-made.
+        conn.execute("BEGIN")
+        try:
+            app = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+        finally:
+            _rollback(conn)
     except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorname", "") != "SQLITE_NOTADB":
+            raise  # unreadable, locked, ...: the caller says so
         raise StoreError(
             f"not a paper-digest store: {exc}",
             where=str(path),

@@ -438,9 +438,9 @@ from pathlib import Path
 from digest.errors import LockedError
 from digest.store import Store
 path, go, release = (Path(a) for a in sys.argv[1:4])
+while not go.exists():
+    time.sleep(0.005)
 with Store.open(path) as store:
-    while not go.exists():
-        time.sleep(0.005)
     try:
         with store.run_lock():
             print("acquired", flush=True)
@@ -462,8 +462,7 @@ def start_locker(tmp_path: Path, path: Path) -> subprocess.Popen[str]:
 
 
 def test_two_processes_started_together_exactly_one_gets_the_lock(tmp_path: Path) -> None:
-    path = tmp_path / "digest.db"
-    Store.open(path).close()
+    path = tmp_path / "digest.db"  # created by both at once, too
     procs = [start_locker(tmp_path, path) for _ in range(2)]
     try:
         (tmp_path / "go").touch()
@@ -472,12 +471,13 @@ def test_two_processes_started_together_exactly_one_gets_the_lock(tmp_path: Path
         while sum(p.poll() is not None for p in procs) < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
         (tmp_path / "release").touch()
-        outputs = [p.communicate(timeout=20)[0].strip() for p in procs]
+        results = [p.communicate(timeout=20) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    assert sorted(o.split("|")[0] for o in outputs) == ["acquired", "locked"], outputs
+    outputs = [out.strip() for out, _ in results]
+    assert sorted(o.split("|")[0] for o in outputs) == ["acquired", "locked"], results
     winner = procs[[o.split("|")[0] for o in outputs].index("acquired")]
     loser = next(o for o in outputs if o.startswith("locked"))
     assert f"another digest run is in progress (pid {winner.pid} since " in loser
@@ -508,3 +508,10 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=10)
+
+
+def test_a_directory_is_not_a_store(tmp_path: Path) -> None:
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="is a directory") as caught:
+            Store.open(tmp_path, readonly=readonly)
+        assert caught.value.where == str(tmp_path)
