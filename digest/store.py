@@ -289,13 +289,13 @@ class Store:
                         return cls(path, memory, readonly=True)
                     memory.close()
                     continue
+                conn.execute("PRAGMA query_only = ON")
             except sqlite3.Error as exc:
                 conn.close()
                 raise _store_error(path, "read the store", exc) from exc
             except BaseException:
                 conn.close()
                 raise
-            conn.execute("PRAGMA query_only = ON")
             return cls(path, conn, readonly=True, snapshot=None if before.wal else before)
         raise StoreError(
             "the store kept changing while it was being read",
