@@ -8,7 +8,6 @@ inside a tag, an attribute or a URL, and no source text is ever trusted as marku
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -20,6 +19,8 @@ from digest.models import Span
 # C0/C1 controls (ESC starts terminal escape sequences), zero-width and bidi-override characters
 # (they can disguise text), line/paragraph separators and the BOM.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+# Whitespace, controls, backslashes (browsers read them as slashes) and quotes/angles.
+_UNSAFE_IN_URL = re.compile(r"[\s\\<>\"'`]|" + _CONTROL.pattern)
 _SAFE_SCHEMES = frozenset({"http", "https"})
 # Sentence ends: ., ! or ? (optionally closed by a quote or bracket) followed by whitespace and
 # something that can start a sentence. Abbreviations like "e.g. the" are not split because the
@@ -37,9 +38,7 @@ def safe_url(value: str | None) -> str | None:
     if not value:
         return None
     url = value.strip()
-    if not url or any(ch.isspace() or unicodedata.category(ch)[0] == "C" for ch in url):
-        return None
-    if "\\" in url:
+    if not url or _UNSAFE_IN_URL.search(url):
         return None
     try:
         parts = urlsplit(url)
