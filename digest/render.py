@@ -248,7 +248,7 @@ class Renderer:
             best: tuple[int, str] | None = None
             while lo <= hi:
                 full = (lo + hi) // 2
-                html = self._html_part(base, views[:full], views[full:listed])
+                html = self._html_part(base, views[:full], views[full:listed], len(views) - listed)
                 if _size(html) <= budget:
                     best = (full, html)
                     lo = full + 1
@@ -286,14 +286,18 @@ class Renderer:
         )
 
     def _html_part(
-        self, base: dict[str, Any], full: Sequence[PaperView], overflow: Sequence[PaperView]
+        self,
+        base: dict[str, Any],
+        full: Sequence[PaperView],
+        overflow: Sequence[PaperView],
+        rest: int = 0,
     ) -> str:
         cards = "".join(
             self._inliner.fragment(self._call(self._card.render, CARD_TEMPLATE, {"paper": view}))
             for view in full
         )
         context = dict(
-            base, papers=full, overflow=overflow, overflow_rest=0, cards=Markup(self._slot)
+            base, papers=full, overflow=overflow, overflow_rest=rest, cards=Markup(self._slot)
         )
         context.update(self._counts(base, full, overflow))
         layout = self._inliner.document(self._call(self._html.render, HTML_TEMPLATE, context))

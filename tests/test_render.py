@@ -497,3 +497,24 @@ def test_write_preview_writes_each_email_and_an_index(
 
 def test_clean_text_removes_terminal_escapes_and_bidi_overrides() -> None:
     assert clean_text("a\x1b[31mb\u202ec\n d\x00") == "a [31mb c d"
+
+
+def test_tight_budget_leaves_the_rest_for_the_next_digest() -> None:
+    renderer = Renderer(config(max_html_bytes=10_000))
+    real = api_papers("api_2024-03-21.json")
+    found = [
+        Match(
+            paper=Paper(arxiv_id=f"2602.{n:05d}", title=f"{real[n % len(real)].title} {n}"),
+            keywords=("models",),
+        )
+        for n in range(300)
+    ]
+    sub = SubscriberSection(email="ada@example.org", keywords=["models"], max_papers=500)
+    rendered = renderer.render(sub, found, day=DAY, new_count=300, matched_count=300)
+    assert len(rendered.html.encode("utf-8")) <= 10_000
+    listed = len(rendered.paper_keys)
+    assert 0 < listed < 300
+    assert rendered.paper_keys == tuple(m.paper.key for m in found[:listed])
+    assert f"…and {300 - listed} more in tomorrow's digest." in rendered.html
+    assert f"…and {300 - listed} more in tomorrow's digest." in rendered.text
+    assert "Unsubscribe" in rendered.html
