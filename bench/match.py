@@ -81,9 +81,7 @@ def subscribers(count: int, rng: random.Random) -> list[SubscriberSection]:
     for n in range(count):
         keywords: list[str] = []
         if rng.random() >= 0.03:
-            keywords = list(
-                dict.fromkeys(rng.choices(VOCABULARY, weights, k=rng.randint(1, 6)))
-            )
+            keywords = list(dict.fromkeys(rng.choices(VOCABULARY, weights, k=rng.randint(1, 6))))
         rest = [v for v in VOCABULARY if v not in keywords]
         require = [rng.choice(rest)] if rng.random() < 0.1 else []
         exclude = (

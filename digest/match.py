@@ -5,8 +5,9 @@ over a paper's title, abstract, AI keywords and AI summary:
 
 - text is cut into words (runs of letters and digits); a term matches whole words only, so "RAG"
   never matches "fragment";
-- a phrase matches its words in a row whatever separates them ("mixture of experts" matches
-  "Mixture-of-Experts"; "GPT-4" matches "GPT 4");
+- a phrase matches its words in a row separated by spaces, hyphens, slashes or line breaks
+  ("mixture of experts" matches "Mixture-of-Experts", "GPT-4" matches "GPT 4"), never across
+  other punctuation ("... large. Language models" is not "large language models");
 - simple English plurals fold both ways ("agent"/"agents", "LLMs"/"LLM", "query"/"queries");
 - a trailing ``*`` makes the last word a prefix ("quantiz*": "quantized", "quantization").
 
@@ -49,6 +50,8 @@ FieldName = Literal["title", "abstract", "ai_summary"]
 # Words are runs of letters and digits; combining accents stay inside the word they decorate so
 # decomposed text ("e" + U+0301) is not cut in two.
 _WORD = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+")
+# What may separate the words of a phrase: "mixture-of-experts", a line break; not ". " or "''".
+_JOINERS = " \t\r\n\u00a0-\u2010\u2011\u2012\u2013\u2014/"
 _FIELDS: tuple[FieldName, ...] = ("title", "abstract", "ai_summary")
 _AI_KEYWORDS_RANK = len(_FIELDS)
 _NOT_IN_TEXT_RANK = _AI_KEYWORDS_RANK + 1
@@ -113,6 +116,11 @@ class _Field:
     ends: tuple[int, ...]
     plains: tuple[str, ...]
     keys: tuple[str, ...]
+    joined: tuple[bool, ...]  # word p follows word p-1 with only spaces or hyphens between
+
+    def phrase(self, first: int, last: int) -> bool:
+        """Whether words ``first..last`` are one phrase: no other punctuation between them."""
+        return all(self.joined[first + 1 : last + 1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +136,14 @@ def _field(name: FieldName | None, rank: int, text: str) -> _Field:
     starts: list[int] = []
     ends: list[int] = []
     plains: list[str] = []
+    joined: list[bool] = []
     for found in _WORD.finditer(text):
+        joined.append(bool(ends) and not text[ends[-1] : found.start()].strip(_JOINERS))
         starts.append(found.start())
         ends.append(found.end())
         plains.append(plain(found.group()))
-    return _Field(
-        name, rank, tuple(starts), tuple(ends), tuple(plains), tuple(fold(w) for w in plains)
-    )
+    keys = tuple(fold(w) for w in plains)
+    return _Field(name, rank, tuple(starts), tuple(ends), tuple(plains), keys, tuple(joined))
 
 
 def _tokenise(paper: Paper) -> _Text:
@@ -311,7 +320,7 @@ class _Vocabulary:
                     if p + length > n:
                         break
                     ids = exact.get(keys[p : p + length])
-                    if ids:
+                    if ids and field.phrase(p, p + length - 1):
                         self._hit(field, found, ids, p, p + length - 1)
             if prefix1:
                 word = plains[p]
@@ -326,7 +335,7 @@ class _Vocabulary:
                 for lead, length in self._prefix_shapes:
                     if p + lead < n and len(plains[p + lead]) >= length:
                         ids = self._prefixes.get((keys[p : p + lead], plains[p + lead][:length]))
-                        if ids:
+                        if ids and field.phrase(p, p + lead):
                             self._hit(field, found, ids, p, p + lead)
 
     @staticmethod
