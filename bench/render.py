@@ -8,6 +8,8 @@ highlights for their own keywords. Reports emails per second for
 
 - floor: the same Jinja2 work (paper views, cards, layout, text part) without CSS inlining;
 - full: ``Renderer.render`` (Jinja2 + premailer through the skeleton cache + size budget);
+- naive (on the first ``--naive`` subscribers): the floor's HTML through one whole premailer
+  pass per email, which is what the skeleton cache avoids;
 
 and how many premailer passes the full run paid.
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 from markupsafe import Markup
 
 from digest.config import Config, SubscriberSection
+from digest.inline import premailer_transform
 from digest.models import Match, Paper, Span
 from digest.render import CARD_TEMPLATE, HTML_TEMPLATE, TEXT_TEMPLATE, Renderer, paper_view
 from digest.sources.hf_api import parse_api
@@ -79,6 +82,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--papers", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--naive", type=int, default=300)
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
@@ -102,7 +106,7 @@ def main() -> None:
         env.get_template(n) for n in (CARD_TEMPLATE, HTML_TEMPLATE, TEXT_TEMPLATE)
     )
     start = time.perf_counter()
-    floor_bytes = 0
+    floor_html: list[str] = []
     for subscriber, matches in people:
         base = renderer._base_context(subscriber, day, len(papers), len(matches))
         base["empty"] = not matches
@@ -110,8 +114,16 @@ def main() -> None:
         cards = "".join(card.render(paper=view) for view in views)
         context = dict(base, papers=views, overflow=[], overflow_rest=0, cards=Markup(cards))
         context.update(renderer._counts(base, views, []))
-        floor_bytes += len(layout.render(**context)) + len(text.render(**context))
+        page = layout.render(**context)
+        text.render(**context)
+        if len(floor_html) < args.naive:
+            floor_html.append(page)
     floor = time.perf_counter() - start
+
+    start = time.perf_counter()
+    for page in floor_html:
+        premailer_transform(page)
+    naive = time.perf_counter() - start
 
     start = time.perf_counter()
     total_bytes = 0
@@ -130,6 +142,11 @@ def main() -> None:
     print(f"floor (Jinja only):        {n / floor:8.0f} emails/s  ({floor:.1f} s)")
     print(f"full (Jinja + inlining):   {n / full:8.0f} emails/s  ({full:.1f} s)")
     print(f"ratio full/floor time:     {full / floor:8.2f}")
+    per_naive = naive / max(1, len(floor_html))
+    print(
+        f"naive premailer per email: {1 / (floor / n + per_naive):8.0f} emails/s  "
+        f"({per_naive * 1000:.1f} ms of premailer per email, {len(floor_html)} emails)"
+    )
     print(f"premailer passes:          {renderer.inliner.premailer_runs:8d}")
     print(f"largest HTML part:         {largest:8d} bytes")
 
