@@ -43,14 +43,18 @@ class Received:
 @dataclass
 class Handler:
     """aiosmtpd handler. ``rcpt_answers[address]`` / ``data_answers`` are queues of replies
-    given before the address (or the next DATA) is accepted; ``on_data`` runs while handling
-    DATA (before answering) and ``after_accept`` just after the reply is decided."""
+    given before the address (or the next DATA) is accepted. Hooks get the 1-based number of the
+    command: ``on_mail`` runs on MAIL FROM before answering; ``on_data`` runs on DATA before
+    answering, and a reply it returns is given instead of accepting (the message is dropped);
+    ``after_accept`` runs once the message is kept, before the 250 goes out."""
 
     rcpt_answers: dict[str, list[str]] = field(default_factory=dict)
     data_answers: list[str] = field(default_factory=list)
-    on_data: Callable[[int], None] | None = None
+    on_mail: Callable[[int], None] | None = None
+    on_data: Callable[[int], str | None] | None = None
     after_accept: Callable[[int], None] | None = None
     received: list[Received] = field(default_factory=list)
+    mail_commands: int = 0
     data_commands: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -63,12 +67,26 @@ class Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    async def handle_MAIL(
+        self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        with self.lock:
+            self.mail_commands += 1
+            number = self.mail_commands
+        if self.on_mail is not None:
+            self.on_mail(number)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
         with self.lock:
             self.data_commands += 1
             number = self.data_commands
         if self.on_data is not None:
-            self.on_data(number)
+            reply = self.on_data(number)
+            if reply is not None:
+                return reply
         if self.data_answers:
             return self.data_answers.pop(0)
         with self.lock:
