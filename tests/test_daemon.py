@@ -263,14 +263,14 @@ def test_crontab_command_runs_as_cron_would(tmp_path: Path) -> None:
     if not CONSOLE_SCRIPT.exists():
         pytest.skip(f"no console script at {CONSOLE_SCRIPT} (project not installed)")
     _, command = crontab_entry()
-    assert "/srv/digest" in command
+    assert "/srv/paper-digest" in command
     home = tmp_path / "srv-digest"
     home.mkdir()
     write_config(home)
     (home / ".venv" / "bin").mkdir(parents=True)
     (home / ".venv" / "bin" / "digest").symlink_to(CONSOLE_SCRIPT)
     cron_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SHELL": "/bin/sh"}
-    runnable = command.replace("/srv/digest", shlex.quote(str(home)))
+    runnable = command.replace("/srv/paper-digest", shlex.quote(str(home)))
 
     for _ in range(2):
         result = subprocess.run(
