@@ -113,6 +113,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "UPDATE deliveries SET attempts = 1 WHERE status != 'pending'",
         "CREATE INDEX deliveries_open ON deliveries (email) WHERE status != 'sent'",
     ),
+    # 3: papers a subscriber matched but that fell below their max_papers cut in a digest that
+    # was sent: offered once, so they do not come back in tomorrow's email.
+    (
+        """CREATE TABLE passed_over (
+            email TEXT NOT NULL,
+            paper_key TEXT NOT NULL REFERENCES papers (key) ON DELETE CASCADE,
+            run_id INTEGER REFERENCES runs (id) ON DELETE SET NULL,
+            updated TEXT NOT NULL,
+            PRIMARY KEY (email, paper_key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX passed_over_paper ON passed_over (paper_key)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -430,13 +442,15 @@ class Store:
         return [self._paper(key, record) for key, record in rows]
 
     def delivered_keys(self, email: str) -> set[str]:
-        """Keys of the papers the transport accepted for ``email``."""
+        """Keys not to offer ``email`` again: accepted by the transport, or passed over by a sent
+        digest because of the subscriber's ``max_papers``."""
         address = _address(email)
         rows = self._read(
             "read deliveries",
             lambda conn: conn.execute(
-                "SELECT paper_key FROM deliveries WHERE email = ? AND status = 'sent'",
-                (address,),
+                "SELECT paper_key FROM deliveries WHERE email = ? AND status = 'sent' "
+                "UNION SELECT paper_key FROM passed_over WHERE email = ?",
+                (address, address),
             ).fetchall(),
         )
         return {key for (key,) in rows}
@@ -489,20 +503,40 @@ class Store:
         )
 
     def mark_sent(
-        self, run_id: int, email: str, keys: Sequence[str], message_id: str, now: dt.datetime
+        self,
+        run_id: int,
+        email: str,
+        keys: Sequence[str],
+        message_id: str,
+        now: dt.datetime,
+        *,
+        passed_over: Sequence[str] = (),
     ) -> None:
-        """Record that the transport accepted ``message_id`` carrying ``keys`` for ``email``."""
-        self._ledger(
-            "INSERT INTO deliveries "
-            "(email, paper_key, status, run_id, message_id, updated, attempts) "
-            "VALUES (?, ?, 'sent', ?, ?, ?, 1) "
-            "ON CONFLICT (email, paper_key) DO UPDATE SET "
-            "status = 'sent', run_id = excluded.run_id, message_id = excluded.message_id, "
-            "reason = NULL, updated = excluded.updated, attempts = deliveries.attempts + 1 "
-            "WHERE deliveries.status != 'sent'",
-            [(_address(email), key, run_id, message_id, _iso(now)) for key in keys],
-            durable=True,
-        )
+        """Record that the transport accepted ``message_id`` carrying ``keys`` for ``email``.
+
+        ``passed_over``: papers that matched but fell below the subscriber's ``max_papers`` cut;
+        recorded in the same transaction so they are not offered again.
+        """
+        address, stamp = _address(email), _iso(now)
+
+        def record(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO deliveries "
+                "(email, paper_key, status, run_id, message_id, updated, attempts) "
+                "VALUES (?, ?, 'sent', ?, ?, ?, 1) "
+                "ON CONFLICT (email, paper_key) DO UPDATE SET "
+                "status = 'sent', run_id = excluded.run_id, message_id = excluded.message_id, "
+                "reason = NULL, updated = excluded.updated, attempts = deliveries.attempts + 1 "
+                "WHERE deliveries.status != 'sent'",
+                [(address, key, run_id, message_id, stamp) for key in keys],
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO passed_over (email, paper_key, run_id, updated) "
+                "VALUES (?, ?, ?, ?)",
+                [(address, key, run_id, stamp) for key in passed_over if key not in keys],
+            )
+
+        self._write("record deliveries", record, durable=True)
 
     def mark_failed(
         self, run_id: int, email: str, keys: Sequence[str], reason: str, now: dt.datetime
@@ -593,7 +627,7 @@ class Store:
         """Forget every paper, delivery and run; keep the schema."""
 
         def wipe(conn: sqlite3.Connection) -> None:
-            for table in ("deliveries", "paper_titles", "papers", "runs"):
+            for table in ("deliveries", "passed_over", "paper_titles", "papers", "runs"):
                 conn.execute(f"DELETE FROM {table}")  # table names are constants
 
         self._write("reset the store", wipe)

@@ -189,6 +189,20 @@ def test_failed_delivery_is_owed_until_sent_then_never_again(store: Store) -> No
     assert store.delivered_keys("bob@example.org") == set()
 
 
+def test_papers_passed_over_by_a_sent_digest_are_not_offered_again(store: Store) -> None:
+    papers = store.observe(api_papers(API_SAMPLE), NOW).new[:5]
+    sent, over = [p.key for p in papers[:2]], [p.key for p in papers[2:]]
+    run = store.begin_run(NOW)
+    store.mark_pending(run, ADA, sent, NOW)
+    store.mark_sent(run, ADA, sent, "<m1@example.org>", NOW, passed_over=over)
+    assert store.delivered_keys(ADA) == set(sent) | set(over)
+    assert store.pending_papers(ADA) == []
+    assert store.stats().sent == 2  # passed over is not delivered
+    assert store.delivered_keys("bob@example.org") == set()
+    assert store.forget(over[0])
+    assert store.delivered_keys(ADA) == set(sent) | set(over[1:])
+
+
 def test_a_run_killed_between_pending_and_sent_leaves_papers_owed(tmp_path: Path) -> None:
     path = tmp_path / "digest.db"
     with Store.open(path) as store:
@@ -280,7 +294,7 @@ def test_a_version_1_store_is_migrated_on_open_and_keeps_its_data(tmp_path: Path
         assert conn.execute("PRAGMA user_version").fetchone() == (1,)
 
     with Store.open(path) as store:
-        assert store.stats().schema_version == SCHEMA_VERSION == 2
+        assert store.stats().schema_version == SCHEMA_VERSION == 3
         reckoning = Paper(title="RECKONING: Reasoning through\n  Dynamic Knowledge Encoding")
         mora = Paper(arxiv_id="2403.13248v2", title="Mora")
         seen = store.observe([reckoning, mora], NOW)
@@ -300,7 +314,7 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     for readonly in (False, True):
-        with pytest.raises(StoreError, match="schema version 3") as caught:
+        with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}") as caught:
             Store.open(path, readonly=readonly)
         assert caught.value.where == str(path) and "upgrade" in (caught.value.hint or "")
 
