@@ -36,7 +36,7 @@ from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
-from operator import or_
+from operator import attrgetter, or_
 from typing import TYPE_CHECKING, Literal
 
 from digest.errors import ConfigError
@@ -591,7 +591,7 @@ class _Run:
                 found = [matches[i].get((kids & present_kids[i], require)) for i in picks]
             else:
                 found = [matches[i].get(kids & present_kids[i]) for i in picks]
-        if None in found:
+        if not all(found):  # a Match is always truthy; `None in` would call its __eq__
             return [m or self._match(i, profile) for i, m in zip(picks, found, strict=True)]
         return found  # type: ignore[return-value]
 
@@ -673,8 +673,7 @@ def _bits(mask: int, limit: int) -> list[int]:
     return out
 
 
-def _score(match: Match) -> float:
-    return match.score
+_score = attrgetter("score")
 
 
 def _levels(masks: list[int], candidates: int) -> list[int]:
