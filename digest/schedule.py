@@ -327,6 +327,9 @@ def run_daemon(
     asked for, so the run finishes the message it is sending, records it and returns. A
     scheduled time found at most ``misfire_grace`` seconds in the past at start (a restart
     shortly after it) is run at once; ``now`` is the clock for that and for log lines.
+
+    The scheduler loop runs on a thread of its own while this (main) thread waits in short
+    steps, so signal handlers run promptly whichever thread the kernel delivers a signal to.
     """
     try:
         trigger = build_trigger(config.schedule, config.digest.timezone)
