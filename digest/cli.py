@@ -50,9 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     target = find_config_path(args.path or args.config)
     if target.exists() and not args.force:
-        raise UsageError(
-            "already exists", where=str(target), hint="pass --force to overwrite it"
-        )
+        raise UsageError("already exists", where=str(target), hint="pass --force to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(bundled_path("config.example.toml").read_text(encoding="utf-8"))
     print(f"wrote {target}")
@@ -94,9 +92,14 @@ def cmd_preview(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     with make_client(config.fetch) as client, Store.open(config.store_path, readonly=True) as store:
         result = pipeline.preview(
-            config, client=client, store=store, now=_now(), day=_day(config, args),
-            out_dir=out_dir, only=args.subscriber,
-        )  # fmt: skip
+            config,
+            client=client,
+            store=store,
+            now=_now(),
+            day=_day(config, args),
+            out_dir=out_dir,
+            only=args.subscriber,
+        )
     _report_failures(result.report)
     for path in result.paths:
         print(path)
@@ -130,7 +133,9 @@ def cmd_seen(args: argparse.Namespace) -> int:
     config = _load(args)
     if args.action == "forget" and not args.key:
         raise UsageError("forget needs a KEY", hint="e.g. `digest seen forget 2401.01234`")
-    if args.action == "reset" and not (args.yes or _confirm(f"forget everything in {config.store_path}?")):
+    if args.action == "reset" and not (
+        args.yes or _confirm(f"forget everything in {config.store_path}?")
+    ):
         print("nothing changed")
         return 1
     with Store.open(config.store_path, readonly=args.action in ("list", "stats")) as store:
@@ -142,8 +147,11 @@ def cmd_seen(args: argparse.Namespace) -> int:
                 print(f"{name:<22} {value}")
         elif args.action == "forget":
             if not store.forget(args.key):
-                raise UsageError(f"no paper {args.key!r} in the store", where=str(config.store_path),
-                                 hint="see the keys with `digest seen list`")  # fmt: skip
+                raise UsageError(
+                    f"no paper {args.key!r} in the store",
+                    where=str(config.store_path),
+                    hint="see the keys with `digest seen list`",
+                )
             print(f"forgot {args.key}")
         else:
             store.reset()
@@ -169,9 +177,16 @@ def _run_once(
         client = stack.enter_context(make_client(config.fetch))
         transport = None if dry_run else stack.enter_context(open_transport(config))
         return pipeline.run(
-            config, client=client, store=store, transport=transport, now=_now(), day=day,
-            dry_run=dry_run, should_stop=should_stop, progress=_progress_bar(),
-        )  # fmt: skip
+            config,
+            client=client,
+            store=store,
+            transport=transport,
+            now=_now(),
+            day=day,
+            dry_run=dry_run,
+            should_stop=should_stop,
+            progress=_progress_bar(),
+        )
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
 
 
@@ -236,8 +251,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example:\n  digest init && digest preview && digest run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", metavar="FILE",
-                        help="config file (default: $DIGEST_CONFIG, then ./digest.toml)")  # fmt: skip
+    parser.add_argument(
+        "--config", metavar="FILE", help="config file (default: $DIGEST_CONFIG, then ./digest.toml)"
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
     parser.add_argument("--version", action="version", version=f"paper-digest {__version__}")
@@ -245,9 +261,12 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, handler: Handler, summary: str, example: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(
-            name, help=summary, description=summary, epilog=f"example:\n  {example}",
+            name,
+            help=summary,
+            description=summary,
+            epilog=f"example:\n  {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
-        )  # fmt: skip
+        )
         sub.set_defaults(handler=handler)
         return sub
 
@@ -255,27 +274,45 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("path", nargs="?", help="where to write it (default: ./digest.toml)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     command("check", cmd_check, "validate the config file", "digest --config digest.toml check")
-    fetch = command("fetch", cmd_fetch, "read the sources and print the papers (changes nothing)",
-                    "digest fetch --source 'saved/*.txt' --json")  # fmt: skip
-    fetch.add_argument("--source", action="append", default=[], metavar="PATH_OR_URL",
-                       help="read this page, file, glob or URL instead of the configured sources")  # fmt: skip
+    fetch = command(
+        "fetch",
+        cmd_fetch,
+        "read the sources and print the papers (changes nothing)",
+        "digest fetch --source 'saved/*.txt' --json",
+    )
+    fetch.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="PATH_OR_URL",
+        help="read this page, file, glob or URL instead of the configured sources",
+    )
     fetch.add_argument("--json", action="store_true", help="one JSON object per line")
     fetch.add_argument("--date", type=_date, help="the day to fetch (default: today)")
-    preview = command("preview", cmd_preview, "render each subscriber's email locally (never sends)",
-                      "digest preview --subscriber ada@example.org --open")  # fmt: skip
+    preview = command(
+        "preview",
+        cmd_preview,
+        "render each subscriber's email locally (never sends)",
+        "digest preview --subscriber ada@example.org --open",
+    )
     preview.add_argument("--subscriber", metavar="EMAIL", help="only this subscriber")
     preview.add_argument("--out", default="preview", metavar="DIR", help="default: ./preview")
     preview.add_argument("--open", action="store_true", help="open the result in a browser")
     preview.add_argument("--date", type=_date, help="the digest's day (default: today)")
-    run = command("run", cmd_run, "one full cycle: fetch, match, render, deliver, record",
-                  "digest run --dry-run")  # fmt: skip
+    run = command(
+        "run",
+        cmd_run,
+        "one full cycle: fetch, match, render, deliver, record",
+        "digest run --dry-run",
+    )
     run.add_argument("--dry-run", action="store_true", help="do everything but send and record")
     run.add_argument("--date", type=_date, help="the digest's day (default: today)")
     command("daemon", cmd_daemon, "run on the [schedule] until SIGTERM/SIGINT", "digest daemon -v")
-    seen = command("seen", cmd_seen, "inspect or edit the store of seen papers", "digest seen stats")
+    seen = command(
+        "seen", cmd_seen, "inspect or edit the store of seen papers", "digest seen stats"
+    )
     seen.add_argument("action", choices=["list", "stats", "forget", "reset"])
     seen.add_argument("key", nargs="?", help="for forget: a paper key or arXiv id")
     seen.add_argument("--limit", type=int, default=None, help="for list: at most N papers")
     seen.add_argument("--yes", action="store_true", help="for reset: do not ask")
     return parser
-

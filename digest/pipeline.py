@@ -261,7 +261,9 @@ def preview(
     only: str | None = None,
 ) -> PreviewResult:
     """Render each subscriber's email into ``out_dir``; never sends, never changes the store."""
-    chosen = [s for s in config.subscribers if only is None or s.email.casefold() == only.casefold()]
+    chosen = [
+        s for s in config.subscribers if only is None or s.email.casefold() == only.casefold()
+    ]
     if not chosen:
         raise UsageError(
             f"no subscriber {only!r} in the config",
@@ -273,8 +275,7 @@ def preview(
     items = [(s, _render(renderer, s, plan, day)) for s in chosen]
     paths = write_preview(out_dir, items)
     outcomes = tuple(
-        SubscriberOutcome(s.email, len(plan.matches.get(s.email, [])), sent=True)
-        for s, _ in items
+        SubscriberOutcome(s.email, len(plan.matches.get(s.email, [])), sent=True) for s, _ in items
     )
     report = RunReport(
         day=day,

@@ -15,7 +15,9 @@ SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"
 COMMANDS = ["init", "check", "fetch", "preview", "run", "daemon", "seen"]
 
 
-def digest(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def digest(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real command in a subprocess, as a user or cron would."""
     return subprocess.run(
         [sys.executable, "-m", "digest", *args],
@@ -69,7 +71,9 @@ def test_check_reports_each_problem_on_one_line_and_exits_2(tmp_path: Path) -> N
     errors = [line for line in result.stderr.splitlines() if line.startswith("digest: error:")]
     assert len(errors) == 3, result.stderr  # wrong type, misspelt key, missing email
     assert any(":2: digest.lookback_days:" in line for line in errors)
-    assert any(":5: subscribers[0].emial: unknown key; did you mean 'email'?" in line for line in errors)
+    assert any(
+        ":5: subscribers[0].emial: unknown key; did you mean 'email'?" in line for line in errors
+    )
     assert any("subscribers[0].email: required key is missing" in line for line in errors)
     assert "Traceback" not in result.stderr
 
@@ -91,15 +95,23 @@ def test_bad_date_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(
     "make_input",
     [
-        pytest.param(lambda d: _copy(SAMPLES / "hf" / "bad_2024-12-11_repr_strings.json", d), id="repr-strings"),
+        pytest.param(
+            lambda d: _copy(SAMPLES / "hf" / "bad_2024-12-11_repr_strings.json", d),
+            id="repr-strings",
+        ),
         pytest.param(lambda d: _write(d / "empty.txt", b""), id="empty"),
         pytest.param(lambda d: _write(d / "noise.bin", bytes(range(256)) * 8), id="binary"),
         pytest.param(
-            lambda d: _write(d / "cut.html", (SAMPLES / "hf" / "page_2024-08-01.html").read_bytes()[:4000]),
+            lambda d: _write(
+                d / "cut.html", (SAMPLES / "hf" / "page_2024-08-01.html").read_bytes()[:4000]
+            ),
             id="truncated-html",
         ),
         pytest.param(
-            lambda d: _write(d / "other.html", b"<html><head><title>Blog</title></head><body><p>Hi</p></body></html>"),
+            lambda d: _write(
+                d / "other.html",
+                b"<html><head><title>Blog</title></head><body><p>Hi</p></body></html>",
+            ),
             id="not-daily-papers",
         ),
     ],
@@ -118,14 +130,28 @@ def test_fetch_json_prints_every_paper_once(tmp_path: Path) -> None:
     import json
 
     result = digest(
-        "fetch", "--json", "--source", str(SAMPLES / "text-pages" / "*.txt"), cwd=tmp_path,
+        "fetch",
+        "--json",
+        "--source",
+        str(SAMPLES / "text-pages" / "*.txt"),
+        cwd=tmp_path,
         env={"DIGEST_CONFIG": ""},
     )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 178
     assert len({r["key"] for r in records}) == 178
-    required = {"key", "arxiv_id", "title", "abstract", "authors", "published", "upvotes", "url", "sources"}
+    required = {
+        "key",
+        "arxiv_id",
+        "title",
+        "abstract",
+        "authors",
+        "published",
+        "upvotes",
+        "url",
+        "sources",
+    }
     assert required <= set(records[0])
     reckoning = [r for r in records if r["title"].startswith("RECKONING")]
     assert len(reckoning) == 1 and len(reckoning[0]["sources"]) == 2

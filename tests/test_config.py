@@ -45,12 +45,9 @@ def test_empty_file_gives_working_defaults(tmp_path: Path) -> None:
 
 
 def test_misspelt_key_gets_line_and_did_you_mean(tmp_path: Path) -> None:
-    lines = problems(
-        '[[subscribers]]\nemail = "ada@example.org"\nexlude = ["quantum"]\n', tmp_path
-    )
+    lines = problems('[[subscribers]]\nemail = "ada@example.org"\nexlude = ["quantum"]\n', tmp_path)
     assert lines == [
-        f"{tmp_path / 'digest.toml'}:3: subscribers[0].exlude: unknown key; "
-        "did you mean 'exclude'?"
+        f"{tmp_path / 'digest.toml'}:3: subscribers[0].exlude: unknown key; did you mean 'exclude'?"
     ]
 
 

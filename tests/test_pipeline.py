@@ -1,4 +1,4 @@
-"""One full cycle on real parts: sample pages, SQLite store, file outbox; the promises end to end."""
+"""One full cycle on real parts: sample pages, SQLite store, file outbox; the promises."""
 
 from __future__ import annotations
 
@@ -29,11 +29,7 @@ def make_config(folder: Path, extra: str = "", *, sources: str | None = None) ->
     pages = folder / "pages"
     if not pages.exists():
         shutil.copytree(SAMPLES / "text-pages", pages)
-    text = (
-        sources
-        if sources is not None
-        else '[[sources]]\nkind = "page"\npath = "pages/*.txt"\n'
-    )
+    text = sources if sources is not None else '[[sources]]\nkind = "page"\npath = "pages/*.txt"\n'
     text += (
         '[delivery]\nmethod = "file"\noutbox = "outbox"\nfrom = "Digest <digest@example.org>"\n'
         '[[subscribers]]\nemail = "ada@example.org"\nname = "Ada"\n'
@@ -66,9 +62,14 @@ def run(
     with Store.open(config.store_path, readonly=dry_run) as store:
         if dry_run:
             return pipeline.run(
-                config, client=client, store=store, transport=None, now=now, day=now.date(),
+                config,
+                client=client,
+                store=store,
+                transport=None,
+                now=now,
+                day=now.date(),
                 dry_run=True,
-            )  # fmt: skip
+            )
         with transport or open_transport(config) as chosen:
             return pipeline.run(
                 config, client=client, store=store, transport=chosen, now=now, day=now.date()
@@ -127,7 +128,7 @@ def test_same_paper_from_the_api_later_is_not_sent_again(
 ) -> None:
     config = make_config(tmp_path)
     run(config, client)
-    before = outbox(config)["bob@example.org"]
+    before = [m["Message-ID"] for m in outbox(config)["bob@example.org"]]
     entry = {
         "paper": {
             "id": "2305.06349v2",
@@ -139,12 +140,10 @@ def test_same_paper_from_the_api_later_is_not_sent_again(
         "title": "RECKONING: Reasoning through Dynamic Knowledge Encoding",
     }
     (tmp_path / "api.json").write_text(json.dumps([entry]))
-    later = make_config(
-        tmp_path, sources='[[sources]]\nkind = "page"\npath = "api.json"\n'
-    )
+    later = make_config(tmp_path, sources='[[sources]]\nkind = "page"\npath = "api.json"\n')
     report = run(later, client, now=NOW + dt.timedelta(hours=1))
     assert report.new == 0
-    assert outbox(later)["bob@example.org"] == before
+    assert [m["Message-ID"] for m in outbox(later)["bob@example.org"]] == before
 
 
 class FlakyTransport:
@@ -213,24 +212,25 @@ def test_dry_run_and_preview_change_nothing(tmp_path: Path, client: httpx.Client
     assert not config.resolve("outbox").exists()
 
 
-def test_preview_of_a_fresh_setup_shows_todays_papers(
-    tmp_path: Path, client: httpx.Client
-) -> None:
+def test_preview_of_a_fresh_setup_shows_todays_papers(tmp_path: Path, client: httpx.Client) -> None:
     config = make_config(tmp_path)
     with Store.open(config.store_path, readonly=True) as store:
         result = pipeline.preview(
-            config, client=client, store=store, now=NOW, day=DAY, out_dir=tmp_path / "preview",
+            config,
+            client=client,
+            store=store,
+            now=NOW,
+            day=DAY,
+            out_dir=tmp_path / "preview",
             only="ada@example.org",
-        )  # fmt: skip
+        )
     assert not config.store_path.exists()
     html = [p for p in result.paths if p.suffix == ".html" and p.name != "index.html"]
     assert len(html) == 1
     assert "Successor Heads" in html[0].read_text()
 
 
-def test_one_broken_source_does_not_stop_the_others(
-    tmp_path: Path, client: httpx.Client
-) -> None:
+def test_one_broken_source_does_not_stop_the_others(tmp_path: Path, client: httpx.Client) -> None:
     (tmp_path / "broken.json").write_bytes(
         (SAMPLES / "hf" / "bad_2024-12-11_repr_strings.json").read_bytes()
     )
@@ -247,7 +247,9 @@ def test_one_broken_source_does_not_stop_the_others(
 
 
 def test_nothing_matched_sends_nothing_unless_asked(tmp_path: Path, client: httpx.Client) -> None:
-    config = make_config(tmp_path, '[[subscribers]]\nemail = "cy@example.org"\nkeywords = ["zymurgy"]\n')
+    config = make_config(
+        tmp_path, '[[subscribers]]\nemail = "cy@example.org"\nkeywords = ["zymurgy"]\n'
+    )
     report = run(config, client)
     assert "cy@example.org" not in outbox(config)
     assert [o.skipped for o in report.outcomes if o.email == "cy@example.org"] == ["no new papers"]
