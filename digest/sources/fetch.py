@@ -9,6 +9,7 @@ which asking again cannot fix. Every failure leaves as a ``FetchError`` naming t
 from __future__ import annotations
 
 import random
+import socket
 import time
 from collections.abc import Callable
 from http import HTTPStatus
@@ -84,6 +85,22 @@ def _attempt(client: httpx.Client, url: str) -> bytes | tuple[FetchError, float 
         )
         failure.__cause__ = exc
         return failure, None
+    except httpx.ConnectError as exc:
+        if _unresolvable(exc):
+            # No DNS answer means no network or a misspelt host: waiting will not fix either
+            # within this run, and an offline run should report it at once, not after backoff.
+            raise FetchError(
+                f"cannot resolve the host: {exc}",
+                where=url,
+                hint="check the host name and that this machine is online",
+            ) from exc
+        failure = FetchError(
+            f"cannot connect: {exc}",
+            where=url,
+            hint="check the URL, your network and any proxy settings",
+        )
+        failure.__cause__ = exc
+        return failure, None
     except httpx.TransportError as exc:
         failure = FetchError(
             f"cannot connect: {exc}",
@@ -100,6 +117,15 @@ def _attempt(client: httpx.Client, url: str) -> bytes | tuple[FetchError, float 
     if not _transient(response.status_code):
         raise failure
     return failure, _retry_after(response)
+
+
+def _unresolvable(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _transient(status: int) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 
@@ -118,6 +120,18 @@ def test_connection_errors_are_retried_then_translated() -> None:
     assert script.calls == 2
     assert isinstance(info.value.__cause__, httpx.ConnectError)
     assert info.value.hint
+
+
+def test_an_unresolvable_host_fails_at_once() -> None:
+    request = httpx.Request("GET", URL)
+    unresolved = httpx.ConnectError("[Errno -2] Name or service not known", request=request)
+    unresolved.__cause__ = socket.gaierror(-2, "Name or service not known")
+    script = Scripted(unresolved)
+    slept: list[float] = []
+    with pytest.raises(FetchError, match="cannot resolve the host") as info:
+        get(mock_client(script), URL, retries=3, backoff=1, sleep=slept.append)
+    assert (script.calls, slept) == (1, [])
+    assert info.value.hint is not None and "online" in info.value.hint
 
 
 def test_connection_error_then_success() -> None:
