@@ -473,14 +473,16 @@ class Interests:
         papers: Sequence[Paper],
         *,
         skip: Mapping[str, Collection[str]] | None = None,
+        capped: bool = True,
     ) -> dict[str, list[Match]]:
         """Each subscriber's matches among ``papers``, best first, capped at their max_papers.
 
         Papers whose key is in ``skip[email]`` (already delivered) are dropped before the cap.
-        Every subscriber is in the result, possibly with an empty list.
+        Every subscriber is in the result, possibly with an empty list. ``capped=False`` returns
+        every match in ranking order, for a caller that records what fell below the cap.
         """
         with _cyclic_gc_paused():
-            run = _Run(self, papers)
+            run = _Run(self, papers, capped=capped)
             memo: dict[tuple[int, int], list[Match]] = {}
             result: dict[str, list[Match]] = {}
             for email, pid in self._subscribers.items():
@@ -492,7 +494,7 @@ class Interests:
                 result[email] = picked[:]
         return result
 
-    def match_one(self, email: str, papers: Sequence[Paper]) -> list[Match]:
+    def match_one(self, email: str, papers: Sequence[Paper], *, capped: bool = True) -> list[Match]:
         """One subscriber's matches among ``papers`` (scanning only that subscriber's terms)."""
         single = self._singles.get(email)
         if single is None:
@@ -500,7 +502,7 @@ class Interests:
             if section is None:
                 raise KeyError(f"{email} is not a subscriber of these interests")
             single = self._singles[email] = Interests([section], self._texts)
-        return single.match(papers)[email]
+        return single.match(papers, capped=capped)[email]
 
 
 @contextmanager
@@ -524,7 +526,8 @@ def _cyclic_gc_paused() -> Iterator[None]:
 class _Run:
     """One ``match`` call: the papers in base order, one bit each, and a paper mask per id."""
 
-    def __init__(self, interests: Interests, papers: Sequence[Paper]) -> None:
+    def __init__(self, interests: Interests, papers: Sequence[Paper], *, capped: bool) -> None:
+        self._capped = capped
         self._kids = interests._kids
         order = sorted(
             range(len(papers)),
@@ -591,14 +594,14 @@ class _Run:
             candidates &= ~skip
         if not candidates:
             return []
-        cap = profile.cap
+        cap = profile.cap if self._capped else len(self.papers)
         if masks and candidates.bit_count() <= cap:
             # All of them go out: rank the Matches themselves; picks ascend, so the stable sort
             # keeps the upvote order among equal scores.
             out = self._matches_for(_bits(self._rows, candidates, cap), profile)
             out.sort(key=_score, reverse=True)
             return out
-        picks = _pick(self._rows, self.title, profile, masks, candidates)
+        picks = _pick(self._rows, self.title, profile, masks, candidates, cap)
         return self._matches_for(picks, profile)
 
     def _matches_for(self, picks: list[int], profile: _Profile) -> list[Match]:
@@ -667,9 +670,9 @@ class _Run:
 
 
 def _pick(
-    rows: _Rows, titles: list[int], profile: _Profile, masks: list[int], candidates: int
+    rows: _Rows, titles: list[int], profile: _Profile, masks: list[int], candidates: int, cap: int
 ) -> list[int]:
-    """The bits of the best ``profile.cap`` candidates, in ranking order."""
+    """The bits of the best ``cap`` candidates, in ranking order."""
     groups: Iterable[int]
     if not masks:
         groups = (candidates,)
@@ -683,8 +686,8 @@ def _pick(
             groups.extend(level & ~title for level in levels)
     picks: list[int] = []
     for group in groups:
-        picks.extend(_bits(rows, group, profile.cap - len(picks)))
-        if len(picks) == profile.cap:
+        picks.extend(_bits(rows, group, cap - len(picks)))
+        if len(picks) == cap:
             break
     return picks
 

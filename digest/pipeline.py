@@ -31,6 +31,7 @@ class SubscriberOutcome:
 
     email: str
     matched: int
+    papers: int = 0
     sent: bool = False
     skipped: str | None = None
     error: str | None = None
@@ -74,7 +75,7 @@ class RunReport:
             if outcome.error:
                 state = f"FAILED: {outcome.error} (retried next run)"
             elif outcome.sent:
-                state = verb
+                state = f"{verb} {outcome.papers}"
             else:
                 state = f"not sent: {outcome.skipped}"
             yield f"  {outcome.email}: {outcome.matched} matched, {state}"
@@ -85,11 +86,17 @@ class RunReport:
 
 @dataclass
 class _Plan:
-    """Papers read and classified, and each subscriber's matches: what run and preview share."""
+    """Papers read and classified, and each subscriber's matches: what run and preview share.
+
+    ``matches`` are those that make the email (at most ``max_papers``); ``passed_over`` the keys
+    of those ranked below the cut, recorded with a sent email so they do not return tomorrow.
+    """
 
     batch: Batch
     new: list[Paper]
     matches: dict[str, list[Match]] = field(default_factory=dict)
+    passed_over: dict[str, list[str]] = field(default_factory=dict)
+    matched: dict[str, int] = field(default_factory=dict)
 
 
 def collect(
@@ -131,17 +138,21 @@ def _plan(
     candidates = _unique([*store.recent_papers(since), *([] if record else observed.new)])
     interests = compile_interests(config.subscribers)
     skip = {s.email: store.delivered_keys(s.email) for s in config.subscribers}
-    matches = interests.match(candidates, skip=skip)
+    ranked = interests.match(candidates, skip=skip, capped=False)
     candidate_keys = {p.key for p in candidates}
+    plan = _Plan(batch=batch, new=list(observed.new))
     for subscriber in config.subscribers:
+        email = subscriber.email
         # A paper whose delivery failed stays owed even after it left the lookback window.
-        owed = [p for p in store.pending_papers(subscriber.email) if p.key not in candidate_keys]
+        owed = [p for p in store.pending_papers(email) if p.key not in candidate_keys]
         if owed:
-            matches[subscriber.email] = interests.match_one(
-                subscriber.email,
-                [p for p in [*candidates, *owed] if p.key not in skip[subscriber.email]],
-            )
-    return _Plan(batch=batch, new=list(observed.new), matches=matches)
+            papers = [p for p in [*candidates, *owed] if p.key not in skip[email]]
+            ranked[email] = interests.match_one(email, papers, capped=False)
+        everything = ranked[email]
+        plan.matches[email] = everything[: subscriber.max_papers]
+        plan.passed_over[email] = [m.paper.key for m in everything[subscriber.max_papers :]]
+        plan.matched[email] = len(everything)
+    return plan
 
 
 def _unique(papers: Sequence[Paper]) -> list[Paper]:
@@ -157,9 +168,12 @@ def _unique(papers: Sequence[Paper]) -> list[Paper]:
 def _render(
     renderer: Renderer, subscriber: SubscriberSection, plan: _Plan, day: dt.date
 ) -> Rendered:
-    matches = plan.matches.get(subscriber.email, [])
     return renderer.render(
-        subscriber, matches, day=day, new_count=len(plan.new), matched_count=len(matches)
+        subscriber,
+        plan.matches[subscriber.email],
+        day=day,
+        new_count=len(plan.new),
+        matched_count=plan.matched[subscriber.email],
     )
 
 
@@ -194,15 +208,20 @@ def run(
             break
         if progress is not None:
             progress(done, total)
-        matched = len(plan.matches.get(subscriber.email, []))
+        matched = plan.matched[subscriber.email]
         if matched == 0 and not config.digest.send_empty:
             outcomes.append(SubscriberOutcome(subscriber.email, 0, skipped="no new papers"))
             continue
         rendered = _render(renderer, subscriber, plan, day)
-        if dry_run or transport is None or run_id is None:
-            outcomes.append(SubscriberOutcome(subscriber.email, matched, sent=True))
-            continue
-        outcomes.append(_deliver(config, store, transport, run_id, subscriber, rendered, now))
+        papers = len(rendered.paper_keys)
+        error = None
+        if not dry_run and transport is not None and run_id is not None:
+            passed_over = plan.passed_over[subscriber.email]
+            error = _deliver(
+                config, store, transport, run_id, subscriber, rendered, passed_over, now
+            )
+        outcome = SubscriberOutcome(subscriber.email, matched, papers, sent=not error, error=error)
+        outcomes.append(outcome)
     report = RunReport(
         day=day,
         entries=plan.batch.entries,
@@ -225,9 +244,10 @@ def _deliver(
     run_id: int,
     subscriber: SubscriberSection,
     rendered: Rendered,
+    passed_over: Sequence[str],
     now: dt.datetime,
-) -> SubscriberOutcome:
-    matched = len(rendered.paper_keys)
+) -> str | None:
+    """Send one digest and record the outcome in the ledger; the error, if any, in one line."""
     keys = list(rendered.paper_keys)
     try:
         message = build_message(
@@ -237,9 +257,10 @@ def _deliver(
         transport.send(message)
     except DeliveryError as exc:
         store.mark_failed(run_id, subscriber.email, keys, str(exc), now)
-        return SubscriberOutcome(subscriber.email, matched, error=str(exc))
-    store.mark_sent(run_id, subscriber.email, keys, str(message["Message-ID"]), now)
-    return SubscriberOutcome(subscriber.email, matched, sent=True)
+        return str(exc)
+    message_id = str(message["Message-ID"])
+    store.mark_sent(run_id, subscriber.email, keys, message_id, now, passed_over=passed_over)
+    return None
 
 
 @dataclass(frozen=True)
@@ -275,7 +296,8 @@ def preview(
     items = [(s, _render(renderer, s, plan, day)) for s in chosen]
     paths = write_preview(out_dir, items)
     outcomes = tuple(
-        SubscriberOutcome(s.email, len(plan.matches.get(s.email, [])), sent=True) for s, _ in items
+        SubscriberOutcome(s.email, plan.matched[s.email], len(r.paper_keys), sent=True)
+        for s, r in items
     )
     report = RunReport(
         day=day,

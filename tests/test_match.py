@@ -294,6 +294,16 @@ def test_max_papers_caps_after_ranking(papers: list[Paper]) -> None:
     assert capped == everything[:7]
 
 
+def test_uncapped_gives_every_match_in_the_same_ranking(papers: list[Paper]) -> None:
+    interests = compile_interests([sub(keywords=["LLM", "agent"], max_papers=4)])
+    capped = interests.match(papers)["ada@example.org"]
+    every = interests.match(papers, capped=False)["ada@example.org"]
+    assert len(capped) == 4 and len(every) > 4
+    assert every[:4] == capped
+    assert keys(every) == keys(matched(papers, keywords=["LLM", "agent"]))
+    assert interests.match_one("ada@example.org", papers, capped=False) == every
+
+
 def test_skip_drops_delivered_papers_before_the_cap(papers: list[Paper]) -> None:
     interests = compile_interests([sub(keywords=["LLM"], max_papers=5)])
     first = interests.match(papers)["ada@example.org"]
