@@ -98,6 +98,26 @@ class _Plan:
     passed_over: dict[str, list[str]] = field(default_factory=dict)
     matched: dict[str, int] = field(default_factory=dict)
 
+    def report(
+        self,
+        day: dt.date,
+        outcomes: Sequence[SubscriberOutcome],
+        *,
+        dry_run: bool,
+        stopped: bool = False,
+    ) -> RunReport:
+        """The report of a run (or preview) that carried out this plan."""
+        return RunReport(
+            day=day,
+            entries=self.batch.entries,
+            papers=len(self.batch.papers),
+            new=len(self.new),
+            failures=self.batch.failures,
+            outcomes=tuple(outcomes),
+            dry_run=dry_run,
+            stopped=stopped,
+        )
+
 
 def collect(
     config: Config,
@@ -222,16 +242,7 @@ def run(
             )
         outcome = SubscriberOutcome(subscriber.email, matched, papers, sent=not error, error=error)
         outcomes.append(outcome)
-    report = RunReport(
-        day=day,
-        entries=plan.batch.entries,
-        papers=len(plan.batch.papers),
-        new=len(plan.new),
-        failures=plan.batch.failures,
-        outcomes=tuple(outcomes),
-        dry_run=dry_run,
-        stopped=stopped,
-    )
+    report = plan.report(day, outcomes, dry_run=dry_run, stopped=stopped)
     if run_id is not None:
         store.finish_run(run_id, now, "\n".join(report.summary()))
     return report
@@ -299,13 +310,4 @@ def preview(
         SubscriberOutcome(s.email, plan.matched[s.email], len(r.paper_keys), sent=True)
         for s, r in items
     )
-    report = RunReport(
-        day=day,
-        entries=plan.batch.entries,
-        papers=len(plan.batch.papers),
-        new=len(plan.new),
-        failures=plan.batch.failures,
-        outcomes=outcomes,
-        dry_run=True,
-    )
-    return PreviewResult(paths=paths, report=report)
+    return PreviewResult(paths=paths, report=plan.report(day, outcomes, dry_run=True))
