@@ -17,6 +17,7 @@ from digest import __version__, pipeline
 from digest.config import Config, bundled_path, find_config_path, load_config
 from digest.deliver import open_transport
 from digest.errors import DigestError, UsageError
+from digest.render import Renderer
 from digest.schedule import configure_logging, run_daemon
 from digest.sources import source_for
 from digest.sources.fetch import make_client
@@ -60,13 +61,16 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args)
+    Renderer(config)  # a broken template override is a configuration error too
+    with Store.open(config.store_path, readonly=True) as store:
+        papers = store.stats().papers
     delivery = config.delivery
-    target = delivery.smtp.host if delivery.smtp and delivery.method == "smtp" else None
-    where = target or str(config.resolve(getattr(delivery, delivery.method, delivery.outbox)))
+    folder = {"file": delivery.outbox, "maildir": delivery.maildir}.get(delivery.method)
+    target = str(config.resolve(folder)) if folder else delivery.smtp.host if delivery.smtp else ""
     print(f"{config.path}: OK")
     print(f"  {len(config.sources)} sources, {len(config.subscribers)} subscribers")
-    print(f"  store: {config.store_path}")
-    print(f"  delivery: {delivery.method} -> {where}")
+    print(f"  store: {config.store_path} ({papers} papers seen)")
+    print(f"  delivery: {delivery.method} -> {target}")
     return 0
 
 
@@ -129,33 +133,43 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     return run_daemon(config, run_once)
 
 
-def cmd_seen(args: argparse.Namespace) -> int:
+def cmd_seen_list(args: argparse.Namespace) -> int:
     config = _load(args)
-    if args.action == "forget" and not args.key:
-        raise UsageError("forget needs a KEY", hint="e.g. `digest seen forget 2401.01234`")
-    if args.action == "reset" and not (
-        args.yes or _confirm(f"forget everything in {config.store_path}?")
-    ):
+    with Store.open(config.store_path, readonly=True) as store:
+        for row in store.list_seen(limit=args.limit):
+            print(_paper_row(row.key, row.first_seen.date(), row.sent, row.title))
+    return 0
+
+
+def cmd_seen_stats(args: argparse.Namespace) -> int:
+    config = _load(args)
+    with Store.open(config.store_path, readonly=True) as store:
+        for name, value in store.stats().as_rows():
+            print(f"{name:<22} {value}")
+    return 0
+
+
+def cmd_seen_forget(args: argparse.Namespace) -> int:
+    config = _load(args)
+    with Store.open(config.store_path) as store, store.run_lock():
+        if not store.forget(args.key):
+            raise UsageError(
+                f"no paper {args.key!r} in the store",
+                where=str(config.store_path),
+                hint="see the keys with `digest seen list`",
+            )
+    print(f"forgot {args.key}: it counts as new the next time a source carries it")
+    return 0
+
+
+def cmd_seen_reset(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not (args.yes or _confirm(f"forget every paper and delivery in {config.store_path}?")):
         print("nothing changed")
         return 1
-    with Store.open(config.store_path, readonly=args.action in ("list", "stats")) as store:
-        if args.action == "list":
-            for row in store.list_seen(limit=args.limit):
-                print(_paper_row(row.key, row.first_seen.date(), row.sent, row.title))
-        elif args.action == "stats":
-            for name, value in store.stats().as_rows():
-                print(f"{name:<22} {value}")
-        elif args.action == "forget":
-            if not store.forget(args.key):
-                raise UsageError(
-                    f"no paper {args.key!r} in the store",
-                    where=str(config.store_path),
-                    hint="see the keys with `digest seen list`",
-                )
-            print(f"forgot {args.key}")
-        else:
-            store.reset()
-            print(f"reset {config.store_path}")
+    with Store.open(config.store_path) as store, store.run_lock():
+        store.reset()
+    print(f"reset {config.store_path}")
     return 0
 
 
@@ -259,60 +273,63 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"paper-digest {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler: Handler, summary: str, example: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(
-            name,
-            help=summary,
-            description=summary,
-            epilog=f"example:\n  {example}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        sub.set_defaults(handler=handler)
-        return sub
-
-    init = command("init", cmd_init, "write a commented starter config", "digest init digest.toml")
+    init = _command(commands, "init", cmd_init, "write a commented starter config", "init my.toml")
     init.add_argument("path", nargs="?", help="where to write it (default: ./digest.toml)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
-    command("check", cmd_check, "validate the config file", "digest --config digest.toml check")
-    fetch = command(
-        "fetch",
-        cmd_fetch,
-        "read the sources and print the papers (changes nothing)",
-        "digest fetch --source 'saved/*.txt' --json",
-    )
+    _command(commands, "check", cmd_check, "validate the config file", "--config my.toml check")
+    fetch = _command(
+        commands, "fetch", cmd_fetch, "read the sources and print the papers (changes nothing)",
+        "fetch --source 'saved/*.txt' --json",
+    )  # fmt: skip
     fetch.add_argument(
-        "--source",
-        action="append",
-        default=[],
-        metavar="PATH_OR_URL",
+        "--source", action="append", default=[], metavar="PATH_OR_URL",
         help="read this page, file, glob or URL instead of the configured sources",
-    )
+    )  # fmt: skip
     fetch.add_argument("--json", action="store_true", help="one JSON object per line")
-    fetch.add_argument("--date", type=_date, help="the day to fetch (default: today)")
-    preview = command(
-        "preview",
-        cmd_preview,
-        "render each subscriber's email locally (never sends)",
-        "digest preview --subscriber ada@example.org --open",
-    )
+    preview = _command(
+        commands, "preview", cmd_preview, "render each subscriber's email locally (never sends)",
+        "preview --subscriber ada@example.org --open",
+    )  # fmt: skip
     preview.add_argument("--subscriber", metavar="EMAIL", help="only this subscriber")
     preview.add_argument("--out", default="preview", metavar="DIR", help="default: ./preview")
     preview.add_argument("--open", action="store_true", help="open the result in a browser")
-    preview.add_argument("--date", type=_date, help="the digest's day (default: today)")
-    run = command(
-        "run",
-        cmd_run,
-        "one full cycle: fetch, match, render, deliver, record",
-        "digest run --dry-run",
-    )
+    run = _command(
+        commands, "run", cmd_run, "one full cycle: fetch, match, render, deliver, record",
+        "run --dry-run",
+    )  # fmt: skip
     run.add_argument("--dry-run", action="store_true", help="do everything but send and record")
-    run.add_argument("--date", type=_date, help="the digest's day (default: today)")
-    command("daemon", cmd_daemon, "run on the [schedule] until SIGTERM/SIGINT", "digest daemon -v")
-    seen = command(
-        "seen", cmd_seen, "inspect or edit the store of seen papers", "digest seen stats"
+    for dated in (fetch, preview, run):
+        dated.add_argument("--date", type=_date, help="the digest's day (default: today)")
+    _command(commands, "daemon", cmd_daemon, "run on the [schedule] until stopped", "-v daemon")
+    seen = _command(commands, "seen", None, "inspect or edit the store", "seen stats")
+    actions = seen.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = _command(actions, "list", cmd_seen_list, "papers seen, newest first", "seen list")
+    listing.add_argument("--limit", type=int, default=None, help="at most N papers")
+    _command(actions, "stats", cmd_seen_stats, "counts, dates and size", "seen stats")
+    forget = _command(
+        actions, "forget", cmd_seen_forget, "forget one paper", "seen forget 2401.01234"
     )
-    seen.add_argument("action", choices=["list", "stats", "forget", "reset"])
-    seen.add_argument("key", nargs="?", help="for forget: a paper key or arXiv id")
-    seen.add_argument("--limit", type=int, default=None, help="for list: at most N papers")
-    seen.add_argument("--yes", action="store_true", help="for reset: do not ask")
+    forget.add_argument("key", help="a paper key or arXiv id (any version)")
+    reset = _command(actions, "reset", cmd_seen_reset, "forget everything", "seen reset --yes")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: Handler | None,
+    summary: str,
+    example: str,
+) -> argparse.ArgumentParser:
+    """A sub-command whose help has a one-line summary and an example."""
+    sub = commands.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog=f"example:\n  digest {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if handler is not None:
+        sub.set_defaults(handler=handler)
+    return sub

@@ -164,3 +164,74 @@ def _copy(source: Path, folder: Path) -> Path:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def _demo_config(folder: Path) -> Path:
+    (folder / "pages").mkdir()
+    for page in (SAMPLES / "text-pages").glob("*.txt"):
+        (folder / "pages" / page.name).write_bytes(page.read_bytes())
+    config = folder / "digest.toml"
+    config.write_text(
+        '[[sources]]\nkind = "page"\npath = "pages/*.txt"\n'
+        '[[subscribers]]\nemail = "ada@example.org"\nkeywords = ["attention head"]\n'
+    )
+    return config
+
+
+def test_run_then_seen_list_stats_forget_reset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(_demo_config(tmp_path))
+    assert main(["--config", config, "run"]) == 0
+    out = capsys.readouterr().out
+    assert "184 entries, 178 distinct papers, 178 new" in out
+    assert "ada@example.org:" in out and "sent" in out
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+    assert main(["--config", config, "seen", "list", "--limit", "3"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 3
+    key = rows[0].split()[0]
+    assert main(["--config", config, "seen", "stats"]) == 0
+    assert "178" in capsys.readouterr().out
+
+    assert main(["--config", config, "seen", "forget", key]) == 0
+    assert main(["--config", config, "seen", "forget", key]) == 2
+    assert "no paper" in capsys.readouterr().err
+    assert main(["--config", config, "run"]) == 0
+    assert "1 new" in capsys.readouterr().out
+
+    assert main(["--config", config, "seen", "reset", "--yes"]) == 0
+    assert main(["--config", config, "seen", "stats"]) == 0
+    assert "papers" in capsys.readouterr().out
+
+
+def test_reset_without_a_terminal_needs_yes(tmp_path: Path) -> None:
+    config = _demo_config(tmp_path)
+    result = digest("--config", str(config), "seen", "reset", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--yes" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_second_run_while_one_holds_the_lock_exits_1_without_sending(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from digest.store import Store
+
+    config = _demo_config(tmp_path)
+    with Store.open(tmp_path / "digest.db") as store, store.run_lock():
+        assert main(["--config", str(config), "run"]) == 1
+    assert "another digest run is in progress" in capsys.readouterr().err
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_check_reports_a_broken_template_override(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _demo_config(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "digest.html.j2").write_text("{% if %}broken")
+    config.write_text('[digest]\ntemplates = "mine"\n' + config.read_text())
+    assert main(["--config", str(config), "check"]) == 2
+    err = capsys.readouterr().err
+    assert "digest.html.j2" in err and err.count("digest: error:") == 1
