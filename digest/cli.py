@@ -115,7 +115,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     report = _run_once(config, dry_run=args.dry_run, day=_day(config, args))
-    for line in report.summary():
+    for line in report.summary(every_subscriber=True if args.verbose else None):
         print(line)
     return report.exit_code
 

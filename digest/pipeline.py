@@ -23,6 +23,7 @@ from digest.sources import read_sources
 from digest.store import Store
 
 Progress = Callable[[int, int], None]
+SUMMARY_LIST_LIMIT = 25  # subscribers listed one by one in a run's summary
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,16 @@ class RunReport:
         """0 when everything went through, 1 when a source or a delivery failed."""
         return 1 if self.failures or self.failed_deliveries else 0
 
-    def summary(self) -> Iterator[str]:
-        """The human-readable report, one line at a time."""
+    def summary(self, *, every_subscriber: bool | None = None) -> Iterator[str]:
+        """The human-readable report, one line at a time.
+
+        Failures are always listed one by one; the other subscribers only when there are few of
+        them (or ``every_subscriber``), so a run for thousands stays a readable cron mail.
+        """
         verb = "would send" if self.dry_run else "sent"
         sent = sum(1 for o in self.outcomes if o.sent)
+        if every_subscriber is None:
+            every_subscriber = len(self.outcomes) <= SUMMARY_LIST_LIMIT
         yield (
             f"{self.day}: read {self.entries} entries, {self.papers} distinct papers, "
             f"{self.new} new"
@@ -72,6 +79,8 @@ class RunReport:
             hint = f" ({failure.hint})" if failure.hint else ""
             yield f"  source failed: {failure.source}: {failure.message}{hint}"
         for outcome in self.outcomes:
+            if not (every_subscriber or outcome.error):
+                continue
             if outcome.error:
                 state = f"FAILED: {outcome.error} (retried next run)"
             elif outcome.sent:
@@ -79,7 +88,8 @@ class RunReport:
             else:
                 state = f"not sent: {outcome.skipped}"
             yield f"  {outcome.email}: {outcome.matched} matched, {state}"
-        yield f"{verb} {sent} of {len(self.outcomes)} digests" + (
+        papers = sum(o.papers for o in self.outcomes if o.sent)
+        yield f"{verb} {sent} of {len(self.outcomes)} digests ({papers} papers in all)" + (
             "; stopped early on request" if self.stopped else ""
         )
 

@@ -235,3 +235,38 @@ def test_check_reports_a_broken_template_override(
     assert main(["--config", str(config), "check"]) == 2
     err = capsys.readouterr().err
     assert "digest.html.j2" in err and err.count("digest: error:") == 1
+
+
+def test_two_runs_started_together_exactly_one_sends(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    class SlowApi(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # a slow source keeps the first run inside its lock
+            threading.Event().wait(1.5)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = _demo_config(tmp_path)
+        api = f"http://127.0.0.1:{server.server_address[1]}/api/daily_papers"
+        config.write_text(f'[[sources]]\nkind = "hf-api"\nurl = "{api}"\n' + config.read_text())
+        command = [sys.executable, "-m", "digest", "--config", str(config), "run"]
+        runs = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        results = [(run.wait(timeout=60), *run.communicate()) for run in runs]
+    finally:
+        server.shutdown()
+    assert sorted(code for code, _, _ in results) == [0, 1], results
+    loser = next(err for code, _, err in results if code == 1)
+    assert "another digest run is in progress" in loser and "Traceback" not in loser
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1

@@ -261,3 +261,19 @@ def test_nothing_matched_sends_nothing_unless_asked(tmp_path: Path, client: http
     )
     run(chatty, client)
     assert len(outbox(chatty)["cy@example.org"]) == 1
+
+
+def test_summary_lists_failures_always_and_others_only_when_few(
+    tmp_path: Path, client: httpx.Client
+) -> None:
+    many = "".join(
+        f'[[subscribers]]\nemail = "r{n}@example.org"\nkeywords = ["reasoning"]\n'
+        for n in range(30)
+    )
+    config = make_config(tmp_path, many)
+    report = run(config, client, transport=FlakyTransport(open_transport(config), refuse="r7@"))
+    lines = list(report.summary())
+    assert len(lines) == 3, lines
+    assert "r7@example.org" in lines[1] and "FAILED" in lines[1]
+    assert lines[2].startswith("sent 31 of 32 digests (")
+    assert len(list(report.summary(every_subscriber=True))) == 34
