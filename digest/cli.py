@@ -17,6 +17,7 @@ from digest import __version__, pipeline
 from digest.config import Config, bundled_path, find_config_path, load_config
 from digest.deliver import open_transport
 from digest.errors import DigestError, UsageError
+from digest.models import SourceFailure
 from digest.render import Renderer
 from digest.schedule import configure_logging, run_daemon
 from digest.sources import source_for
@@ -85,8 +86,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             print(json.dumps(record, ensure_ascii=False))
         else:
             print(_paper_row(paper.key, paper.published, paper.upvotes, paper.title))
-    for failure in batch.failures:
-        print(f"digest: error: {failure.source}: {failure.message}", file=sys.stderr)
+    _report_failures(batch.failures)
     print(f"{len(batch.papers)} papers from {batch.entries} entries", file=sys.stderr)
     return 1 if batch.failures else 0
 
@@ -104,7 +104,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
             out_dir=out_dir,
             only=args.subscriber,
         )
-    _report_failures(result.report)
+    _report_failures(result.report.failures)
     for path in result.paths:
         print(path)
     if args.open and result.paths:
@@ -225,8 +225,8 @@ def _paper_row(key: str, day: dt.date | None, number: int | None, title: str) ->
     return f"{key:<22} {day or '':<10} {'' if number is None else number:>5}  {shown}"
 
 
-def _report_failures(report: pipeline.RunReport) -> None:
-    for failure in report.failures:
+def _report_failures(failures: Sequence[SourceFailure]) -> None:
+    for failure in failures:
         hint = f" ({failure.hint})" if failure.hint else ""
         print(f"digest: error: {failure.source}: {failure.message}{hint}", file=sys.stderr)
 
