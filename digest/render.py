@@ -11,6 +11,7 @@ list of links. :func:`write_preview` writes rendered emails to a folder for a br
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
@@ -143,10 +144,16 @@ def paper_view(match: Match, level: int) -> PaperView:
 
 def _wrap(value: Any, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
     """Jinja filter: ``value`` wrapped for the text part; long URLs are never broken."""
+    return _wrapped(str(value), width, indent, indent if first is None else first)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _wrapped(text: str, width: int, indent: str, first: str) -> str:
+    # The same abstract is wrapped for every subscriber who gets the paper: wrap it once.
     return textwrap.fill(
-        str(value),
+        text,
         width=width,
-        initial_indent=indent if first is None else first,
+        initial_indent=first,
         subsequent_indent=indent,
         break_long_words=False,
         break_on_hyphens=False,
