@@ -37,7 +37,7 @@ from bisect import bisect_right
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache, reduce
+from functools import reduce
 from operator import attrgetter, or_
 from typing import TYPE_CHECKING, Literal
 
@@ -361,12 +361,12 @@ class _Profile:
 
     select: tuple[int, ...]  # keyword, author and organisation ids (distinct)
     text_select: tuple[int, ...]  # the keyword ids among them: those that can be in a title
-    kids: frozenset[int]  # (id, spelling) pairs, interned: what a Match reports
+    kids: int  # bit mask of (id, spelling) pairs, interned: what a Match reports
     require: tuple[int, ...]
     exclude: tuple[int, ...]
     min_upvotes: int | None
     cap: int
-    fixed_key: object  # the Match cache key when it is the same for every paper, else None
+    fixed_key: int | tuple[int, tuple[int, ...]] | None  # the Match cache key if per-paper same
 
 
 def compile_interests(subscribers: Sequence[SubscriberSection]) -> Interests:
@@ -386,7 +386,7 @@ class Interests:
         self._subscribers: dict[str, int] = {}
         self._kid_ids: dict[tuple[int, str], int] = {}
         self._kids: list[tuple[int, str]] = []
-        self._kids_by_id: dict[int, list[int]] = {}
+        self._kid_masks: dict[int, int] = {}  # id -> bit mask of its (id, spelling) pairs
         self._singles: dict[str, Interests] = {}
         for section in subscribers:
             if section.email in self._sections:
@@ -437,14 +437,15 @@ class Interests:
                 where="subscribers",
                 hint="keep it in only one list",
             )
-        kids = frozenset(self._kid(i, spelling) for i, spelling in select.items())
-        require_ids = tuple(dict.fromkeys(require))
+        kids = reduce(or_, (1 << self._kid(i, spelling) for i, spelling in select.items()), 0)
+        # Sorted: the order of ids never changes a result, so equal interest sets share a profile.
+        require_ids = tuple(sorted(set(require)))
         return _Profile(
-            select=tuple(select),
-            text_select=tuple(text_select),
+            select=tuple(sorted(select)),
+            text_select=tuple(sorted(text_select)),
             kids=kids,
             require=require_ids,
-            exclude=tuple(dict.fromkeys(exclude)),
+            exclude=tuple(sorted(set(exclude))),
             min_upvotes=section.min_upvotes,
             cap=section.max_papers,
             fixed_key=None if len(select) > 1 else (kids, require_ids) if require_ids else kids,
@@ -465,7 +466,7 @@ class Interests:
         if kid is None:
             kid = self._kid_ids[(tid, spelling)] = len(self._kids)
             self._kids.append((tid, spelling))
-            self._kids_by_id.setdefault(tid, []).append(kid)
+            self._kid_masks[tid] = self._kid_masks.get(tid, 0) | 1 << kid
         return kid
 
     def match(
@@ -483,14 +484,21 @@ class Interests:
         """
         with _cyclic_gc_paused():
             run = _Run(self, papers, capped=capped)
+            profiles = self._profiles
+            unskipped: list[list[Match] | None] = [None] * len(profiles)
             memo: dict[tuple[int, int], list[Match]] = {}
             result: dict[str, list[Match]] = {}
             for email, pid in self._subscribers.items():
                 done = skip.get(email) if skip else None
-                key = (pid, run.skip_mask(done) if done else 0)
-                picked = memo.get(key)
-                if picked is None:
-                    picked = memo[key] = run.select(self._profiles[pid], key[1])
+                mask = run.skip_mask(done) if done else 0
+                if mask:
+                    picked = memo.get((pid, mask))
+                    if picked is None:
+                        picked = memo[(pid, mask)] = run.select(profiles[pid], mask)
+                else:
+                    picked = unskipped[pid]
+                    if picked is None:
+                        picked = unskipped[pid] = run.select(profiles[pid], 0)
                 result[email] = picked[:]
         return result
 
@@ -539,9 +547,9 @@ class _Run:
         self.present = [0] * size
         self.title = [0] * size
         self.found: list[_Found] = []
-        self.present_kids: list[frozenset[int]] = []
+        self.present_kids: list[int] = []
         self.bit_of_key: dict[str, int] = {}
-        kids_by_id = interests._kids_by_id
+        kid_masks = interests._kid_masks
         for i, paper in enumerate(self.papers):
             bit = 1 << i
             self.bit_of_key[paper.key] = self.bit_of_key.get(paper.key, 0) | bit
@@ -552,13 +560,12 @@ class _Run:
             for tid in found.title:
                 self.title[tid] |= bit
             self.present_kids.append(
-                frozenset(k for tid in found.present for k in kids_by_id.get(tid, ()))
+                reduce(or_, (kid_masks.get(tid, 0) for tid in found.present), 0)
             )
         self._upvotes = [-(p.upvotes if p.upvotes is not None else -1) for p in self.papers]
         self._up_masks: dict[int, int] = {}
         self._matches: list[dict[object, Match]] = [{} for _ in self.papers]
         self._spans: dict[tuple[int, int, int], Span] = {}
-        self._rows = _byte_rows((len(self.papers) + 7) // 8)
 
     def skip_mask(self, keys: Collection[str]) -> int:
         """The bits of the papers whose key is in ``keys``."""
@@ -598,10 +605,10 @@ class _Run:
         if masks and candidates.bit_count() <= cap:
             # All of them go out: rank the Matches themselves; picks ascend, so the stable sort
             # keeps the upvote order among equal scores.
-            out = self._matches_for(_bits(self._rows, candidates, cap), profile)
+            out = self._matches_for(_bits(candidates, cap), profile)
             out.sort(key=_score, reverse=True)
             return out
-        picks = _pick(self._rows, self.title, profile, masks, candidates, cap)
+        picks = _pick(self.title, profile, masks, candidates, cap)
         return self._matches_for(picks, profile)
 
     def _matches_for(self, picks: list[int], profile: _Profile) -> list[Match]:
@@ -629,11 +636,11 @@ class _Run:
         match = self._matches[i][key] = self._build(i, kids, profile.require)
         return match
 
-    def _build(self, i: int, kids: frozenset[int], require: tuple[int, ...]) -> Match:
+    def _build(self, i: int, kids: int, require: tuple[int, ...]) -> Match:
         found = self.found[i]
         unseen = (_NOT_IN_TEXT_RANK, 0)
         matched = sorted(
-            (self._kids[k] for k in kids),
+            (self._kids[k] for k in range(kids.bit_length()) if kids >> k & 1),
             key=lambda pair: (found.first.get(pair[0], unseen), pair[1].casefold(), pair[1]),
         )
         ids = {tid for tid, _ in matched}
@@ -670,49 +677,39 @@ class _Run:
 
 
 def _pick(
-    rows: _Rows, titles: list[int], profile: _Profile, masks: list[int], candidates: int, cap: int
+    titles: list[int], profile: _Profile, masks: list[int], candidates: int, cap: int
 ) -> list[int]:
     """The bits of the best ``cap`` candidates, in ranking order."""
-    groups: Iterable[int]
     if not masks:
-        groups = (candidates,)
-    else:
-        title = candidates & reduce(or_, map(titles.__getitem__, profile.text_select), 0)
-        if len(masks) == 1 or candidates.bit_count() <= 1:
-            groups = (title, candidates & ~title)
-        else:
-            levels = _levels(masks, candidates)
+        return _bits(candidates, cap)
+    title = candidates & reduce(or_, map(titles.__getitem__, profile.text_select), 0)
+    groups: Iterable[int] = (title, candidates & ~title)
+    if len(masks) > 1:
+        levels = _levels(masks, candidates)
+        if len(levels) > 1:
             groups = [title & level for level in levels]
             groups.extend(level & ~title for level in levels)
     picks: list[int] = []
     for group in groups:
-        picks.extend(_bits(rows, group, cap - len(picks)))
-        if len(picks) == cap:
-            break
+        # Peeling the lowest bit off, inline: cheaper than any table for a dozen picks.
+        while group:
+            low = group & -group
+            picks.append(low.bit_length() - 1)
+            if len(picks) == cap:
+                return picks
+            group ^= low
     return picks
 
 
-_Rows = tuple[tuple[tuple[int, ...], ...], ...]
-
-
-@lru_cache(maxsize=8)
-def _byte_rows(nbytes: int) -> _Rows:
-    """For byte ``j`` of a mask and its value ``v``: the bit positions ``v`` sets, ascending."""
-    return tuple(
-        tuple(tuple(8 * j + b for b in range(8) if value >> b & 1) for value in range(256))
-        for j in range(nbytes)
-    )
-
-
-def _bits(rows: _Rows, mask: int, limit: int) -> list[int]:
+def _bits(mask: int, limit: int) -> list[int]:
     """The positions of the lowest ``limit`` set bits of ``mask``, ascending."""
-    # A table lookup per byte beats peeling bits one by one in Python.
     out: list[int] = []
-    for row, byte in zip(rows, mask.to_bytes(len(rows), "little"), strict=True):
-        if byte:
-            out += row[byte]
-            if len(out) >= limit:
-                return out[:limit]
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        if len(out) == limit:
+            break
+        mask ^= low
     return out
 
 
