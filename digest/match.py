@@ -34,7 +34,7 @@ import gc
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import reduce
@@ -532,7 +532,12 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 
 class _Run:
-    """One ``match`` call: the papers in base order, one bit each, and a paper mask per id."""
+    """One ``match`` call: the papers, one bit each, and a paper mask per id.
+
+    The best paper in base order (most upvotes first) has the highest bit: ``int.bit_length``
+    then finds the next pick, far cheaper than isolating the lowest bit of a long integer.
+    Everything indexed per paper is indexed by its bit.
+    """
 
     def __init__(self, interests: Interests, papers: Sequence[Paper], *, capped: bool) -> None:
         self._capped = capped
@@ -541,8 +546,9 @@ class _Run:
             range(len(papers)),
             key=lambda j: (papers[j].upvotes is None, -(papers[j].upvotes or 0), j),
         )
-        self.papers = [papers[j] for j in order]
+        self.papers = [papers[j] for j in reversed(order)]
         self.full = (1 << len(self.papers)) - 1
+        self.pow2 = [1 << b for b in range(len(self.papers))]
         size = interests._vocabulary.size
         self.present = [0] * size
         self.title = [0] * size
@@ -562,7 +568,7 @@ class _Run:
             self.present_kids.append(
                 reduce(or_, (kid_masks.get(tid, 0) for tid in found.present), 0)
             )
-        self._upvotes = [-(p.upvotes if p.upvotes is not None else -1) for p in self.papers]
+        self._upvotes = [-(p.upvotes if p.upvotes is not None else -1) for p in self.papers[::-1]]
         self._up_masks: dict[int, int] = {}
         self._matches: list[dict[object, Match]] = [{} for _ in self.papers]
         self._spans: dict[tuple[int, int, int], Span] = {}
@@ -582,8 +588,10 @@ class _Run:
     def _at_least(self, upvotes: int) -> int:
         mask = self._up_masks.get(upvotes)
         if mask is None:
-            # Papers are in descending upvote order, unknown last: the qualifying ones are a prefix.
-            mask = self._up_masks[upvotes] = (1 << bisect_right(self._upvotes, -upvotes)) - 1
+            # In base order (descending upvotes, unknown last) the qualifying papers are a prefix,
+            # so they hold the highest bits.
+            count = bisect_right(self._upvotes, -upvotes)
+            mask = self._up_masks[upvotes] = ((1 << count) - 1) << (len(self.papers) - count)
         return mask
 
     def select(self, profile: _Profile, skip: int) -> list[Match]:
@@ -605,10 +613,10 @@ class _Run:
         if masks and candidates.bit_count() <= cap:
             # All of them go out: rank the Matches themselves; picks ascend, so the stable sort
             # keeps the upvote order among equal scores.
-            out = self._matches_for(_bits(candidates, cap), profile)
+            out = self._matches_for(_bits(self.pow2, candidates, cap), profile)
             out.sort(key=_score, reverse=True)
             return out
-        picks = _pick(self.title, profile, masks, candidates, cap)
+        picks = _pick(self.pow2, self.title, profile, masks, candidates, cap)
         return self._matches_for(picks, profile)
 
     def _matches_for(self, picks: list[int], profile: _Profile) -> list[Match]:
@@ -677,52 +685,55 @@ class _Run:
 
 
 def _pick(
-    titles: list[int], profile: _Profile, masks: list[int], candidates: int, cap: int
+    pow2: list[int],
+    titles: list[int],
+    profile: _Profile,
+    masks: list[int],
+    candidates: int,
+    cap: int,
 ) -> list[int]:
     """The bits of the best ``cap`` candidates, in ranking order."""
     if not masks:
-        return _bits(candidates, cap)
+        return _bits(pow2, candidates, cap)
     title = candidates & reduce(or_, map(titles.__getitem__, profile.text_select), 0)
-    groups: Iterable[int] = (title, candidates & ~title)
-    if len(masks) > 1:
-        levels = _levels(masks, candidates)
-        if len(levels) > 1:
-            groups = [title & level for level in levels]
-            groups.extend(level & ~title for level in levels)
     picks: list[int] = []
-    for group in groups:
-        # Peeling the lowest bit off, inline: cheaper than any table for a dozen picks.
-        while group:
-            low = group & -group
-            picks.append(low.bit_length() - 1)
-            if len(picks) == cap:
-                return picks
-            group ^= low
+    # Title hits usually fill the cap on their own: the rest is only looked at when they do not.
+    for part in (title, candidates & ~title):
+        for group in _levels(masks, part) if len(masks) > 1 else (part,):
+            while group:
+                bit = group.bit_length() - 1
+                picks.append(bit)
+                if len(picks) == cap:
+                    return picks
+                group ^= pow2[bit]
     return picks
 
 
-def _bits(mask: int, limit: int) -> list[int]:
-    """The positions of the lowest ``limit`` set bits of ``mask``, ascending."""
+def _bits(pow2: list[int], mask: int, limit: int) -> list[int]:
+    """The positions of the highest ``limit`` set bits of ``mask``, descending."""
     out: list[int] = []
     while mask:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
+        bit = mask.bit_length() - 1
+        out.append(bit)
         if len(out) == limit:
             break
-        mask ^= low
+        mask ^= pow2[bit]
     return out
 
 
 _score = attrgetter("score")
 
 
-def _levels(masks: list[int], candidates: int) -> list[int]:
-    """The candidates split by how many masks they are in, most first (empty levels dropped)."""
+def _levels(masks: list[int], within: int) -> list[int]:
+    """The papers of ``within`` split by how many masks they are in, most first."""
     at_least = [0] * (len(masks) + 2)  # at_least[c]: papers in c or more of the masks
-    for n, mask in enumerate(masks, start=1):
-        mask &= candidates
-        for c in range(n - 1, 0, -1):
-            at_least[c + 1] |= at_least[c] & mask
-        at_least[1] |= mask
-    levels = [at_least[c] & ~at_least[c + 1] for c in range(len(masks), 0, -1)]
-    return [level for level in levels if level]
+    top = 0  # the highest c with papers: few papers are in many masks, so few levels to update
+    for mask in masks:
+        mask &= within
+        if mask:
+            for c in range(top, 0, -1):
+                at_least[c + 1] |= at_least[c] & mask
+            at_least[1] |= mask
+            if at_least[top + 1]:
+                top += 1
+    return [at_least[c] & ~at_least[c + 1] for c in range(top, 0, -1)]
