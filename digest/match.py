@@ -483,23 +483,32 @@ class Interests:
         every match in ranking order, for a caller that records what fell below the cap.
         """
         with _cyclic_gc_paused():
-            run = _Run(self, papers, capped=capped)
-            profiles = self._profiles
-            unskipped: list[list[Match] | None] = [None] * len(profiles)
-            memo: dict[tuple[int, int], list[Match]] = {}
-            result: dict[str, list[Match]] = {}
-            for email, pid in self._subscribers.items():
-                done = skip.get(email) if skip else None
-                mask = run.skip_mask(done) if done else 0
-                if mask:
-                    picked = memo.get((pid, mask))
-                    if picked is None:
-                        picked = memo[(pid, mask)] = run.select(profiles[pid], mask)
-                else:
-                    picked = unskipped[pid]
-                    if picked is None:
-                        picked = unskipped[pid] = run.select(profiles[pid], 0)
-                result[email] = picked[:]
+            # In a call of its own so the run is freed before the collector comes back to life.
+            return self._match(papers, skip, capped)
+
+    def _match(
+        self, papers: Sequence[Paper], skip: Mapping[str, Collection[str]] | None, capped: bool
+    ) -> dict[str, list[Match]]:
+        run = _Run(self, papers, capped=capped)
+        profiles = self._profiles
+        if not skip:
+            picks = [run.select(profile, 0) for profile in profiles]
+            return {email: picks[pid][:] for email, pid in self._subscribers.items()}
+        unskipped: list[list[Match] | None] = [None] * len(profiles)
+        memo: dict[tuple[int, int], list[Match]] = {}
+        result: dict[str, list[Match]] = {}
+        for email, pid in self._subscribers.items():
+            done = skip.get(email)
+            mask = run.skip_mask(done) if done else 0
+            if mask:
+                picked = memo.get((pid, mask))
+                if picked is None:
+                    picked = memo[(pid, mask)] = run.select(profiles[pid], mask)
+            else:
+                picked = unskipped[pid]
+                if picked is None:
+                    picked = unskipped[pid] = run.select(profiles[pid], 0)
+            result[email] = picked[:]
         return result
 
     def match_one(self, email: str, papers: Sequence[Paper], *, capped: bool = True) -> list[Match]:
@@ -726,6 +735,20 @@ _score = attrgetter("score")
 
 def _levels(masks: list[int], within: int) -> list[int]:
     """The papers of ``within`` split by how many masks they are in, most first."""
+    # Papers in three or more of a subscriber's interests are rare: two counters in locals are
+    # all most calls need.
+    one = two = 0
+    for mask in masks:
+        mask &= within
+        if mask:
+            if two & mask:
+                return _many_levels(masks, within)
+            two |= one & mask
+            one |= mask
+    return [two, one & ~two] if two else [one]
+
+
+def _many_levels(masks: list[int], within: int) -> list[int]:
     at_least = [0] * (len(masks) + 2)  # at_least[c]: papers in c or more of the masks
     top = 0  # the highest c with papers: few papers are in many masks, so few levels to update
     for mask in masks:
