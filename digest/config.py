@@ -140,6 +140,11 @@ class SourceSection(Section):
         return self.url or HF_API_URL
 
     @property
+    def is_bundled(self) -> bool:
+        """Whether this source reads the sample pages shipped with the package (never new)."""
+        return self.path is not None and self.path.startswith(BUNDLED_PREFIX)
+
+    @property
     def label(self) -> str:
         """How reports name this source."""
         return self.name or self.path or self.url or HF_API_URL
@@ -292,6 +297,11 @@ class Config(Section):
             return bundled_path(value.removeprefix(BUNDLED_PREFIX))
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def samples_only(self) -> bool:
+        """Whether every source is the bundled samples: a demo that never brings new papers."""
+        return all(source.is_bundled for source in self.sources)
 
     @property
     def store_path(self) -> Path:

@@ -61,6 +61,26 @@ def test_init_writes_the_example_and_refuses_to_overwrite(
     assert "OK" in capsys.readouterr().out
 
 
+def test_run_on_the_starter_config_says_it_reads_only_the_samples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    starter = str(tmp_path / "digest.toml")
+    assert main(["init", starter]) == 0
+    capsys.readouterr()
+    assert main(["--config", starter, "run"]) == 0  # offline: no source fails
+    captured = capsys.readouterr()
+    assert "source failed" not in captured.out
+    assert "reads only the bundled sample pages" in captured.err
+    assert "hf-api [[sources]]" in captured.err
+
+
+def test_a_config_with_its_own_pages_gets_no_samples_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(_demo_config(tmp_path)), "check"]) == 0
+    assert "bundled sample pages" not in capsys.readouterr().err
+
+
 def test_check_reports_each_problem_on_one_line_and_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "digest.toml"
     config.write_text(

@@ -31,9 +31,21 @@ def problems(text: str, tmp_path: Path) -> list[str]:
 
 def test_example_config_is_valid_and_complete() -> None:
     config = load_config(EXAMPLE)
-    assert [s.kind for s in config.sources] == ["hf-api", "page"]
+    assert [s.kind for s in config.sources] == ["page"]
+    assert config.samples_only
     assert config.delivery.method == "file"
     assert config.subscribers[0].email == "ada@example.org"
+
+
+def test_example_live_source_works_once_uncommented(tmp_path: Path) -> None:
+    lines = EXAMPLE.read_text().splitlines()
+    start = lines.index("# [[sources]]")
+    for i in range(start, start + 5):  # the five lines the comment above them names
+        lines[i] = lines[i].removeprefix("# ")
+    config = parse_config("\n".join(lines), tmp_path / "digest.toml")
+    assert [s.kind for s in config.sources] == ["hf-api", "page"]
+    assert config.sources[0].api_url == "https://huggingface.co/api/daily_papers"
+    assert not config.samples_only
 
 
 def test_empty_file_gives_working_defaults(tmp_path: Path) -> None:
@@ -162,7 +174,7 @@ def test_every_config_key_is_documented_in_the_example() -> None:
     documented: set[str] = set()
     table = ""
     for line in EXAMPLE.read_text().splitlines():
-        header = re.match(r"^\[\[?([\w.]+)\]\]?", line)
+        header = re.match(r"^#?\s*\[\[?([\w.]+)\]\]?", line)
         if header:
             table = header.group(1) + "."
             continue
