@@ -56,6 +56,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(bundled_path("config.example.toml").read_text(encoding="utf-8"))
     print(f"wrote {target}")
+    print("it reads the bundled sample pages; uncomment its hf-api source for the live feed")
     print(f"next: edit it, then `digest --config {target} check` and `... preview`")
     return 0
 
