@@ -23,3 +23,9 @@ def test_readme_demo_command_installs_and_previews() -> None:
     demo = _commands()[0]
     assert "pip install" in demo and "digest init" in demo and "digest preview" in demo
     assert "digest run" in demo
+
+
+def test_ci_runs_the_readme_demo_command_verbatim() -> None:
+    demo = _commands()[0]
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert f"  {{ {demo}; }} > demo.log 2>&1 \\" in ci
