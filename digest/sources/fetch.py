@@ -85,8 +85,8 @@ def _attempt(client: httpx.Client, url: str) -> bytes | tuple[FetchError, float 
         )
         failure.__cause__ = exc
         return failure, None
-    except httpx.ConnectError as exc:
-        if _unresolvable(exc):
+    except httpx.TransportError as exc:
+        if isinstance(exc, httpx.ConnectError) and _unresolvable(exc):
             # No DNS answer means no network or a misspelt host: waiting will not fix either
             # within this run, and an offline run should report it at once, not after backoff.
             raise FetchError(
@@ -94,14 +94,6 @@ def _attempt(client: httpx.Client, url: str) -> bytes | tuple[FetchError, float 
                 where=url,
                 hint="check the host name and that this machine is online",
             ) from exc
-        failure = FetchError(
-            f"cannot connect: {exc}",
-            where=url,
-            hint="check the URL, your network and any proxy settings",
-        )
-        failure.__cause__ = exc
-        return failure, None
-    except httpx.TransportError as exc:
         failure = FetchError(
             f"cannot connect: {exc}",
             where=url,
