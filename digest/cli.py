@@ -73,7 +73,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"  {len(config.sources)} sources, {len(config.subscribers)} subscribers")
     print(f"  store: {config.store_path} ({papers} papers seen)")
     print(f"  delivery: {delivery.method} -> {target}")
-    _note_samples_only(config)
+    _note_no_live_source(config)
     return 0
 
 
@@ -119,13 +119,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = _run_once(config, dry_run=args.dry_run, day=_day(config, args))
     for line in report.summary(every_subscriber=True if args.verbose else None):
         print(line)
-    _note_samples_only(config)
+    _note_no_live_source(config)
     return report.exit_code
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     config = _load(args)
-    _note_samples_only(config)
+    _note_no_live_source(config)
 
     def run_once(should_stop: Callable[[], bool]) -> int:
         fresh = _load(args)  # operators edit subscribers without restarting the daemon
@@ -235,15 +235,20 @@ def _report_failures(failures: Sequence[SourceFailure]) -> None:
         print(f"digest: error: {failure.source}: {failure.message}{hint}", file=sys.stderr)
 
 
-def _note_samples_only(config: Config) -> None:
+def _note_no_live_source(config: Config) -> None:
     # The starter config reads only the shipped samples: fine for a demo, but a real setup left
-    # like that would quietly find nothing new every morning.
-    if config.samples_only:
-        print(
-            f"digest: note: {config.path or 'the config'} reads only the bundled sample pages; "
-            "uncomment its hf-api [[sources]] block for the live Daily Papers",
-            file=sys.stderr,
+    # like that (or with no source at all) would quietly find nothing new every morning.
+    where = config.path or "the config"
+    if not config.sources:
+        note = f"{where} has no [[sources]]; add the hf-api source (see config.example.toml)"
+    elif config.samples_only:
+        note = (
+            f"{where} reads only the bundled sample pages; "
+            "uncomment its hf-api [[sources]] block for the live Daily Papers"
         )
+    else:
+        return
+    print(f"digest: note: {note}", file=sys.stderr)
 
 
 def _progress_bar() -> pipeline.Progress | None:

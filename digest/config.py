@@ -300,8 +300,8 @@ class Config(Section):
 
     @property
     def samples_only(self) -> bool:
-        """Whether every source is the bundled samples: a demo that never brings new papers."""
-        return all(source.is_bundled for source in self.sources)
+        """Whether there are sources and all are the bundled samples: a demo, never new papers."""
+        return bool(self.sources) and all(source.is_bundled for source in self.sources)
 
     @property
     def store_path(self) -> Path:

@@ -74,6 +74,16 @@ def test_run_on_the_starter_config_says_it_reads_only_the_samples(
     assert "hf-api [[sources]]" in captured.err
 
 
+def test_a_config_without_sources_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text('[[subscribers]]\nemail = "ada@example.org"\n')
+    assert main(["--config", str(config), "check"]) == 0
+    err = capsys.readouterr().err
+    assert "has no [[sources]]" in err and "bundled sample pages" not in err
+
+
 def test_a_config_with_its_own_pages_gets_no_samples_note(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

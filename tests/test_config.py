@@ -52,6 +52,7 @@ def test_empty_file_gives_working_defaults(tmp_path: Path) -> None:
     config = parse_config("", tmp_path / "digest.toml")
     assert config.digest.title == "Daily Papers digest"
     assert config.digest.lookback_days == 3
+    assert config.sources == [] and not config.samples_only
     assert config.store_path == tmp_path / "digest.db"
     assert config.delivery.sender.startswith("Paper Digest")
 
