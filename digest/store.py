@@ -36,6 +36,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -261,7 +262,7 @@ class Store:
             _check_writable(path)
             conn.execute("PRAGMA foreign_keys = ON")
             # The journal mode is stored in the file, so only switch our own (identified) stores.
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _switch_to_wal(conn)
             if str(mode).lower() != "wal":
                 raise StoreError(
                     f"cannot switch the store to WAL mode (it stays in {mode!r})",
@@ -859,6 +860,20 @@ def _identify(conn: sqlite3.Connection, path: Path) -> int:
         where=str(path),
         hint="point [digest] store at a new file; this one is left untouched",
     )
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """Ask for WAL mode, returning the journal mode the file is in afterwards."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            # When several processes open a brand-new file at once, SQLite can refuse the
+            # switch at once instead of calling the busy handler: wait and ask again as it would.
+            if "locked" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _migrate(conn: sqlite3.Connection, version: int) -> None:

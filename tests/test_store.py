@@ -284,6 +284,31 @@ def test_lookups_for_ten_thousand_subscribers_are_cheap(tmp_path: Path) -> None:
     assert elapsed < 1.0, f"{elapsed:.2f} s for 10k x (delivered_keys + pending_papers)"
 
 
+def test_open_waits_out_a_refused_wal_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Processes opening a new file together can get "database is locked" from the WAL switch
+    # itself, without SQLite's busy handler: open must wait, not fail the run.
+    class RefusesWalTwice(sqlite3.Connection):
+        refusals = 2
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if sql.startswith("PRAGMA journal_mode") and RefusesWalTwice.refusals:
+                RefusesWalTwice.refusals -= 1
+                raise sqlite3.OperationalError("database is locked")
+            return super().execute(sql, *args)
+
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(
+        sqlite3, "connect", lambda *a, **k: real_connect(*a, factory=RefusesWalTwice, **k)
+    )
+    with Store.open(tmp_path / "digest.db") as store:
+        assert store.stats().papers == 0
+    assert RefusesWalTwice.refusals == 0
+    with sqlite3.Connection(tmp_path / "digest.db") as check:
+        assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
 # --- migrations --------------------------------------------------------------------------------
 
 
