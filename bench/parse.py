@@ -20,7 +20,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from digest.dedupe import merge_papers
+from digest.identity import merge_papers
 from digest.models import Paper
 from digest.sources.sniff import parse_document
 

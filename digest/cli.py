@@ -22,7 +22,7 @@ from digest.render import Renderer
 from digest.schedule import configure_logging, run_daemon
 from digest.sources import source_for
 from digest.sources.fetch import make_client
-from digest.store import Store
+from digest.store import Store, open_store
 
 Handler = Callable[[argparse.Namespace], int]
 log = logging.getLogger("digest")
@@ -64,7 +64,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args)
     Renderer(config)  # a broken template override is a configuration error too
-    with Store.open(config.store_path, readonly=True) as store:
+    with _open_store(config, readonly=True) as store:
         papers = store.stats().papers
     delivery = config.delivery
     folder = {"file": delivery.outbox, "maildir": delivery.maildir}.get(delivery.method)
@@ -96,7 +96,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_preview(args: argparse.Namespace) -> int:
     config = _load(args)
     out_dir = Path(args.out)
-    with make_client(config.fetch) as client, Store.open(config.store_path, readonly=True) as store:
+    with make_client(config.fetch) as client, _open_store(config, readonly=True) as store:
         result = pipeline.preview(
             config,
             client=client,
@@ -139,7 +139,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 def cmd_seen_list(args: argparse.Namespace) -> int:
     config = _load(args)
-    with Store.open(config.store_path, readonly=True) as store:
+    with _open_store(config, readonly=True) as store:
         for row in store.list_seen(limit=args.limit):
             print(_paper_row(row.key, row.first_seen.date(), row.sent, row.title))
     return 0
@@ -147,7 +147,7 @@ def cmd_seen_list(args: argparse.Namespace) -> int:
 
 def cmd_seen_stats(args: argparse.Namespace) -> int:
     config = _load(args)
-    with Store.open(config.store_path, readonly=True) as store:
+    with _open_store(config, readonly=True) as store:
         for name, value in store.stats().as_rows():
             print(f"{name:<22} {value}")
     return 0
@@ -155,7 +155,7 @@ def cmd_seen_stats(args: argparse.Namespace) -> int:
 
 def cmd_seen_forget(args: argparse.Namespace) -> int:
     config = _load(args)
-    with Store.open(config.store_path) as store, store.run_lock():
+    with _open_store(config) as store, store.run_lock():
         if not store.forget(args.key):
             raise UsageError(
                 f"no paper {args.key!r} in the store",
@@ -171,7 +171,7 @@ def cmd_seen_reset(args: argparse.Namespace) -> int:
     if not (args.yes or _confirm(f"forget every paper and delivery in {config.store_path}?")):
         print("nothing changed")
         return 1
-    with Store.open(config.store_path) as store, store.run_lock():
+    with _open_store(config) as store, store.run_lock():
         store.reset()
     print(f"reset {config.store_path}")
     return 0
@@ -189,7 +189,7 @@ def _run_once(
 ) -> pipeline.RunReport:
     store_readonly = dry_run
     with contextlib.ExitStack() as stack:
-        store = stack.enter_context(Store.open(config.store_path, readonly=store_readonly))
+        store = stack.enter_context(_open_store(config, readonly=store_readonly))
         if not dry_run:
             stack.enter_context(store.run_lock())
         client = stack.enter_context(make_client(config.fetch))
@@ -213,6 +213,10 @@ def _load(args: argparse.Namespace, *, required: bool = True) -> Config:
     if not required and not path.exists():
         return Config()
     return load_config(path)
+
+
+def _open_store(config: Config, *, readonly: bool = False) -> Store:
+    return open_store(config.digest.store, base_dir=config.base_dir, readonly=readonly)
 
 
 def _now() -> dt.datetime:

@@ -1,17 +1,20 @@
-"""Pure value types that flow between the stages: papers, matches, source outcomes.
+"""Pure value types that flow between the stages: papers, subscribers, matches, source outcomes.
 
-Every type is a frozen pydantic model with ``extra="forbid"``: stages hand each other values, never
-mutable objects, so any stage can be tested on hand-made data.
+Papers and matches are frozen pydantic models with ``extra="forbid"`` (they are also read back from
+stores and JSON); :class:`Subscriber` is a frozen dataclass, since a run may build a hundred
+thousand of them from an already validated config. Stages hand each other values, never mutable
+objects, so any stage can be tested on hand-made data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from digest.keys import arxiv_id, normalize_whitespace, paper_key, title_key
+from digest.identity import arxiv_id, normalize_whitespace, paper_key, title_key
 
 
 class Value(BaseModel):
@@ -34,6 +37,7 @@ class Paper(Value):
     authors: tuple[str, ...] = ()
     author_count: int | None = None
     organization: str | None = None
+    submitter_organization: str | None = None
     published: dt.date | None = None
     upvotes: int | None = None
     ai_summary: str | None = None
@@ -49,7 +53,7 @@ class Paper(Value):
     def _collapse_whitespace(cls, value: Any) -> Any:
         return normalize_whitespace(value) if isinstance(value, str) else value
 
-    @field_validator("ai_summary", "organization", mode="before")
+    @field_validator("ai_summary", "organization", "submitter_organization", mode="before")
     @classmethod
     def _collapse_optional(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -143,3 +147,26 @@ class Rendered(Value):
     html: str
     text: str
     paper_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """Who gets a digest and which papers interest them: what matching and rendering read.
+
+    Built from a validated ``[[subscribers]]`` entry; every tuple holds the terms as written.
+    """
+
+    email: str
+    name: str = ""
+    keywords: tuple[str, ...] = ()
+    require: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    organizations: tuple[str, ...] = ()
+    min_upvotes: int | None = None
+    max_papers: int = 15
+
+    @property
+    def address(self) -> str:
+        """The address as stores key it: one subscriber whatever the case it is written in."""
+        return self.email.strip().lower()

@@ -16,6 +16,7 @@ import httpx
 from digest.config import Config, SourceSection, SubscriberSection
 from digest.deliver import Transport, build_message
 from digest.errors import DeliveryError, UsageError
+from digest.identity import unique_by_key
 from digest.match import compile_interests
 from digest.models import Batch, Match, Paper, Rendered, SourceFailure
 from digest.render import Renderer, write_preview
@@ -165,16 +166,19 @@ def _plan(
     batch = collect(config, client=client, day=day)
     observed = store.observe(batch.papers, now, record=record)
     since = now - dt.timedelta(days=config.digest.lookback_days)
-    candidates = _unique([*store.recent_papers(since), *([] if record else observed.new)])
+    candidates = unique_by_key([*store.recent_papers(since), *([] if record else observed.new)])
     interests = compile_interests(config.subscribers)
-    skip = {s.email: store.delivered_keys(s.email) for s in config.subscribers}
+    emails = [s.email for s in config.subscribers]
+    owed_by_email = store.owed_papers(emails)
+    owed_keys = {p.key for owed in owed_by_email.values() for p in owed}
+    skip = store.delivered_keys(emails, {p.key for p in candidates} | owed_keys)
     ranked = interests.match(candidates, skip=skip, capped=False)
     candidate_keys = {p.key for p in candidates}
     plan = _Plan(batch=batch, new=list(observed.new))
     for subscriber in config.subscribers:
         email = subscriber.email
         # A paper whose delivery failed stays owed even after it left the lookback window.
-        owed = [p for p in store.pending_papers(email) if p.key not in candidate_keys]
+        owed = [p for p in owed_by_email[email] if p.key not in candidate_keys]
         if owed:
             papers = [p for p in [*candidates, *owed] if p.key not in skip[email]]
             ranked[email] = interests.match_one(email, papers, capped=False)
@@ -183,16 +187,6 @@ def _plan(
         plan.passed_over[email] = [m.paper.key for m in everything[subscriber.max_papers :]]
         plan.matched[email] = len(everything)
     return plan
-
-
-def _unique(papers: Sequence[Paper]) -> list[Paper]:
-    seen: set[str] = set()
-    out: list[Paper] = []
-    for paper in papers:
-        if paper.key not in seen:
-            seen.add(paper.key)
-            out.append(paper)
-    return out
 
 
 def _render(

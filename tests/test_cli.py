@@ -246,10 +246,10 @@ def test_reset_without_a_terminal_needs_yes(tmp_path: Path) -> None:
 def test_a_second_run_while_one_holds_the_lock_exits_1_without_sending(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from digest.store import Store
+    from digest.store.sqlite import SqliteStore
 
     config = _demo_config(tmp_path)
-    with Store.open(tmp_path / "digest.db") as store, store.run_lock():
+    with SqliteStore.open(tmp_path / "digest.db") as store, store.run_lock():
         assert main(["--config", str(config), "run"]) == 1
     assert "another digest run is in progress" in capsys.readouterr().err
     assert not (tmp_path / "outbox").exists()

@@ -18,7 +18,7 @@ from digest import pipeline
 from digest.config import Config, parse_config
 from digest.deliver import Transport, open_transport
 from digest.errors import TemporaryDeliveryError
-from digest.store import Store
+from digest.store.sqlite import SqliteStore
 
 SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"
 NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
@@ -59,7 +59,7 @@ def run(
     transport: Transport | None = None,
     dry_run: bool = False,
 ) -> pipeline.RunReport:
-    with Store.open(config.store_path, readonly=dry_run) as store:
+    with SqliteStore.open(config.store_path, readonly=dry_run) as store:
         if dry_run:
             return pipeline.run(
                 config,
@@ -202,7 +202,7 @@ def test_dry_run_and_preview_change_nothing(tmp_path: Path, client: httpx.Client
     snapshot = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     report = run(config, client, dry_run=True)
     assert report.dry_run and report.new == 0
-    with Store.open(config.store_path, readonly=True) as store:
+    with SqliteStore.open(config.store_path, readonly=True) as store:
         result = pipeline.preview(
             config, client=client, store=store, now=NOW, day=DAY, out_dir=tmp_path / "preview"
         )
@@ -214,7 +214,7 @@ def test_dry_run_and_preview_change_nothing(tmp_path: Path, client: httpx.Client
 
 def test_preview_of_a_fresh_setup_shows_todays_papers(tmp_path: Path, client: httpx.Client) -> None:
     config = make_config(tmp_path)
-    with Store.open(config.store_path, readonly=True) as store:
+    with SqliteStore.open(config.store_path, readonly=True) as store:
         result = pipeline.preview(
             config,
             client=client,

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 
 from digest.config import FetchSection, SourceSection
-from digest.dedupe import merge_papers
 from digest.errors import DigestError, SourceError
+from digest.identity import merge_papers
 from digest.models import Batch, Paper, SourceFailure
 from digest.sources.fetch import get
 from digest.sources.hf_api import parse_api

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from digest.dedupe import merge_papers
 from digest.errors import ParseError
+from digest.identity import merge_papers
 from digest.models import Paper
 from digest.sources.text_page import parse_text_page
 

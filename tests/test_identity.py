@@ -1,4 +1,4 @@
-"""Within-batch de-duplication: matching by arXiv id or title, richest fields, stable order."""
+"""Paper identity: versionless arXiv ids, title keys, the canonical key, batch merging."""
 
 from __future__ import annotations
 
@@ -8,10 +8,62 @@ import json
 from pathlib import Path
 from typing import Any
 
-from digest.dedupe import merge_papers, merge_two
+import pytest
+
+from digest.identity import (
+    Resolver,
+    arxiv_id,
+    merge_papers,
+    merge_two,
+    normalize_whitespace,
+    paper_key,
+    title_key,
+)
 from digest.models import Paper
 from digest.sources.hf_api import parse_api
 from digest.sources.hf_page import parse_page_html
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2401.01234", "2401.01234"),
+        ("2401.01234v2", "2401.01234"),
+        ("arXiv:2401.01234v12", "2401.01234"),
+        ("  2305.6349 ", "2305.6349"),
+        ("hep-th/9901001v1", "hep-th/9901001"),
+        ("2401.012", None),
+        ("1501.0123v1", "1501.0123"),
+        ("not an id", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_arxiv_ids_lose_their_version(raw: str | None, expected: str | None) -> None:
+    assert arxiv_id(raw) == expected
+
+
+def test_title_key_ignores_wrapping_case_punctuation_and_accents() -> None:
+    wrapped = "RECKONING: Reasoning through\n  Dynamic Knowledge Encoding"
+    assert title_key(wrapped) == title_key(
+        "reckoning — reasoning through dynamic knowledge encoding"
+    )
+    assert title_key("Café: Naïve Bayes") == title_key("CAFE NAIVE BAYES")
+    assert title_key("\uff26\uff55\uff4c\uff4c") == "full"  # fullwidth forms
+    assert title_key("Mixture-of-Experts") != title_key("Mixture of Expert")
+
+
+def test_key_is_the_arxiv_id_else_a_stable_title_hash() -> None:
+    assert paper_key("2401.01234", "Anything") == "2401.01234"
+    by_title = paper_key(None, "Successor Heads:  Recurring, Interpretable Attention Heads")
+    assert by_title.startswith("title:") and len(by_title) == len("title:") + 16
+    assert by_title == paper_key(None, "successor heads recurring interpretable attention heads")
+    assert by_title != paper_key(None, "Successor Heads")
+
+
+def test_whitespace_is_collapsed() -> None:
+    assert normalize_whitespace("  a\n\t b\u00a0c  ") == "a b c"
+
 
 HF = Path(__file__).parent / "fixtures" / "samples" / "hf"
 
@@ -121,3 +173,44 @@ def test_page_cards_and_api_json_of_the_same_day_merge_completely() -> None:
     merged = merge_papers([*cards, *api])
     assert len(merged) == 13
     assert all(p.sources == ("cards", "api") and p.abstract for p in merged)
+
+
+class _OneStored:
+    """A Known holding one paper stored under a title key, as a store would."""
+
+    def __init__(self, paper: Paper) -> None:
+        self.stored = paper
+
+    def paper(self, key: str) -> Paper | None:
+        return self.stored if key == self.stored.key else None
+
+    def key_of_arxiv(self, arxiv: str) -> str | None:
+        return self.stored.key if arxiv == self.stored.arxiv_id else None
+
+    def keys_of_title(self, title: str) -> list[tuple[str, str | None]]:
+        stored = self.stored
+        return [(stored.key, stored.arxiv_id)] if title == stored.title_key else []
+
+
+def test_a_resolver_with_stable_keys_keeps_the_stored_key_and_merges_the_record() -> None:
+    stored = paper("Order Matters: Sequence to sequence for sets", abstract="short")
+    resolver = Resolver(_OneStored(stored), stable_keys=True)
+    resolved = resolver.add(
+        paper("ORDER MATTERS: sequence to sequence for sets", arxiv_id="1511.06391v4")
+    )
+    fresh = resolver.add(paper("Something else entirely"))
+    assert (resolved.new, resolved.paper.key, resolved.paper.arxiv_id) == (
+        False,
+        stored.key,
+        "1511.06391",
+    )
+    assert fresh.new and [e.paper.key for e in resolver.entries()] == [stored.key, fresh.paper.key]
+
+
+def test_a_batch_resolver_rekeys_a_title_only_paper_once_its_id_is_known() -> None:
+    resolver = Resolver()
+    resolver.add(paper("Memory Mosaics"))
+    resolver.add(paper("memory mosaics", arxiv_id="2405.06394"))
+    resolver.add(paper("Memory  Mosaics", upvotes=3))
+    (only,) = resolver.entries()
+    assert only.paper.key == "2405.06394" and only.paper.upvotes == 3 and only.new
