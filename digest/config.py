@@ -2,41 +2,44 @@
 
 The schema is every section of DESIGN.md; unknown keys are errors with a did-you-mean, because a
 misspelt ``exlude`` silently ignored would mail a subscriber exactly what they asked not to get.
+The ``[[sources]]`` entries and the channel keys of ``[delivery]`` come from the kinds registered
+in :mod:`digest.registry` (:func:`config_schema`): this module imports no stage.
 """
 
 from __future__ import annotations
 
-import difflib
+import functools
+import operator
 import os
-import re
-import tomllib
 import zoneinfo
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
+    TypeAdapter,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
+from digest import registry
+from digest.addresses import parse_mailbox, wire_address
+from digest.config_errors import describe_errors, toml_error
 from digest.errors import ConfigError
-from digest.match import term_key
+from digest.models import Subscriber
+from digest.schedule.crontab import parse_crontab
+from digest.settings import BUNDLED_PREFIX, ChannelOption, Section, SourceSettings
+from digest.terms import term_key
+from digest.untrusted import LINE_BREAKS, has_letters, strip_controls
 
 DEFAULT_CONFIG_NAME = "digest.toml"
 CONFIG_ENV = "DIGEST_CONFIG"
-HF_API_URL = "https://huggingface.co/api/daily_papers"
-
-_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
-_HAS_WORD = re.compile(r"[^\W_]")
-
-
-BUNDLED_PREFIX = "bundled:"
+MAX_CONFIG_BYTES = 256 * 1024 * 1024
 
 
 def bundled_path(name: str) -> Path:
@@ -47,10 +50,10 @@ def bundled_path(name: str) -> Path:
     return installed if (package / first).exists() else package.parent / name
 
 
-class Section(BaseModel):
-    """A TOML table: frozen, and unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+def _one_line(value: str, what: str) -> str:
+    if any(ch in LINE_BREAKS for ch in value):
+        raise ValueError(f"must be one line ({what})")
+    return value
 
 
 class DigestSection(Section):
@@ -78,9 +81,7 @@ class DigestSection(Section):
     @field_validator("title")
     @classmethod
     def _single_line(cls, value: str) -> str:
-        if "\r" in value or "\n" in value:
-            raise ValueError("must be one line (it becomes the email subject)")
-        return value
+        return strip_controls(_one_line(value, "it becomes the email subject"))
 
 
 class ScheduleSection(Section):
@@ -92,11 +93,7 @@ class ScheduleSection(Section):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        # Imported here: digest.schedule pulls in APScheduler, which only the daemon needs.
-        from digest.schedule import parse_cron
-
-        # The zone is [digest].timezone's to check; the expression's syntax does not depend on it.
-        parse_cron(value, "UTC")
+        parse_crontab(value)
         return value
 
 
@@ -105,82 +102,41 @@ class FetchSection(Section):
 
     timeout: float = Field(20.0, gt=0)
     connect_timeout: float = Field(5.0, gt=0)
+    deadline: float = Field(60.0, gt=0)
     retries: int = Field(3, ge=0, le=10)
     backoff: float = Field(1.0, ge=0)
     concurrency: int = Field(4, ge=1, le=32)
-
-
-class SourceSection(Section):
-    """One ``[[sources]]`` entry: the HF API, or a page (HTML, saved text or API JSON)."""
-
-    kind: Literal["hf-api", "page"]
-    name: str | None = None
-    url: str | None = None
-    path: str | None = None
-    days: int = Field(1, ge=1, le=60)
-
-    @model_validator(mode="after")
-    def _where_to_read(self) -> SourceSection:
-        if self.kind == "hf-api":
-            if self.path is not None:
-                raise ValueError(
-                    "an hf-api source is fetched from `url`; to read a saved API response use "
-                    'kind = "page" with path = ...'
-                )
-        elif (self.url is None) == (self.path is None):
-            raise ValueError('a page source needs exactly one of path = "..." or url = "..."')
-        for url in (self.url,):
-            if url is not None and not url.startswith(("http://", "https://")):
-                raise ValueError(f"url must start with http:// or https://, got {url!r}")
-        return self
-
-    @property
-    def api_url(self) -> str:
-        """The API endpoint of an hf-api source, defaulting to Hugging Face's."""
-        return self.url or HF_API_URL
-
-    @property
-    def is_bundled(self) -> bool:
-        """Whether this source reads the sample pages shipped with the package (never new)."""
-        return self.path is not None and self.path.startswith(BUNDLED_PREFIX)
-
-    @property
-    def label(self) -> str:
-        """How reports name this source."""
-        return self.name or self.path or self.url or HF_API_URL
-
-
-class SmtpSection(Section):
-    """``[delivery.smtp]``: the outgoing mail server."""
-
-    host: str
-    port: int = Field(587, ge=1, le=65535)
-    security: Literal["starttls", "ssl", "none"] = "starttls"
-    username: str | None = None
-    password_env: str = "DIGEST_SMTP_PASSWORD"
-    timeout: float = Field(30.0, gt=0)
-    retries: int = Field(3, ge=0, le=10)
+    max_bytes: int = Field(20_000_000, ge=1_000)
+    max_entries: int = Field(10_000, ge=1)
+    max_json_depth: int = Field(64, ge=4, le=10_000)
 
 
 class DeliverySection(Section):
-    """``[delivery]``: how messages leave (file outbox, SMTP or a Maildir) and their headers."""
+    """``[delivery]``: how messages leave and the headers they carry.
 
-    method: Literal["file", "smtp", "maildir"] = "file"
-    outbox: str = "outbox"
-    maildir: str = "Maildir"
-    sender: str = Field("Paper Digest <digest@localhost>", alias="from")
+    The channel keys (``outbox``, ``maildir``, ``smtp``, ...) are added by :func:`config_schema`
+    from each registered channel's :class:`~digest.settings.ChannelOption`; :meth:`option` reads
+    them.
+    """
+
+    method: str = "file"
+    sender: str = Field("Paper Digest <digest@example.org>", alias="from")
     reply_to: str | None = None
     list_id: str | None = None
     unsubscribe_mailto: str | None = None
     unsubscribe_url: str | None = None
     manage_url: str | None = None
-    smtp: SmtpSection | None = None
 
     @field_validator("sender", "reply_to", "list_id", "unsubscribe_mailto", "unsubscribe_url")
     @classmethod
     def _no_line_breaks(cls, value: str | None) -> str | None:
-        if value is not None and ("\r" in value or "\n" in value):
-            raise ValueError("must not contain line breaks (it becomes a mail header)")
+        return None if value is None else _one_line(value, "it becomes a mail header")
+
+    @field_validator("sender", "reply_to")
+    @classmethod
+    def _one_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_mailbox(value)
         return value
 
     @field_validator("unsubscribe_url", "manage_url")
@@ -198,10 +154,16 @@ class DeliverySection(Section):
         return value
 
     @model_validator(mode="after")
-    def _smtp_needs_server(self) -> DeliverySection:
-        if self.method == "smtp" and self.smtp is None:
-            raise ValueError('method = "smtp" needs a [delivery.smtp] table with at least host')
+    def _method_has_its_settings(self) -> DeliverySection:
+        option = channel_options().get(self.method)
+        if option is not None and getattr(self, option.key, None) is None:
+            what = f"a [delivery.{option.key}] table" if _is_table(option) else f"{option.key}"
+            raise ValueError(f"method = {self.method!r} needs {what}")
         return self
+
+    def option(self, key: str) -> Any:
+        """The value of a channel's key (see :class:`~digest.settings.ChannelOption`)."""
+        return getattr(self, key)
 
 
 class SubscriberSection(Section):
@@ -209,27 +171,24 @@ class SubscriberSection(Section):
 
     email: str
     name: str = ""
-    keywords: list[str] = []
-    require: list[str] = []
-    exclude: list[str] = []
-    authors: list[str] = []
-    organizations: list[str] = []
+    keywords: tuple[str, ...] = ()
+    require: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    organizations: tuple[str, ...] = ()
     min_upvotes: int | None = Field(None, ge=0)
     max_papers: int = Field(15, ge=1, le=500)
 
     @field_validator("email")
     @classmethod
-    def _plausible_email(cls, value: str) -> str:
-        if not _EMAIL.match(value):
-            raise ValueError(f"{value!r} is not an email address like 'ada@example.org'")
+    def _usable_email(cls, value: str) -> str:
+        wire_address(value)
         return value
 
     @field_validator("name")
     @classmethod
     def _one_line_name(cls, value: str) -> str:
-        if "\r" in value or "\n" in value:
-            raise ValueError("must be one line (it becomes part of the To: header)")
-        return value
+        return strip_controls(_one_line(value, "it becomes part of the To: header"))
 
     @model_validator(mode="after")
     def _sensible_interests(self) -> SubscriberSection:
@@ -237,33 +196,46 @@ class SubscriberSection(Section):
             for term in getattr(self, field):
                 if not term.strip():
                     raise ValueError(f"{self.email}: {field} has an empty entry; remove it")
-                if not _HAS_WORD.search(term):
+                if not has_letters(term):
                     raise ValueError(
                         f"{self.email}: {field} entry {term!r} has no letters or digits; remove it"
                     )
-        wanted = {_fold(t) for t in [*self.keywords, *self.require]}
-        clash = sorted(t for t in self.exclude if _fold(t) in wanted)
+        wanted = {term_key(t) for t in [*self.keywords, *self.require]}
+        clash = sorted(t for t in self.exclude if term_key(t) in wanted)
         if clash:
             raise ValueError(
                 f"{self.email}: {clash[0]!r} is both wanted and excluded; keep it in only one list"
             )
         return self
 
-
-def _fold(term: str) -> str:
-    # The matcher's notion of "the same term" (case, accents, plurals, a trailing *).
-    return term_key(term)
+    def to_subscriber(self) -> Subscriber:
+        """The domain value matching and rendering take."""
+        return Subscriber(
+            email=self.email,
+            name=self.name,
+            keywords=self.keywords,
+            require=self.require,
+            exclude=self.exclude,
+            authors=self.authors,
+            organizations=self.organizations,
+            min_upvotes=self.min_upvotes,
+            max_papers=self.max_papers,
+        )
 
 
 class Config(Section):
-    """The whole validated configuration, plus the file it came from (for relative paths)."""
+    """The whole validated configuration, plus the file it came from (for relative paths).
+
+    Build one with :func:`load_config` or :func:`parse_config` (or ``Config()`` for the defaults):
+    they validate against :func:`config_schema`, which knows every registered source and channel.
+    """
 
     digest: DigestSection = DigestSection()
     schedule: ScheduleSection = ScheduleSection()
     fetch: FetchSection = FetchSection()
-    sources: list[SourceSection] = []
-    delivery: DeliverySection = DeliverySection()
-    subscribers: list[SubscriberSection] = []
+    sources: tuple[SourceSettings, ...] = ()
+    delivery: DeliverySection = Field(default_factory=DeliverySection)
+    subscribers: tuple[SubscriberSection, ...] = ()
 
     _path: Path | None = PrivateAttr(default=None)
 
@@ -282,10 +254,15 @@ class Config(Section):
         """The file this configuration was read from, if any."""
         return self._path
 
+    @cached_property
+    def subscriber_list(self) -> tuple[Subscriber, ...]:
+        """Every subscriber as the stages take them, in the file's order."""
+        return tuple(section.to_subscriber() for section in self.subscribers)
+
     @property
     def base_dir(self) -> Path:
         """The folder relative paths in the file are resolved against."""
-        return self._path.parent if self._path else Path.cwd()
+        return self.path.parent if self.path else Path.cwd()
 
     def resolve(self, value: str) -> Path:
         """A path from the file, made absolute relative to the file's folder (``~`` expanded).
@@ -305,8 +282,64 @@ class Config(Section):
 
     @property
     def store_path(self) -> Path:
-        """Where the SQLite store lives."""
-        return self.resolve(self.digest.store)
+        """Where an SQLite store lives (``[digest] store`` as a path)."""
+        return self.resolve(self.digest.store.removeprefix("sqlite://"))
+
+
+@functools.cache
+def channel_options() -> Mapping[str, ChannelOption]:
+    """Each registered delivery method's key in ``[delivery]``."""
+    return {name: registry.load(registry.CHANNELS, name).option for name in registry.CHANNELS}
+
+
+def _is_table(option: ChannelOption) -> bool:
+    return any(
+        isinstance(arg, type) and issubclass(arg, Section)
+        for arg in (*getattr(option.annotation, "__args__", ()), option.annotation)
+    )
+
+
+@functools.cache
+def source_kinds() -> Mapping[str, type[SourceSettings]]:
+    """Each registered ``[[sources]] kind`` and its settings model."""
+    return {name: registry.load(registry.SOURCES, name) for name in registry.SOURCES}
+
+
+@functools.cache
+def _source_union() -> Any:
+    kinds: list[Any] = list(source_kinds().values())
+    union = kinds[0] if len(kinds) == 1 else functools.reduce(operator.or_, kinds)
+    return Annotated[union, Field(discriminator="kind")]
+
+
+@functools.cache
+def config_schema() -> type[Config]:
+    """The ``Config`` model with the registered source kinds and delivery channels filled in."""
+    fields: dict[str, Any] = {"method": (Literal[tuple(registry.CHANNELS)], "file")}
+    fields.update({o.key: (o.annotation, o.default) for o in channel_options().values()})
+    delivery: Any = create_model("DeliverySection", __base__=DeliverySection, **fields)
+    sources: Any = tuple[_source_union(), ...]  # type: ignore[misc]
+    model: type[Config] = create_model(
+        "Config", __base__=Config, sources=(sources, ()), delivery=(delivery, delivery())
+    )
+    return model
+
+
+def default_config() -> Config:
+    """The configuration of an empty file."""
+    return config_schema().model_validate({})
+
+
+def source_from(data: Mapping[str, Any]) -> SourceSettings:
+    """One source entry validated as in ``[[sources]]`` (for ``digest fetch --source``)."""
+    adapter: TypeAdapter[SourceSettings] = TypeAdapter(_source_union())
+    try:
+        return adapter.validate_python(dict(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(
+            str(first["msg"]).removeprefix("Value error, "), where="--source"
+        ) from exc
 
 
 def find_config_path(explicit: str | None, env: Mapping[str, str] = os.environ) -> Path:
@@ -317,127 +350,47 @@ def find_config_path(explicit: str | None, env: Mapping[str, str] = os.environ) 
 def load_config(path: Path) -> Config:
     """Read and validate ``path``; every problem is reported as ``FILE:LINE: key: message``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read(path)
     except FileNotFoundError as exc:
         raise ConfigError(
             "no such config file",
             where=str(path),
             hint="create one with `digest init`, or pass --config FILE / set $DIGEST_CONFIG",
         ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", where=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start})", where=str(path), hint="save it as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", where=str(path)) from exc
     return parse_config(text, path)
+
+
+def _read(path: Path) -> str:
+    import stat
+
+    # A FIFO or a device would block or never end: only a regular file can be a config.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, "not a regular file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise OSError(0, f"larger than {MAX_CONFIG_BYTES // 2**20} MiB")
+        return handle.read().decode("utf-8")
 
 
 def parse_config(text: str, path: Path) -> Config:
     """Validate TOML ``text`` said to come from ``path``."""
+    import tomli
+
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            f"not valid TOML: {exc}",
-            where=str(path),
-            hint="check quotes, brackets and that every value has a key = value form",
-        ) from exc
+        data = tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
+        raise toml_error(exc, path) from exc
     try:
-        config = Config.model_validate(data)
+        config = config_schema().model_validate(data)
     except ValidationError as exc:
-        problems = [_describe(error, text, path) for error in exc.errors()]
-        raise ConfigError(
-            "\n".join(problems), where=None, hint="see config.example.toml for every key"
-        ) from exc
+        raise describe_errors(exc, text, path, config_schema()) from exc
     config._path = path.resolve()
     return config
-
-
-def _describe(error: Any, text: str, path: Path) -> str:
-    loc: tuple[str | int, ...] = tuple(error["loc"])
-    dotted = _dotted(loc)
-    line = _line_of(text, loc) or _line_of(text, loc[:-1])
-    where = f"{path}:{line}" if line else str(path)
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        known = _known_keys(loc[:-1])
-        guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        fix = f"did you mean {guess[0]!r}?" if guess else f"known keys: {', '.join(known)}"
-        return f"{where}: {dotted}: unknown key; {fix}"
-    if kind == "missing":
-        return f"{where}: {dotted}: required key is missing; add {loc[-1]} = ..."
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if kind.endswith("_type") or kind.endswith("_parsing"):
-        message = f"{message} (got {error.get('input')!r})"
-    return f"{where}: {dotted}: {message}"
-
-
-def _dotted(loc: Sequence[str | int]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _known_keys(loc: Sequence[str | int]) -> list[str]:
-    model: type[BaseModel] = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part))
-        if field is None:
-            break
-        inner = _model_of(field.annotation)
-        if inner is None:
-            break
-        model = inner
-    return sorted(f.alias or name for name, f in model.model_fields.items())
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
-
-
-_TABLE = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\- ]+?)\s*\]\]?\s*(?:#.*)?$")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\")\s*=")
-
-
-def _line_of(text: str, loc: Sequence[str | int]) -> int | None:
-    """The 1-based line of the key or table that ``loc`` points at, or None when not found.
-
-    A line-oriented scan of the (already valid) TOML, tracking the current table and the index
-    of each array-of-tables entry; good enough for a key written on its own line.
-    """
-    target = [p for p in loc]
-    counts: dict[str, int] = {}
-    table: list[str | int] = []
-    best: int | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        header = _TABLE.match(line)
-        if header:
-            names = [n.strip() for n in header.group(2).split(".")]
-            if header.group(1) == "[[":
-                joined = ".".join(names)
-                counts[joined] = counts.get(joined, -1) + 1
-                table = [*names[:-1], names[-1], counts[joined]]
-            else:
-                table = []
-                for i, name in enumerate(names):
-                    table.append(name)
-                    prefix = ".".join(names[: i + 1])
-                    if prefix in counts and i < len(names) - 1:
-                        table.append(counts[prefix])
-            if table == target:
-                return number
-            continue
-        key = _KEY.match(line)
-        if key:
-            path = [*table, key.group(1).strip('"')]
-            if path == target:
-                return number
-            if path == target[: len(path)] and best is None:
-                best = number
-    return best

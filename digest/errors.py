@@ -10,7 +10,8 @@
     │   └── ParseError              the content is not a Daily Papers format
     ├── StoreError                  the SQLite store is unwritable or not ours     exit 2
     │   └── LockedError             another run holds the run lock                 exit 1
-    ├── RenderError                 a template is missing or broken                exit 2
+    ├── RenderError                 an email cannot be rendered                    exit 2
+    │   └── TemplateError           a template is missing, broken or fails (file:line)
     └── DeliveryError               the transport did not accept a message         exit 1
         ├── TemporaryDeliveryError  worth retrying (SMTP 4xx, dropped connection)
         └── PermanentDeliveryError  will not succeed as is (SMTP 5xx, bad address)
@@ -90,6 +91,10 @@ class RenderError(DigestError):
     """A template is missing or fails to render."""
 
     exit_code = 2
+
+
+class TemplateError(RenderError):
+    """A template is missing, does not parse, or fails while rendering (names file and line)."""
 
 
 class DeliveryError(DigestError):

@@ -133,10 +133,12 @@ class SourceFailure(Value):
 
 
 class Batch(Value):
-    """What reading the sources gave: the papers (de-duplicated) and the failures."""
+    """What reading the sources gave: the papers (de-duplicated), the sources or files that
+    failed, and the single entries left out because they were malformed."""
 
     papers: tuple[Paper, ...] = ()
     failures: tuple[SourceFailure, ...] = ()
+    skipped: tuple[SourceFailure, ...] = ()
     entries: int = 0
 
 

@@ -7,8 +7,8 @@ name a kind without importing its implementation's dependencies (httpx, bs4, fee
 - ``SOURCES``: ``[[sources]] kind`` -> the source's settings model (a
   :class:`digest.settings.Section` with ``kind: Literal[...]`` that implements
   :class:`digest.sources.Source`).
-- ``CHANNELS``: ``[delivery] method`` -> the channel's settings model (implements
-  :class:`digest.deliver.ChannelSettings`); its ``config_key`` names its key in ``[delivery]``.
+- ``CHANNELS``: ``[delivery] method`` -> the channel class (implements
+  :class:`digest.deliver.ChannelKind`); its ``option`` is its key in ``[delivery]``.
 - ``STORES``: the scheme of ``[digest] store`` (a bare path is ``sqlite``) -> the backend class
   (implements :class:`digest.store.Store`'s ``open``).
 - ``MATCHERS``: name -> the matcher factory (implements :class:`digest.match.Matcher`).
@@ -27,10 +27,10 @@ SOURCES: Mapping[str, str] = {
 }
 
 CHANNELS: Mapping[str, str] = {
-    "file": "digest.deliver.files:FileSettings",
-    "maildir": "digest.deliver.files:MaildirSettings",
-    "smtp": "digest.deliver.smtp:SmtpSettings",
-    "atom": "digest.deliver.atom:AtomSettings",
+    "file": "digest.deliver.files:FileChannel",
+    "maildir": "digest.deliver.files:MaildirChannel",
+    "smtp": "digest.deliver.smtp:SmtpChannel",
+    "atom": "digest.deliver.atom:AtomChannel",
 }
 
 STORES: Mapping[str, str] = {

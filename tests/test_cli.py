@@ -219,7 +219,8 @@ def test_run_then_seen_list_stats_forget_reset(
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
 
     assert main(["--config", config, "seen", "list", "--limit", "3"]) == 0
-    rows = capsys.readouterr().out.splitlines()
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["KEY", "FIRST", "SEEN", "SENT", "TITLE"]
     assert len(rows) == 3
     key = rows[0].split()[0]
     assert main(["--config", config, "seen", "stats"]) == 0

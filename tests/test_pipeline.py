@@ -16,8 +16,11 @@ import pytest
 
 from digest import pipeline
 from digest.config import Config, parse_config
-from digest.deliver import Transport, open_transport
+from digest.deliver import Channel
+from digest.deliver.files import FileTransport
+from digest.deliver.memory import memory_channel, refuse
 from digest.errors import TemporaryDeliveryError
+from digest.pipeline import message_settings, open_configured_channel
 from digest.store.sqlite import SqliteStore
 
 SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"
@@ -56,7 +59,7 @@ def run(
     client: httpx.Client,
     *,
     now: dt.datetime = NOW,
-    transport: Transport | None = None,
+    channel: Channel | None = None,
     dry_run: bool = False,
 ) -> pipeline.RunReport:
     with SqliteStore.open(config.store_path, readonly=dry_run) as store:
@@ -65,14 +68,14 @@ def run(
                 config,
                 client=client,
                 store=store,
-                transport=None,
+                channel=None,
                 now=now,
                 day=now.date(),
                 dry_run=True,
             )
-        with transport or open_transport(config) as chosen:
+        with channel or open_configured_channel(config) as chosen:
             return pipeline.run(
-                config, client=client, store=store, transport=chosen, now=now, day=now.date()
+                config, client=client, store=store, channel=chosen, now=now, day=now.date()
             )
 
 
@@ -146,34 +149,19 @@ def test_same_paper_from_the_api_later_is_not_sent_again(
     assert [m["Message-ID"] for m in outbox(later)["bob@example.org"]] == before
 
 
-class FlakyTransport:
-    """Refuses one recipient (as an SMTP 451 would), hands the rest to a real transport."""
-
-    def __init__(self, inner: Transport, refuse: str) -> None:
-        self.inner = inner
-        self.refuse = refuse
-
-    def send(self, message: EmailMessage) -> None:
-        if self.refuse in str(message["To"]):
-            raise TemporaryDeliveryError("451 try again later", where=self.refuse)
-        self.inner.send(message)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def __enter__(self) -> FlakyTransport:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def flaky(config: Config, refused: str) -> Channel:
+    """The outbox channel, except that it refuses one recipient as an SMTP 451 would."""
+    outbox = FileTransport(config.resolve(config.delivery.option("outbox")))
+    error = TemporaryDeliveryError("451 try again later", where="smtp")
+    channel, _ = memory_channel(message_settings(config), fail=refuse(refused, error), then=outbox)
+    return channel
 
 
 def test_failed_delivery_goes_out_next_run_exactly_once(
     tmp_path: Path, client: httpx.Client
 ) -> None:
     config = make_config(tmp_path)
-    flaky = FlakyTransport(open_transport(config), refuse="ada@example.org")
-    first = run(config, client, transport=flaky)
+    first = run(config, client, channel=flaky(config, "ada@example.org"))
     assert first.exit_code == 1
     assert [o.email for o in first.failed_deliveries] == ["ada@example.org"]
     assert "ada@example.org" not in outbox(config)
@@ -190,7 +178,7 @@ def test_failed_papers_are_owed_even_after_the_lookback_window(
     tmp_path: Path, client: httpx.Client
 ) -> None:
     config = make_config(tmp_path)
-    run(config, client, transport=FlakyTransport(open_transport(config), refuse="ada@"))
+    run(config, client, channel=flaky(config, "ada@"))
     run(config, client, now=NOW + dt.timedelta(days=30))
     assert len(outbox(config)["ada@example.org"]) == 1
 
@@ -271,7 +259,7 @@ def test_summary_lists_failures_always_and_others_only_when_few(
         for n in range(30)
     )
     config = make_config(tmp_path, many)
-    report = run(config, client, transport=FlakyTransport(open_transport(config), refuse="r7@"))
+    report = run(config, client, channel=flaky(config, "r7@"))
     lines = list(report.summary())
     assert len(lines) == 3, lines
     assert "r7@example.org" in lines[1] and "FAILED" in lines[1]

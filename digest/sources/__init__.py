@@ -1,147 +1,114 @@
-"""Sources: turning Daily Papers inputs (API JSON, page HTML, saved text pages) into papers.
+"""The Source interface: one ``[[sources]]`` entry -> the papers it holds, read in units of work.
 
-:func:`read_sources` is the one entry point: it expands the configured sources into units of work
-(one API request per day, one file per glob match, one page URL), runs them with at most
-``fetch.concurrency`` at once, turns each failing unit into a ``SourceFailure`` while the others
-still go through, and de-duplicates what was read.
+A source kind is a settings model (a :class:`digest.settings.SourceSettings` registered in
+:data:`digest.registry.SOURCES`) that also implements :class:`Source`: ``units`` splits it into
+independent reads (one API request per day, one file per glob match, one URL), each of which may
+fail alone. :func:`read_sources` runs all units with at most ``concurrency`` at once, turns each
+failing unit into a ``SourceFailure`` while the others still go through, collects the entries
+skipped inside a unit (a malformed record costs that record, not its file), and de-duplicates
+what was read (:func:`digest.identity.merge_papers`).
+
+Everything a unit does to the outside world goes through its :class:`ReadContext`: ``download``
+(HTTP with deadline, retries and size cap) and ``read_file`` (regular files only, size cap).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import glob
-import time
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
+from typing import Protocol
 
-import httpx
-
-from digest.config import FetchSection, SourceSection
-from digest.errors import DigestError, SourceError
+from digest.errors import DigestError, ParseError
 from digest.identity import merge_papers
 from digest.models import Batch, Paper, SourceFailure
-from digest.sources.fetch import get
-from digest.sources.hf_api import parse_api
-from digest.sources.sniff import parse_document
+from digest.sources.limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["read_sources", "source_for"]
+__all__ = ["Limits", "ReadContext", "Source", "Unit", "read_sources"]
+
+Skip = Callable[[ParseError], None]
 
 
 @dataclass(frozen=True)
-class _Unit:
-    """One file or URL to read; ``read`` raises a DigestError on failure."""
+class Unit:
+    """One file or URL to read; ``read(skip)`` raises a DigestError when the whole unit fails,
+    and reports each entry it had to leave out to ``skip``."""
 
     label: str
-    read: Callable[[], list[Paper]]
+    read: Callable[[Skip], list[Paper]]
 
 
-def read_sources(
-    sources: Sequence[SourceSection],
-    *,
-    client: httpx.Client,
-    fetch: FetchSection,
-    base_dir: Path,
-    today: dt.date,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Batch:
-    """Read every source; ``today`` picks the API dates and resolves yearless text-page dates."""
-    units: list[_Unit] = []
+@dataclass(frozen=True)
+class ReadContext:
+    """What units need from outside: the day, the network, the files, the limits."""
+
+    today: dt.date
+    download: Callable[[str], bytes]
+    read_file: Callable[[Path], bytes]
+    resolve: Callable[[str], Path]
+    limits: Limits = DEFAULT_LIMITS
+    lookback_days: int = 3
+
+
+class Source(Protocol):
+    """A configured source: how reports name it, and the units it reads."""
+
+    kind: str
+
+    @property
+    def label(self) -> str:
+        """How reports name this source."""
+
+    @property
+    def is_bundled(self) -> bool:
+        """Whether it reads only the sample pages shipped with the package."""
+
+    def units(self, context: ReadContext) -> list[Unit]:
+        """The independent reads this source is made of (SourceError if it has none)."""
+
+
+def read_sources(sources: Sequence[Source], context: ReadContext, *, concurrency: int = 4) -> Batch:
+    """Read every source; one failing unit is one ``SourceFailure``, the rest go through."""
+    units: list[Unit] = []
     failures: list[SourceFailure] = []
-
-    def download(url: str) -> bytes:
-        return get(client, url, retries=fetch.retries, backoff=fetch.backoff, sleep=sleep)
-
     for source in sources:
-        if source.kind == "hf-api":
-            units.extend(_api_units(source, today, download))
-        elif source.url is not None:
-            units.append(_Unit(source.url, partial(_read_url, source.url, download, today)))
-        else:
-            try:
-                units.extend(_file_units(source, base_dir, today))
-            except SourceError as exc:
-                failures.append(_failure(source.label, exc))
+        try:
+            units.extend(source.units(context))
+        except DigestError as exc:
+            failures.append(failure_of(source.label, exc))
+    skipped: list[SourceFailure] = []
+    lock = threading.Lock()
+
+    def run(unit: Unit) -> list[Paper] | DigestError:
+        def skip(error: ParseError) -> None:
+            with lock:
+                skipped.append(failure_of(unit.label, error))
+
+        try:
+            return unit.read(skip)
+        except DigestError as exc:
+            return exc
 
     entries: list[Paper] = []
-    with ThreadPoolExecutor(max_workers=fetch.concurrency) as pool:
-        for unit, outcome in zip(units, pool.map(_run, units), strict=True):
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for unit, outcome in zip(units, pool.map(run, units), strict=True):
             if isinstance(outcome, DigestError):
-                failures.append(_failure(unit.label, outcome))
+                failures.append(failure_of(unit.label, outcome))
             else:
                 entries.extend(outcome)
     return Batch(
-        papers=tuple(merge_papers(entries)), failures=tuple(failures), entries=len(entries)
+        papers=tuple(merge_papers(entries)),
+        failures=tuple(failures),
+        skipped=tuple(skipped),
+        entries=len(entries),
     )
 
 
-def source_for(location: str) -> SourceSection:
-    """The ``page`` source for a ``--source`` argument: a URL when http(s), else a path or glob."""
-    if location.startswith(("http://", "https://")):
-        return SourceSection.model_validate({"kind": "page", "url": location})
-    return SourceSection.model_validate({"kind": "page", "path": location})
-
-
-def _api_units(
-    source: SourceSection, today: dt.date, download: Callable[[str], bytes]
-) -> list[_Unit]:
-    units: list[_Unit] = []
-    for back in range(source.days):
-        day = today - dt.timedelta(days=back)
-        url = str(httpx.URL(source.api_url).copy_merge_params({"date": day.isoformat()}))
-
-        def read(url: str = url, day: dt.date = day) -> list[Paper]:
-            return parse_api(download(url).decode("utf-8", "replace"), origin=url, page_date=day)
-
-        units.append(_Unit(url, read))
-    return units
-
-
-def _file_units(source: SourceSection, base_dir: Path, today: dt.date) -> list[_Unit]:
-    assert source.path is not None  # SourceSection guarantees a path or a url
-    pattern = str(base_dir / Path(source.path).expanduser())
-    if glob.has_magic(pattern):
-        paths = sorted(glob.glob(pattern, recursive=True))
-        if not paths:
-            raise SourceError(
-                "the pattern matches no file",
-                where=source.label,
-                hint=f"looked for {pattern}; check the path in [[sources]] "
-                "(relative paths start at the config's folder)",
-            )
-    else:
-        paths = [pattern]
-    return [_Unit(path, partial(_read_file, Path(path), today)) for path in paths]
-
-
-def _read_url(url: str, download: Callable[[str], bytes], today: dt.date) -> list[Paper]:
-    return parse_document(download(url), origin=url, today=today)
-
-
-def _read_file(path: Path, today: dt.date) -> list[Paper]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise SourceError(
-            "no such file",
-            where=str(path),
-            hint="check the path in [[sources]] (relative paths start at the config's folder)",
-        ) from exc
-    except OSError as exc:
-        raise SourceError(f"cannot read: {exc.strerror or exc}", where=str(path)) from exc
-    return parse_document(data, origin=str(path), today=today)
-
-
-def _run(unit: _Unit) -> list[Paper] | DigestError:
-    try:
-        return unit.read()
-    except DigestError as exc:
-        return exc
-
-
-def _failure(label: str, error: DigestError) -> SourceFailure:
+def failure_of(label: str, error: DigestError) -> SourceFailure:
+    """``error`` as a one-line failure of the source (or unit) ``label``."""
     # A parse error may point inside the file ("FILE: entry [3]"): keep that part in the message.
     detail = (error.where or "").removeprefix(label).lstrip(": ")
     message = f"{detail}: {error.message}" if detail else error.message

@@ -4,6 +4,14 @@ The same entry shape is embedded in the page HTML's ``data-props``, so ``hf_page
 :func:`papers_from_entries`. Only ``paper.id`` and a title are required; every other field
 appeared at some point between 2024 and 2026 and is read when present.
 
+:class:`HfApiSource` is ``kind = "hf-api"``: one request per day for today and the ``days - 1``
+days before. The default re-reads the whole lookback window every run, because Hugging Face's day
+lists keep growing after the day and take late submissions for earlier dates; papers already seen
+are dropped by the store, so re-reading costs requests, never duplicates.
+
+A malformed entry (no ``paper.id``, a number where text belongs) is skipped and reported on its own
+(``on_skip``); only a body that is not an array of entries at all fails the whole source.
+
 Authors flagged ``"hidden": true`` are dropped from ``authors`` but still counted in
 ``author_count``, because that is the "N authors" figure the site prints on its cards and in saved
 text pages (the 2024-08-01 page shows "6 authors" for 2407.21781, which has one hidden author), so
@@ -15,13 +23,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
-from urllib.parse import quote
+from functools import partial
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from digest.errors import ParseError
 from digest.models import Paper
+from digest.settings import HF_API_URL, SourceSettings, http_url
+from digest.sources import ReadContext, Skip, Unit
+from digest.sources.limits import DEFAULT_LIMITS, Limits, check_depth, check_entries
+from digest.untrusted import replace_surrogates
 
 PAPER_PAGE = "https://huggingface.co/papers/"
 API_HINT = (
@@ -30,8 +43,57 @@ API_HINT = (
 )
 
 
-def parse_api(text: str, *, origin: str, page_date: dt.date | None = None) -> list[Paper]:
-    """Papers from an API response body; ``origin`` (file or URL) goes into each ``sources``."""
+class HfApiSource(SourceSettings):
+    """``kind = "hf-api"``: the Daily Papers JSON API, one request per day."""
+
+    kind: Literal["hf-api"]
+    url: str | None = None
+    days: int | None = Field(None, ge=1, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+    @property
+    def api_url(self) -> str:
+        """The API endpoint, defaulting to Hugging Face's."""
+        return self.url or HF_API_URL
+
+    @property
+    def label(self) -> str:
+        return self.name or self.api_url
+
+    def units(self, context: ReadContext) -> list[Unit]:
+        """One request per day: today and the days before it (default: the lookback window)."""
+        days = self.days or context.lookback_days
+        units: list[Unit] = []
+        for back in range(days):
+            day = context.today - dt.timedelta(days=back)
+            separator = "&" if "?" in self.api_url else "?"
+            url = f"{self.api_url}{separator}{urlencode({'date': day.isoformat()})}"
+            units.append(Unit(url, partial(_read_day, context, url, day)))
+        return units
+
+
+def _read_day(context: ReadContext, url: str, day: dt.date, skip: Skip) -> list[Paper]:
+    text = context.download(url).decode("utf-8", "replace")
+    return parse_api(text, origin=url, page_date=day, limits=context.limits, on_skip=skip)
+
+
+def parse_api(
+    text: str,
+    *,
+    origin: str,
+    page_date: dt.date | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    on_skip: Skip | None = None,
+) -> list[Paper]:
+    """Papers from an API response body; ``origin`` (file or URL) goes into each ``sources``.
+
+    Without ``on_skip`` a malformed entry fails the whole body; with it, it is reported and left
+    out.
+    """
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -40,6 +102,9 @@ def parse_api(text: str, *, origin: str, page_date: dt.date | None = None) -> li
             where=origin,
             hint=API_HINT,
         ) from exc
+    except RecursionError as exc:
+        raise ParseError("the JSON nests too deeply to read", where=origin, hint=API_HINT) from exc
+    check_depth(data, limits, origin)
     if isinstance(data, Mapping) and isinstance(data.get("dailyPapers"), list):
         data = data["dailyPapers"]
     if not isinstance(data, list):
@@ -48,14 +113,35 @@ def parse_api(text: str, *, origin: str, page_date: dt.date | None = None) -> li
             where=origin,
             hint=API_HINT,
         )
-    return papers_from_entries(data, origin=origin, page_date=page_date)
+    return papers_from_entries(
+        data, origin=origin, page_date=page_date, limits=limits, on_skip=on_skip
+    )
 
 
 def papers_from_entries(
-    entries: Sequence[Any], *, origin: str, page_date: dt.date | None = None
+    entries: Sequence[Any],
+    *,
+    origin: str,
+    page_date: dt.date | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    on_skip: Skip | None = None,
 ) -> list[Paper]:
-    """One paper per API-shaped entry; a malformed entry is a ParseError naming its index."""
-    return [_paper(entry, index, origin, page_date) for index, entry in enumerate(entries)]
+    """One paper per API-shaped entry; a malformed entry is a ParseError naming its index,
+    raised, or given to ``on_skip`` and left out. Skipping every entry is an error too."""
+    check_entries(list(entries), limits, origin)
+    papers: list[Paper] = []
+    first_error: ParseError | None = None
+    for index, entry in enumerate(entries):
+        try:
+            papers.append(_paper(entry, index, origin, page_date))
+        except ParseError as exc:
+            if on_skip is None:
+                raise
+            first_error = first_error or exc
+            on_skip(exc)
+    if first_error is not None and not papers:
+        raise first_error  # nothing usable at all: the file is wrong, not one entry
+    return papers
 
 
 def _paper(entry: Any, index: int, origin: str, page_date: dt.date | None) -> Paper:
@@ -74,14 +160,21 @@ def _paper(entry: Any, index: int, origin: str, page_date: dt.date | None) -> Pa
         raise ParseError("has no `paper` object", where=where, hint=API_HINT)
     paper_id = paper.get("id")
     if not isinstance(paper_id, str) or not paper_id.strip():
-        raise ParseError("has no `paper.id`", where=where, hint=API_HINT)
-    paper_id = paper_id.strip()
+        got = "" if paper_id is None else f" (got {_json_type(paper_id)} {str(paper_id)[:40]!r})"
+        raise ParseError(f"has no `paper.id` string{got}", where=where, hint=API_HINT)
+    paper_id = replace_surrogates(paper_id.strip())
     title = _text(paper.get("title")) or _text(entry.get("title"))
     if not title:
         raise ParseError(f"paper {paper_id} has no title", where=where, hint=API_HINT)
     organization = _organization(paper.get("organization")) or _organization(
         entry.get("organization")
     )
+    submitter = entry.get("submittedBy")
+    submitter_org = _organization(paper.get("submitterOrganization")) or _organization(
+        entry.get("submitterOrganization")
+    )
+    if submitter_org is None and isinstance(submitter, Mapping):
+        submitter_org = _organization(submitter.get("organization"))
     try:
         return Paper(
             arxiv_id=paper_id,
@@ -90,6 +183,7 @@ def _paper(entry: Any, index: int, origin: str, page_date: dt.date | None) -> Pa
             authors=_visible_authors(paper.get("authors")),
             author_count=_author_count(paper.get("authors")),
             organization=organization,
+            submitter_organization=submitter_org,
             published=iso_date(paper.get("publishedAt"))
             or iso_date(entry.get("publishedAt"))
             or page_date,
@@ -106,6 +200,8 @@ def _paper(entry: Any, index: int, origin: str, page_date: dt.date | None) -> Pa
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "paper"
         raise ParseError(f"paper {paper_id}: {field}: {first['msg']}", where=where) from exc
+    except (TypeError, ValueError) as exc:
+        raise ParseError(f"paper {paper_id}: {exc}", where=where, hint=API_HINT) from exc
 
 
 def paper_url(paper_id: str) -> str:
@@ -154,7 +250,7 @@ def iso_date(raw: Any) -> dt.date | None:
 
 
 def _text(raw: Any) -> str | None:
-    return raw if isinstance(raw, str) and raw.strip() else None
+    return replace_surrogates(raw) if isinstance(raw, str) and raw.strip() else None
 
 
 def _count(raw: Any) -> int | None:

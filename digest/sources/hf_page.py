@@ -20,7 +20,9 @@ from bs4 import BeautifulSoup, Tag
 
 from digest.errors import ParseError
 from digest.models import Paper
+from digest.sources import Skip
 from digest.sources.hf_api import iso_date, paper_url, papers_from_entries
+from digest.sources.limits import DEFAULT_LIMITS, Limits, check_depth
 
 _PAPER_HREF = re.compile(r"^(?:https://huggingface\.co)?/papers/(?P<id>[^/?#]+)/?$")
 _AUTHORS = re.compile(r"(\d[\d,]*)\s+authors?\b")
@@ -32,13 +34,21 @@ PAGE_HINT = (
 )
 
 
-def parse_page_html(html: str, *, origin: str) -> list[Paper]:
+def parse_page_html(
+    html: str, *, origin: str, limits: Limits = DEFAULT_LIMITS, on_skip: Skip | None = None
+) -> list[Paper]:
     """Papers on a Daily Papers page; ParseError when the page is truncated or not one."""
     soup = BeautifulSoup(html, "html.parser")
     widget = soup.find("div", attrs={"data-target": "DailyPapers"})
-    props = _props(widget) if isinstance(widget, Tag) else None
+    props = _props(widget, limits, origin) if isinstance(widget, Tag) else None
     if props is not None:
-        return papers_from_entries(props["dailyPapers"], origin=origin, page_date=_page_date(props))
+        return papers_from_entries(
+            props["dailyPapers"],
+            origin=origin,
+            page_date=_page_date(props),
+            limits=limits,
+            on_skip=on_skip,
+        )
     # Without the JSON the cards are all there is; a cut-off page would silently lose some.
     if not _CLOSING_HTML.search(html[-4096:]):
         raise ParseError(
@@ -52,14 +62,15 @@ def parse_page_html(html: str, *, origin: str) -> list[Paper]:
     return papers
 
 
-def _props(widget: Tag) -> dict[str, Any] | None:
+def _props(widget: Tag, limits: Limits, origin: str) -> dict[str, Any] | None:
     raw = widget.get("data-props")
     if not isinstance(raw, str):
         return None
     try:
         props = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None  # broken JSON: the cards are still there to read
+    check_depth(props, limits, origin)
     if isinstance(props, dict) and isinstance(props.get("dailyPapers"), list):
         return props
     return None

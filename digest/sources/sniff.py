@@ -12,28 +12,37 @@ import re
 
 from digest.errors import ParseError
 from digest.models import Paper
+from digest.sources import Skip
 from digest.sources.hf_api import parse_api
 from digest.sources.hf_page import parse_page_html
+from digest.sources.limits import DEFAULT_LIMITS, Limits
 from digest.sources.text_page import MARKERS, TEXT_HINT, parse_text_page
 
 _HTML_START = re.compile(r"^(?:<!doctype\s+html|<html|<head|<body|<div|<meta|<!--)", re.IGNORECASE)
 _ANY_HINT = "give a Daily Papers API response (JSON), a page saved as HTML, or a page saved as text"
 
 
-def parse_document(data: bytes, *, origin: str, today: dt.date) -> list[Paper]:
+def parse_document(
+    data: bytes,
+    *,
+    origin: str,
+    today: dt.date,
+    limits: Limits = DEFAULT_LIMITS,
+    on_skip: Skip | None = None,
+) -> list[Paper]:
     """Papers in ``data`` from ``origin`` (a path or URL), whichever known format it is in."""
     text = _decode(data, origin)
     head = text.lstrip()[:512]
     if not head:
         raise ParseError("the file is empty", where=origin, hint=_ANY_HINT)
     if head[0] in "[{":
-        return parse_api(text, origin=origin)
-    if _HTML_START.match(head):
-        return parse_page_html(text, origin=origin)
+        return parse_api(text, origin=origin, limits=limits, on_skip=on_skip)
+    if _HTML_START.match(head) or (
+        not any(marker in text for marker in MARKERS) and "<html" in text[:4096].lower()
+    ):
+        return parse_page_html(text, origin=origin, limits=limits, on_skip=on_skip)
     if any(marker in text for marker in MARKERS):
         return parse_text_page(text, origin=origin, today=today)
-    if "<html" in text[:4096].lower():
-        return parse_page_html(text, origin=origin)
     raise ParseError(
         "not a Daily Papers format (no JSON, no HTML, no Daily Papers page header)",
         where=origin,

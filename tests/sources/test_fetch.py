@@ -37,7 +37,7 @@ class Scripted:
 
 
 def mock_client(script: Scripted) -> httpx.Client:
-    return make_client(fetch_section(), transport=httpx.MockTransport(script))
+    return make_client(transport=httpx.MockTransport(script))
 
 
 def test_user_agent_names_the_tool_and_version() -> None:
@@ -48,10 +48,11 @@ def test_user_agent_names_the_tool_and_version() -> None:
 
 
 def test_client_timeouts_come_from_the_config() -> None:
-    client = make_client(fetch_section(timeout=7.5, connect_timeout=1.5))
+    fetch = fetch_section(timeout=7.5, connect_timeout=1.5)
+    client = make_client(fetch.timeout, fetch.connect_timeout)
     assert client.timeout.read == 7.5
     assert client.timeout.connect == 1.5
-    assert client.follow_redirects is True
+    assert client.follow_redirects is False  # get() follows them itself, http(s) only
 
 
 def test_backoff_is_exponential_with_jitter() -> None:
@@ -146,7 +147,7 @@ def test_connection_error_then_success() -> None:
 
 def test_real_server_503_then_200_is_retried(server: LocalServer) -> None:
     server.script.replies["/p"] = [Reply(503), Reply(200, b"hello")]
-    with make_client(fetch_section()) as client:
+    with make_client() as client:
         body = get(client, f"{server.url}/p", retries=2, backoff=1.0, sleep=lambda _: None)
     assert body == b"hello"
     assert server.paths() == ["/p", "/p"]
@@ -155,7 +156,7 @@ def test_real_server_503_then_200_is_retried(server: LocalServer) -> None:
 
 def test_real_server_404_fails_fast(server: LocalServer) -> None:
     server.script.replies["/gone"] = [Reply(404)]
-    with make_client(fetch_section()) as client, pytest.raises(FetchError) as info:
+    with make_client() as client, pytest.raises(FetchError) as info:
         get(client, f"{server.url}/gone", retries=3, backoff=1.0, sleep=lambda _: None)
     assert server.paths() == ["/gone"]
     assert info.value.message == "HTTP 404 Not Found"
@@ -165,14 +166,17 @@ def test_real_server_404_fails_fast(server: LocalServer) -> None:
 def test_real_server_redirect_is_followed(server: LocalServer) -> None:
     server.script.replies["/old"] = [Reply(301, headers={"Location": "/new"})]
     server.script.replies["/new"] = [Reply(200, b"moved")]
-    with make_client(fetch_section()) as client:
+    with make_client() as client:
         assert get(client, f"{server.url}/old", retries=0, backoff=0) == b"moved"
 
 
 def test_real_server_that_hangs_times_out(server: LocalServer) -> None:
     server.script.replies["/slow"] = [Reply(hang=True)]
     fetch = fetch_section(timeout=0.3, connect_timeout=0.3, retries=0)
-    with make_client(fetch) as client, pytest.raises(FetchError, match="timed out") as info:
+    with (
+        make_client(fetch.timeout, fetch.connect_timeout) as client,
+        pytest.raises(FetchError, match="timed out") as info,
+    ):
         get(client, f"{server.url}/slow", retries=fetch.retries, backoff=0)
     assert info.value.where == f"{server.url}/slow"
     assert isinstance(info.value.__cause__, httpx.TimeoutException)

@@ -6,16 +6,20 @@ import datetime as dt
 import json
 import shutil
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from digest.config import SourceSection
+from digest.commands import _source_entry
+from digest.config import source_from
 from digest.models import Batch
-from digest.sources import read_sources, source_for
-from digest.sources.fetch import make_client
+from digest.settings import SourceSettings
+from digest.sources import Limits, ReadContext, read_sources
+from digest.sources.fetch import get, make_client
+from digest.sources.local import read_regular_file
 
 from .conftest import LocalServer, Reply, fetch_section
 
@@ -23,8 +27,13 @@ SAMPLES = Path(__file__).parent.parent / "fixtures" / "samples"
 TODAY = dt.date(2024, 8, 1)
 
 
-def api_source(url: str, days: int) -> SourceSection:
-    return SourceSection.model_validate({"kind": "hf-api", "url": url, "days": days})
+def api_source(url: str, days: int) -> SourceSettings:
+    return source_from({"kind": "hf-api", "url": url, "days": days})
+
+
+def source_for(location: str) -> SourceSettings:
+    """The source ``digest fetch --source LOCATION`` reads."""
+    return source_from(_source_entry(location))
 
 
 def api_body(*ids: str) -> bytes:
@@ -35,20 +44,21 @@ def api_body(*ids: str) -> bytes:
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with make_client(fetch_section(timeout=0.5, connect_timeout=0.5)) as client:
+    with make_client(timeout=0.5, connect_timeout=0.5) as client:
         yield client
 
 
-def read(sources: list[SourceSection], client: httpx.Client, **fetch: Any) -> Batch:
-    settings: dict[str, Any] = {"retries": 2, "backoff": 0.01, **fetch}
-    return read_sources(
-        sources,
-        client=client,
-        fetch=fetch_section(**settings),
-        base_dir=SAMPLES,
+def read(sources: list[SourceSettings], client: httpx.Client, **fetch: Any) -> Batch:
+    settings = fetch_section(**{"retries": 2, "backoff": 0.01, **fetch})
+    context = ReadContext(
         today=TODAY,
-        sleep=lambda _: None,
+        download=partial(
+            get, client, retries=settings.retries, backoff=settings.backoff, sleep=lambda _: None
+        ),
+        read_file=partial(read_regular_file, max_bytes=Limits().max_bytes),
+        resolve=lambda path: SAMPLES / path,
     )
+    return read_sources(sources, context, concurrency=settings.concurrency)
 
 
 def test_days_3_makes_three_dated_requests(server: LocalServer, client: httpx.Client) -> None:
@@ -179,7 +189,12 @@ def test_missing_file_and_empty_glob_are_failures_with_hints(client: httpx.Clien
 
 
 def test_source_for() -> None:
-    assert source_for("https://huggingface.co/papers").url == "https://huggingface.co/papers"
+    remote = source_for("https://huggingface.co/papers")
+    assert getattr(remote, "url", None) == "https://huggingface.co/papers"
     assert source_for("http://localhost/x").kind == "page"
     local = source_for("pages/*.txt")
-    assert (local.kind, local.path, local.url) == ("page", "pages/*.txt", None)
+    assert (local.kind, getattr(local, "path", None), getattr(local, "url", 0)) == (
+        "page",
+        "pages/*.txt",
+        None,
+    )

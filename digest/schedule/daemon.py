@@ -1,11 +1,5 @@
-"""`digest daemon`: crontab expressions as APScheduler 3.x triggers, and the loop that runs
-`digest run` on them until SIGTERM or SIGINT.
-
-Schedules are crontab, read the way cron reads them, not the way APScheduler 3.x does: weekday
-``0`` and ``7`` are Sunday and ``1-5`` is Monday to Friday (APScheduler 3.x would read that as
-Tuesday to Saturday). A sixth field in front is seconds, for schedules that fire every few seconds.
-Where cron and APScheduler cannot agree (both day-of-month and weekday restricted: cron runs when
-*either* matches) the expression is refused rather than run on different days than written.
+"""`digest daemon`: the loop that runs `digest run` on the configured schedule until SIGTERM or
+SIGINT, on an APScheduler 3.x cron trigger built from :mod:`digest.schedule.crontab`.
 
 Missed runs: a scheduled time the daemon could not honour on time (machine asleep, previous run
 still going, daemon restarted) still runs once if it is at most ``misfire_grace`` seconds late;
@@ -40,42 +34,14 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from digest.errors import ConfigError, DigestError
-from digest.log import configure_logging
+from digest.schedule.crontab import parse_crontab
 
 if TYPE_CHECKING:
     from digest.config import Config, ScheduleSection
 
-__all__ = [
-    "JOB_ID",
-    "build_trigger",
-    "configure_logging",
-    "last_fire_time",
-    "parse_cron",
-    "run_daemon",
-]
+__all__ = ["JOB_ID", "build_trigger", "last_fire_time", "parse_cron", "run_daemon"]
 
 JOB_ID = "digest-run"
-CRON_FIELDS = ("minute", "hour", "day", "month", "weekday")
-_FIELD_HELP = "expected 5 fields (minute hour day month weekday)"
-_APS_FIELD = {
-    "second": "second",
-    "minute": "minute",
-    "hour": "hour",
-    "day": "day",
-    "month": "month",
-    "weekday": "day_of_week",
-}
-_SHORTHANDS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-# Index = crontab weekday number (0 = Sunday); APScheduler 3.x reads these names unambiguously.
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
 def build_trigger(schedule: ScheduleSection, timezone: str) -> BaseTrigger:
@@ -84,47 +50,9 @@ def build_trigger(schedule: ScheduleSection, timezone: str) -> BaseTrigger:
 
 
 def parse_cron(expr: str, timezone: str | tzinfo = "UTC") -> CronTrigger:
-    """A CronTrigger for a five-field crontab, or six fields whose first is seconds.
-
-    Also takes cron's ``@daily``-style shorthands (but not ``@reboot``). Raises ValueError with a
-    message fit to follow ``schedule.cron:`` in a config error.
-    """
+    """A CronTrigger firing when the crontab ``expr`` (see :mod:`digest.schedule.crontab`) says."""
     zone = _zone(timezone)
-    text = " ".join(expr.split())
-    if not text:
-        raise ValueError(f"is empty; {_FIELD_HELP}, e.g. '0 7 * * 1-5'")
-    if text.startswith("@"):
-        if text.lower() not in _SHORTHANDS:
-            known = ", ".join(_SHORTHANDS)
-            raise ValueError(f"unknown shorthand {text!r}; use one of {known}, or five fields")
-        text = _SHORTHANDS[text.lower()]
-    values = text.split()
-    if len(values) == 5:
-        names: tuple[str, ...] = CRON_FIELDS
-    elif len(values) == 6:
-        names = ("second", *CRON_FIELDS)
-    else:
-        raise ValueError(
-            f"{_FIELD_HELP}, got {len(values)}; six fields are read as seconds first, "
-            "e.g. '*/3 * * * * *' for every 3 seconds"
-        )
-    written = dict(zip(names, values, strict=True))
-    if not written["day"].startswith("*") and not written["weekday"].startswith("*"):
-        raise ValueError(
-            f"both day ({written['day']}) and weekday ({written['weekday']}) are restricted; cron "
-            "would run when either matches, the daemon only when both do: set one of them to *"
-        )
-    fields = dict(written)
-    fields["weekday"] = _crontab_weekdays(written["weekday"])
-    for name, value in fields.items():
-        # One field at a time, so the message names the field APScheduler's does not.
-        try:
-            CronTrigger(timezone=zone, **{_APS_FIELD[name]: value})
-        except ValueError as exc:
-            raise ValueError(f"{name} field {written[name]!r}: {exc}") from exc
-    arguments = {_APS_FIELD[name]: value for name, value in fields.items()}
-    arguments.setdefault("second", "0")
-    return CronTrigger(timezone=zone, **arguments)
+    return CronTrigger(timezone=zone, **parse_crontab(expr).as_trigger_arguments())
 
 
 def _zone(timezone: str | tzinfo) -> tzinfo:
@@ -136,52 +64,6 @@ def _zone(timezone: str | tzinfo) -> tzinfo:
         raise ValueError(
             f"unknown time zone {timezone!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
         ) from exc
-
-
-def _crontab_weekdays(field: str) -> str:
-    """Cron's weekday field (0 or 7 = Sunday, names, ranges, steps, lists) as APScheduler names."""
-    if field == "*":
-        return "*"
-    days: set[int] = set()
-    for part in field.split(","):
-        days |= _weekday_part(part, field)
-    return ",".join(_WEEKDAYS[day] for day in sorted(days))
-
-
-def _weekday_part(part: str, field: str) -> set[int]:
-    body, slash, step_text = part.partition("/")
-    step = 1
-    if slash:
-        if not step_text.isdigit() or int(step_text) == 0:
-            raise ValueError(
-                f"weekday field {field!r}: step {step_text!r} must be a whole number > 0"
-            )
-        step = int(step_text)
-    if body == "*":
-        low, high = 0, 6
-    elif "-" in body:
-        first, _, last = body.partition("-")
-        low, high = _weekday_number(first, field), _weekday_number(last, field)
-        if high == 0 and low > 0:
-            high = 7  # "fri-sun": Sunday as the end of a range is day 7
-        if low > high:
-            raise ValueError(f"weekday field {field!r}: range {body!r} runs backwards")
-    else:
-        low = _weekday_number(body, field)
-        high = 6 if slash else low  # cron reads "1/2" as "1-6/2"
-    return {day % 7 for day in range(low, high + 1, step)}
-
-
-def _weekday_number(token: str, field: str) -> int:
-    text = token.strip().lower()
-    if text.isdigit() and int(text) <= 7:
-        return int(text)
-    if text in _WEEKDAYS:
-        return _WEEKDAYS.index(text)
-    raise ValueError(
-        f"weekday field {field!r}: {token!r} is not a weekday; use 0-7 (0 and 7 are Sunday) "
-        "or sun, mon, tue, wed, thu, fri, sat"
-    )
 
 
 def last_fire_time(trigger: BaseTrigger, now: datetime, within: timedelta) -> datetime | None:

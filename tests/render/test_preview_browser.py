@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from digest.render import Renderer, write_preview
-from tests.test_render import ADA, KEYWORDS, api_papers, config, matches
+from digest.render import Renderer
+from digest.render.preview import write_preview
+from tests.render.test_render import ADA, KEYWORDS, api_papers, config, matches
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

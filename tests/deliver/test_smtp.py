@@ -12,14 +12,17 @@ import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from digest.config import Config, DeliverySection, SmtpSection, SubscriberSection
-from digest.deliver import SmtpTransport, build_message, open_transport
+from digest.config import Config, SubscriberSection, config_schema
+from digest.deliver import MessageSettings
+from digest.deliver.message import MailChannel, build_message
+from digest.deliver.smtp import SmtpSettings, SmtpTransport
 from digest.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from digest.models import Rendered
+from digest.pipeline import open_configured_channel
 from tests.smtp_server import Handler, free_port, smtp_server
 
 NOW = dt.datetime(2025, 3, 24, 7, 0, tzinfo=dt.UTC)
-DELIVERY = DeliverySection.model_validate({"from": "Paper Digest <digest@example.org>"})
+DELIVERY = MessageSettings(sender="Paper Digest <digest@example.org>")
 
 
 def message_for(address: str, subject: str = "Daily Papers digest") -> EmailMessage:
@@ -28,14 +31,18 @@ def message_for(address: str, subject: str = "Daily Papers digest") -> EmailMess
         html=f"<p>papers for {address}</p>",
         text=f"papers for {address}\n",
     )
-    subscriber = SubscriberSection.model_validate({"email": address, "name": "Reader Ünïcode"})
-    return build_message(rendered, subscriber, DELIVERY, title="Daily Papers digest", now=NOW)
+    section = SubscriberSection.model_validate({"email": address, "name": "Reader Ünïcode"})
+    return build_message(rendered, section.to_subscriber(), DELIVERY, now=NOW)
 
 
-def smtp_settings(port: int, **overrides: object) -> SmtpSection:
+def smtp_settings(port: int, **overrides: object) -> SmtpSettings:
     values: dict[str, object] = {"host": "127.0.0.1", "port": port, "security": "none"}
     values.update(overrides)
-    return SmtpSection.model_validate(values)
+    return SmtpSettings.model_validate(values)
+
+
+def config_of(data: dict[str, object]) -> Config:
+    return config_schema().model_validate(data)
 
 
 class Sleeps(list[float]):
@@ -105,7 +112,7 @@ def test_starttls_with_a_test_ca_and_login(
         authenticator=authenticator,
         auth_require_tls=True,
     ) as server:
-        config = Config.model_validate(
+        config = config_of(
             {
                 "delivery": {
                     "method": "smtp",
@@ -121,9 +128,10 @@ def test_starttls_with_a_test_ca_and_login(
             }
         )
         env = {"TEST_SMTP_PASSWORD": "s3cret pass"}
-        with open_transport(config, env=env, ssl_context=client_tls) as transport:
-            transport.send(message_for("ada@example.org"))
-            transport.send(message_for("bob@example.org"))
+        with open_configured_channel(config, env=env, ssl_context=client_tls) as channel:
+            assert isinstance(channel, MailChannel)
+            channel.transport.send(message_for("ada@example.org"))
+            channel.transport.send(message_for("bob@example.org"))
         assert server.connections == 1
     assert logins == [(b"digest", b"s3cret pass")]
     assert [r.rcpt_tos for r in handler.received] == [["ada@example.org"], ["bob@example.org"]]
@@ -272,7 +280,7 @@ def test_unknown_host_is_temporary_and_names_the_host() -> None:
 
 
 def test_missing_password_variable_is_a_config_error_before_connecting(tmp_path: Path) -> None:
-    config = Config.model_validate(
+    config = config_of(
         {
             "delivery": {
                 "method": "smtp",
@@ -281,6 +289,6 @@ def test_missing_password_variable_is_a_config_error_before_connecting(tmp_path:
         }
     )
     with pytest.raises(ConfigError) as caught:
-        open_transport(config, env={})
+        open_configured_channel(config, env={})
     assert "DIGEST_SMTP_PASSWORD" in caught.value.message
     assert caught.value.where == "delivery.smtp.password_env"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from digest.schedule import parse_cron
+from digest.schedule.daemon import parse_cron
 
-ROOT = Path(__file__).resolve().parent.parent
-PAGES = Path(__file__).resolve().parent / "fixtures" / "samples" / "text-pages"
+ROOT = Path(__file__).resolve().parent.parent.parent
+PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "samples" / "text-pages"
 UNIT = ROOT / "docs" / "paper-digest.service"
 CRONTAB = ROOT / "docs" / "crontab"
 CONSOLE_SCRIPT = Path(sys.executable).parent / "digest"

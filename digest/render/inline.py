@@ -20,8 +20,6 @@ import re
 from collections import OrderedDict
 from typing import Any
 
-from premailer import Premailer
-
 _CSS_LOG_LEVEL = logging.CRITICAL
 # Attributes whose values can steer CSS or that premailer itself reads or writes; every other
 # attribute value (href, alt, title, ...) is content and becomes a placeholder.
@@ -44,6 +42,8 @@ _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S | re.I)
 
 def premailer_transform(html: str) -> str:
     """One premailer pass with the network off and cssutils' chatter silenced."""
+    from premailer import Premailer  # imported on first use: commands that never inline skip it
+
     return str(
         Premailer(
             html=html,

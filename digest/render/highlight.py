@@ -1,4 +1,4 @@
-"""Untrusted paper text made safe for the email: URL vetting, shortening, and `<mark>` highlights.
+"""Paper text for the email: excerpts that keep highlight offsets valid, and `<mark>` highlights.
 
 Everything here works on plain strings and returns either plain strings (for the text part) or
 ``Markup`` built segment by segment with ``markupsafe.escape``, so a highlight can never land
@@ -10,55 +10,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 from markupsafe import Markup, escape
 
 from digest.models import Span
 
-# C0/C1 controls (ESC starts terminal escape sequences), zero-width and bidi-override characters
-# (they can disguise text), line/paragraph separators and the BOM.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
-# Whitespace, controls, backslashes (browsers read them as slashes) and quotes/angles.
-_UNSAFE_IN_URL = re.compile(r"[\s\\<>\"'`]|" + _CONTROL.pattern)
-_SAFE_SCHEMES = frozenset({"http", "https"})
 # Sentence ends: ., ! or ? (optionally closed by a quote or bracket) followed by whitespace and
 # something that can start a sentence. Abbreviations like "e.g. the" are not split because the
 # next word is lower-case; "et al. The" is, which costs nothing worse than a shorter excerpt.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[])")
-
-
-def safe_url(value: str | None) -> str | None:
-    """``value`` if it is an absolute http(s) URL fit for an ``href``, else None.
-
-    The one gate every link in the email passes through: ``javascript:``, ``data:``, relative
-    paths, URLs with whitespace, control characters, backslashes or credentials are refused (and
-    then shown as text by the templates, never as links).
-    """
-    if not value:
-        return None
-    url = value.strip()
-    if not url or _UNSAFE_IN_URL.search(url):
-        return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises on a malformed port
-    except ValueError:
-        return None
-    del port
-    if parts.scheme.lower() not in _SAFE_SCHEMES or not parts.hostname:
-        return None
-    if parts.username is not None or parts.password is not None:
-        return None
-    return url
-
-
-def clean_text(value: str) -> str:
-    """``value`` without control characters (terminal escapes, NULs, bidi overrides), whitespace
-    collapsed."""
-    if not value:
-        return ""
-    return " ".join(_CONTROL.sub(" ", value).split())
 
 
 def merge_spans(spans: Iterable[Span], field: str, length: int) -> list[tuple[int, int]]:

@@ -1,9 +1,11 @@
-"""Building one subscriber's digest as a MIME message whose headers nothing can inject into.
+"""Building one subscriber's digest as a MIME message whose headers nothing can inject into, and
+the mail channels that hand such messages to a transport.
 
 The message is ``multipart/alternative`` (plain text first, HTML last, both UTF-8) under
 ``email.policy.SMTP``. Every header value that comes from configuration or from sources is
 checked for line breaks here, even where ``config.py`` already checked, because a header is the
-last place an injection can be stopped.
+last place an injection can be stopped. Addresses follow the one rule of
+:mod:`digest.addresses`, the same ``digest check`` applies.
 """
 
 from __future__ import annotations
@@ -14,16 +16,15 @@ import re
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import EmailPolicy
+from typing import Protocol
 from urllib.parse import quote
 
-from digest.config import DeliverySection, SubscriberSection
+from digest.addresses import parse_mailbox, wire_address
+from digest.deliver import Closing, MessageSettings, Outgoing
 from digest.errors import PermanentDeliveryError
-from digest.models import Rendered
+from digest.models import Rendered, Subscriber
+from digest.untrusted import LINE_BREAKS, strip_controls
 
-# str.splitlines() breaks on all of these; any of them in a header could start a new header line
-# in some reader, so every one is refused, not just CR and LF.
-_LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
-_ADDR_SPEC = re.compile(r"^[^@\s<>,;:\"()\[\]\\]+@[^@\s<>,;:\"()\[\]\\]+$")
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _URI_IN_HEADER = re.compile(r"^[!#-;=?-\[\]_a-z~]+$")  # printable ASCII minus space " < > \ ^ `
 _PHRASE_SPECIALS = re.compile(r"[^\w\s'!&+-]")
@@ -58,17 +59,21 @@ POLICY = _DigestPolicy(linesep="\r\n", cte_type="7bit")
 
 def build_message(
     rendered: Rendered,
-    subscriber: SubscriberSection,
-    delivery: DeliverySection,
+    subscriber: Subscriber,
+    settings: MessageSettings,
     *,
-    title: str,
     now: dt.datetime,
+    message_id: str | None = None,
 ) -> EmailMessage:
     """One subscriber's digest, ready for any transport.
 
-    Raises ``PermanentDeliveryError`` (``where`` names the config field or the subscriber) when a
-    header value contains a line break or an address is unusable: retrying cannot fix those.
+    ``message_id`` (without angle brackets, ``local@domain``) makes a resend of the same digest
+    carry the same Message-ID; by default a fresh one is made. Raises ``PermanentDeliveryError``
+    (``where`` names the config field or the subscriber) when a header value contains a line
+    break or an address is unusable: retrying cannot fix those.
     """
+    title = settings.title
+    delivery = settings
     sender = _sender(delivery.sender)
     recipient = _address(
         subscriber.name, subscriber.email, where=f"subscribers[{subscriber.email}]"
@@ -83,7 +88,11 @@ def build_message(
         # a naive clock is taken as UTC rather than sent as the ambiguous "-0000"
         now if now.tzinfo is not None else now.replace(tzinfo=dt.UTC)
     )
-    message["Message-ID"] = email.utils.make_msgid(domain=sender.domain)
+    message["Message-ID"] = (
+        f"<{_one_line(message_id, where='message id')}>"
+        if message_id
+        else email.utils.make_msgid(domain=sender.domain)
+    )
     if delivery.reply_to:
         message["Reply-To"] = _sender(delivery.reply_to, where="delivery.reply_to")
     message["List-Id"] = _list_id(delivery.list_id, title, sender.domain)
@@ -102,7 +111,7 @@ def build_message(
 
 
 def _one_line(value: str, *, where: str) -> str:
-    if any(ch in _LINE_BREAKS for ch in value):
+    if any(ch in LINE_BREAKS for ch in value):
         raise PermanentDeliveryError(
             f"line break in {value!r} would inject a mail header",
             where=where,
@@ -113,38 +122,29 @@ def _one_line(value: str, *, where: str) -> str:
 
 def _sender(value: str, *, where: str = "delivery.from") -> Address:
     _one_line(value, where=where)
-    name, addr = email.utils.parseaddr(value)
-    if not addr:
+    try:
+        name, addr = parse_mailbox(value)
+    except ValueError as exc:
         raise PermanentDeliveryError(
-            f"{value!r} is not an address",
+            str(exc),
             where=where,
-            hint='write it as "Name <address@example.org>" or just address@example.org',
-        )
+            hint='write it as "Name <address@example.org>" or just address@example.org; '
+            "fix the config",
+        ) from None
     return _address(name, addr, where=where)
 
 
 def _address(name: str, addr: str, *, where: str) -> Address:
     _one_line(name, where=where)
     _one_line(addr, where=where)
-    if not _ADDR_SPEC.match(addr):
-        raise PermanentDeliveryError(
-            f"{addr!r} is not an email address", where=where, hint="use local@domain.example"
-        )
-    local, domain = addr.rsplit("@", 1)
-    if not local.isascii():
-        raise PermanentDeliveryError(
-            f"{addr!r} has a non-ASCII local part, which needs SMTPUTF8",
-            where=where,
-            hint="use an ASCII address for this subscriber",
-        )
     try:
-        # non-ASCII domains go on the wire as their IDNA (punycode) form
-        domain = domain.encode("idna").decode("ascii")
-    except UnicodeError as exc:
+        wire = wire_address(addr)  # non-ASCII domains go on the wire as IDNA (punycode)
+    except ValueError as exc:
         raise PermanentDeliveryError(
-            f"{addr!r} has an invalid domain", where=where, hint="check the part after @"
-        ) from exc
-    return Address(display_name=name, username=local, domain=domain)
+            str(exc), where=where, hint="use an ASCII local@domain.example address; fix the config"
+        ) from None
+    local, domain = wire.rsplit("@", 1)
+    return Address(display_name=strip_controls(name), username=local, domain=domain)
 
 
 def _list_id(configured: str | None, title: str, domain: str) -> str:
@@ -166,7 +166,7 @@ def _list_id(configured: str | None, title: str, domain: str) -> str:
     return f"{phrase} <{slug}.{domain}>" if phrase else f"<{slug}.{domain}>"
 
 
-def _unsubscribe_uris(delivery: DeliverySection, email_address: str) -> list[str]:
+def _unsubscribe_uris(delivery: MessageSettings, email_address: str) -> list[str]:
     uris: list[str] = []
     for field, template in (
         ("delivery.unsubscribe_mailto", delivery.unsubscribe_mailto),
@@ -183,3 +183,47 @@ def _unsubscribe_uris(delivery: DeliverySection, email_address: str) -> list[str
             )
         uris.append(uri)
     return uris
+
+
+class Transport(Protocol):
+    """Where built messages go. ``send`` returns only when the message was accepted."""
+
+    def send(self, message: EmailMessage) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MailChannel(Closing):
+    """A channel that builds each digest's MIME message and hands it to a transport.
+
+    The Message-ID follows from the digest id, so a digest sent again after a crash carries the
+    Message-ID of the first attempt (mail systems that de-duplicate by it show it once).
+    """
+
+    def __init__(self, transport: Transport, settings: MessageSettings) -> None:
+        self.transport = transport
+        self.settings = settings
+
+    def send(self, outgoing: Outgoing) -> str:
+        """Build and send; the receipt is the message's Message-ID."""
+        message = build_message(
+            outgoing.rendered,
+            outgoing.subscriber,
+            self.settings,
+            now=outgoing.now,
+            message_id=message_id_for(outgoing.digest_id, self.settings) or None,
+        )
+        self.transport.send(message)
+        return str(message["Message-ID"])
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def message_id_for(digest_id: str, settings: MessageSettings) -> str:
+    """``digest.<id>@<sender domain>`` for a digest id (empty for none)."""
+    if not digest_id:
+        return ""
+    domain = _sender(settings.sender).domain
+    safe = re.sub(r"[^A-Za-z0-9.-]+", "-", digest_id)
+    return f"digest.{safe}@{domain}"

@@ -1,24 +1,23 @@
-"""The built MIME message (structure, headers, encodings, injection) and the file/maildir
-transports (atomic, parseable, never colliding)."""
+"""The built MIME message: structure, headers, encodings, and every way to inject a header."""
 
 from __future__ import annotations
 
 import datetime as dt
 import email
 import email.policy
-import mailbox
 from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from digest.config import Config, DeliverySection, SubscriberSection, load_config
-from digest.deliver import FileTransport, MaildirTransport, build_message, open_transport
-from digest.errors import PermanentDeliveryError, TemporaryDeliveryError
-from digest.models import Rendered
+from digest.config import SubscriberSection
+from digest.deliver import MessageSettings
+from digest.deliver.message import build_message
+from digest.errors import PermanentDeliveryError
+from digest.models import Rendered, Subscriber
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "deliver"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "deliver"
 NOW = dt.datetime(2025, 3, 24, 7, 30, 15, tzinfo=dt.UTC)
 RENDERED = Rendered(
     subject="Daily Papers digest — 24 Mar 2025 — 2 papers",
@@ -28,26 +27,33 @@ RENDERED = Rendered(
 )
 
 
-def delivery(**values: Any) -> DeliverySection:
-    return DeliverySection.model_validate(
-        {"from": "Paper Digest <digest@papers.example.org>", **values}
-    )
+def delivery(**values: Any) -> MessageSettings:
+    """The message settings of a ``[delivery]`` table with these keys (``from`` included)."""
+    values.setdefault("from", "Paper Digest <digest@papers.example.org>")
+    values["sender"] = values.pop("from")
+    return MessageSettings(**values)
 
 
-def subscriber(
-    email_address: str = "ada@example.org", name: str = "Ada Lovelace"
-) -> SubscriberSection:
-    return SubscriberSection.model_validate({"email": email_address, "name": name})
+def subscriber(email_address: str = "ada@example.org", name: str = "Ada Lovelace") -> Subscriber:
+    return SubscriberSection.model_validate({"email": email_address, "name": name}).to_subscriber()
+
+
+def unchecked(email_address: str, name: str) -> Subscriber:
+    """A subscriber the config would refuse: the message builder is the last line."""
+    return Subscriber(email=email_address, name=name)
 
 
 def build(
     *,
     rendered: Rendered = RENDERED,
-    to: SubscriberSection | None = None,
-    via: DeliverySection | None = None,
+    to: Subscriber | None = None,
+    via: MessageSettings | None = None,
     title: str = "Daily Papers digest",
 ) -> EmailMessage:
-    return build_message(rendered, to or subscriber(), via or delivery(), title=title, now=NOW)
+    settings = via or delivery()
+    if title != settings.title:
+        settings = MessageSettings(**{**settings.__dict__, "title": title})
+    return build_message(rendered, to or subscriber(), settings, now=NOW)
 
 
 def reparse(message: EmailMessage) -> EmailMessage:
@@ -109,7 +115,7 @@ def test_message_id_is_unique_and_on_the_senders_domain() -> None:
 
 def test_naive_clock_is_taken_as_utc() -> None:
     message = build_message(
-        RENDERED, subscriber(), delivery(), title="T", now=NOW.replace(tzinfo=None)
+        RENDERED, subscriber(), delivery(title="T"), now=NOW.replace(tzinfo=None)
     )
     assert message["Date"] == "Mon, 24 Mar 2025 07:30:15 +0000"
 
@@ -182,7 +188,7 @@ def test_non_ascii_domain_goes_out_as_punycode() -> None:
 
 def test_non_ascii_local_part_is_refused() -> None:
     # bypass config validation, which would accept it: the builder is the last line
-    sub = SubscriberSection.model_construct(email="zoë@example.org", name="Zoë")
+    sub = unchecked("zoë@example.org", "Zoë")
     with pytest.raises(PermanentDeliveryError, match="SMTPUTF8"):
         build(to=sub)
 
@@ -199,7 +205,7 @@ INJECTIONS = [
 @pytest.mark.parametrize("name", INJECTIONS)
 def test_line_breaks_in_the_recipient_name_are_refused(name: str) -> None:
     # model_construct: the config would refuse some of these; the builder must refuse all
-    sub = SubscriberSection.model_construct(email="eve@example.org", name=name)
+    sub = unchecked("eve@example.org", name)
     with pytest.raises(PermanentDeliveryError) as caught:
         build(to=sub)
     assert caught.value.where == "subscribers[eve@example.org]"
@@ -216,7 +222,7 @@ def test_line_breaks_in_the_subject_are_refused(subject: str) -> None:
 
 @pytest.mark.parametrize("field", ["sender", "reply_to"])
 def test_line_breaks_in_from_and_reply_to_are_refused(field: str) -> None:
-    via = delivery().model_copy(update={field: "Eve <eve@example.org>\r\nBcc: victim@example.org"})
+    via = MessageSettings(**{**delivery().__dict__, field: "Eve <eve@example.org>\r\nBcc: x@y.org"})
     with pytest.raises(PermanentDeliveryError) as caught:
         build(via=via)
     assert caught.value.where == ("delivery.from" if field == "sender" else "delivery.reply_to")
@@ -240,101 +246,3 @@ def test_untrusted_text_in_the_body_cannot_add_headers() -> None:
     assert parsed["Bcc"] is None
     plain = parsed.get_body(("plain",))
     assert plain is not None and body(plain).rstrip("\n") == hostile.replace("\r\n", "\n")
-
-
-# --- file transport ------------------------------------------------------------------------
-
-
-class StoppedClock:
-    def __init__(self, at: dt.datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> dt.datetime:
-        return self.at
-
-
-def test_file_transport_writes_parseable_eml_named_by_time_and_recipient(tmp_path: Path) -> None:
-    outbox = tmp_path / "outbox"
-    clock = StoppedClock(NOW)
-    with FileTransport(outbox, clock=clock) as transport:
-        first = build()
-        transport.send(first)
-        clock.at = NOW + dt.timedelta(seconds=1)
-        transport.send(build(to=subscriber("bob@example.org", "Bob")))
-    names = sorted(p.name for p in outbox.iterdir())
-    assert len(names) == 2
-    assert names[0].startswith("20250324T073015.000000Z-ada-at-example.org-")
-    assert names[1].startswith("20250324T073016.000000Z-bob-at-example.org-")
-    assert all(name.endswith(".eml") for name in names)
-    data = (outbox / names[0]).read_bytes()
-    assert data == first.as_bytes()
-    parsed = email.message_from_bytes(data, policy=email.policy.default)
-    assert parsed["Message-ID"] == first["Message-ID"]
-
-
-def test_file_transport_never_overwrites_even_with_a_stopped_clock(tmp_path: Path) -> None:
-    outbox = tmp_path / "outbox"
-    message = build()
-    with FileTransport(outbox, clock=StoppedClock(NOW)) as transport:
-        for _ in range(3):  # same time, same recipient, same Message-ID: the worst case
-            transport.send(message)
-        for i in range(50):
-            transport.send(build(to=subscriber(f"r{i}@example.org")))
-    files = list(outbox.iterdir())
-    assert len(files) == 53
-    assert all(f.read_bytes() == message.as_bytes() for f in files if "-ada-at-" in f.name)
-
-
-def test_file_transport_leaves_no_temporary_files(tmp_path: Path) -> None:
-    outbox = tmp_path / "outbox"
-    with FileTransport(outbox) as transport:
-        for i in range(10):
-            transport.send(build(to=subscriber(f"r{i}@example.org")))
-    assert sorted(p.suffix for p in outbox.iterdir()) == [".eml"] * 10
-    assert not [p for p in outbox.iterdir() if p.name.startswith(".")]
-
-
-def test_file_transport_failure_is_temporary(tmp_path: Path) -> None:
-    outbox = tmp_path / "outbox"
-    transport = FileTransport(outbox)
-    outbox.rmdir()
-    outbox.write_text("a file where the outbox folder was")
-    with pytest.raises(TemporaryDeliveryError) as caught:
-        transport.send(build())
-    assert caught.value.where == str(outbox)
-    assert caught.value.hint
-
-
-def test_open_transport_file_resolves_the_outbox_next_to_the_config(tmp_path: Path) -> None:
-    config_path = tmp_path / "conf" / "digest.toml"
-    config_path.parent.mkdir()
-    config_path.write_text('[delivery]\nmethod = "file"\noutbox = "out"\n')
-    config = load_config(config_path)
-    with open_transport(config) as transport:
-        transport.send(build())
-    assert len(list((tmp_path / "conf" / "out").glob("*.eml"))) == 1
-
-
-# --- maildir transport ---------------------------------------------------------------------
-
-
-def test_maildir_transport_creates_the_maildir_and_delivers_into_new(tmp_path: Path) -> None:
-    config = Config.model_validate(
-        {"delivery": {"method": "maildir", "maildir": str(tmp_path / "Mail")}}
-    )
-    sent = [build(to=subscriber(f"r{i}@example.org")) for i in range(3)]
-    with open_transport(config) as transport:
-        assert isinstance(transport, MaildirTransport)
-        for message in sent:
-            transport.send(message)
-    assert sorted(p.name for p in (tmp_path / "Mail").iterdir()) == ["cur", "new", "tmp"]
-    assert len(list((tmp_path / "Mail" / "new").iterdir())) == 3
-    assert list((tmp_path / "Mail" / "tmp").iterdir()) == []
-    box = mailbox.Maildir(tmp_path / "Mail", create=False)
-    got = sorted(str(m["Message-ID"]) for m in box)
-    assert got == sorted(str(m["Message-ID"]) for m in sent)
-    one = next(iter(box))
-    parsed = email.message_from_bytes(one.as_bytes(), policy=email.policy.default)
-    assert isinstance(parsed, EmailMessage)
-    plain = parsed.get_body(("plain",))
-    assert plain is not None and body(plain) == RENDERED.text

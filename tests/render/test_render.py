@@ -20,14 +20,17 @@ from typing import Any
 
 import pytest
 
-from digest.config import Config, SubscriberSection
+from digest.config import SubscriberSection
 from digest.errors import RenderError
-from digest.highlight import clean_text, highlight, merge_spans, safe_url, shorten
-from digest.inline import Inliner, premailer_transform, skeleton
-from digest.models import Match, Paper, Span
-from digest.render import Renderer, english_date, write_preview
+from digest.models import Match, Paper, Span, Subscriber
+from digest.render import Renderer, RenderSettings
+from digest.render.highlight import highlight, merge_spans, shorten
+from digest.render.inline import Inliner, premailer_transform, skeleton
+from digest.render.preview import write_preview
+from digest.render.views import english_date
+from digest.untrusted import clean_text, safe_url
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 SAMPLES = FIXTURES / "samples" / "hf"
 GOLDEN = FIXTURES / "render"
 DAY = dt.date(2025, 10, 6)
@@ -86,21 +89,25 @@ def matches(papers: Sequence[Paper], terms: Iterable[str] = KEYWORDS) -> list[Ma
     return [m for m in (match(p, terms) for p in papers) if m is not None]
 
 
-def config(tmp_path: Path | None = None, **digest: Any) -> Config:
-    data = {
-        "digest": {"title": "Daily Papers digest", **digest},
-        "delivery": {
-            "unsubscribe_url": "https://digest.example.org/leave?email={email}",
-            "manage_url": "https://digest.example.org/manage?email={email}",
-        },
-    }
-    cfg = Config.model_validate(data)
-    if tmp_path is not None:
-        cfg._path = tmp_path / "digest.toml"
-    return cfg
+def config(
+    tmp_path: Path | None = None, *, templates: str | None = None, **digest: Any
+) -> RenderSettings:
+    """The render settings of a config with these ``[digest]`` keys (templates relative to
+    ``tmp_path``, as a config file there would have them)."""
+    return RenderSettings(
+        title="Daily Papers digest",
+        templates=(tmp_path / templates) if tmp_path and templates else None,
+        unsubscribe_url="https://digest.example.org/leave?email={email}",
+        manage_url="https://digest.example.org/manage?email={email}",
+        **digest,
+    )
 
 
-ADA = SubscriberSection(
+def subscriber(**fields: Any) -> Subscriber:
+    return SubscriberSection.model_validate(fields).to_subscriber()
+
+
+ADA = subscriber(
     email="ada@example.org",
     name="Ada Lovelace",
     keywords=KEYWORDS,
@@ -270,12 +277,12 @@ def test_untrusted_text_renders_as_harmless_text(renderer: Renderer) -> None:
         github_repo="javascript:alert(3)",
         project_page="data:text/html,hi",
     )
-    subscriber = SubscriberSection(
+    mallory = subscriber(
         email="mal@example.org", name="<img src=x onerror=alert(4)>", keywords=["diffusion"]
     )
     found = match(evil, ["diffusion"])
     assert found is not None
-    rendered = renderer.render(subscriber, [found], day=DAY, new_count=1, matched_count=1)
+    rendered = renderer.render(mallory, [found], day=DAY, new_count=1, matched_count=1)
     page = Elements(rendered.html)
     assert [t for t, _ in page.tags if t in {"script", "iframe", "img"}] == []
     assert not any("onerror" in attrs for _, attrs in page.tags)
@@ -364,7 +371,7 @@ def test_inlining_is_paid_per_distinct_shape_not_per_subscriber() -> None:
     renderer = Renderer(config())
     papers = api_papers("api_2025-10-06.json") + api_papers("api_2024-03-21.json")
     subscribers = [
-        SubscriberSection(email=f"user{n}@example.org", name=f"User {n}", keywords=terms)
+        subscriber(email=f"user{n}@example.org", name=f"User {n}", keywords=terms)
         for n, terms in enumerate(
             [KEYWORDS[: 1 + n % 4] for n in range(30)] + [KEYWORDS[n % 4 :] for n in range(30)]
         )
@@ -398,7 +405,7 @@ def test_size_budget_shortens_then_lists_the_overflow() -> None:
         for n in range(200)
     ]
     found = [Match(paper=p, keywords=("models",)) for p in long_papers]
-    sub = SubscriberSection(email="ada@example.org", keywords=["models"], max_papers=500)
+    sub = subscriber(email="ada@example.org", keywords=["models"], max_papers=500)
     rendered = renderer.render(sub, found, day=DAY, new_count=200, matched_count=200)
     size = len(rendered.html.encode("utf-8"))
     assert size <= 100_000
@@ -458,7 +465,7 @@ def test_undefined_variable_is_a_render_error(tmp_path: Path) -> None:
     renderer = Renderer(config(tmp_path, templates="t"))
     with pytest.raises(RenderError) as caught:
         renderer.render(ADA, [], day=DAY, new_count=0, matched_count=0)
-    assert caught.value.where == "digest.txt.j2"
+    assert caught.value.where == str(tmp_path / "t" / "digest.txt.j2") + ":1"
     assert "no_such_thing" in str(caught.value)
 
 
@@ -468,8 +475,8 @@ def test_undefined_variable_is_a_render_error(tmp_path: Path) -> None:
 def test_write_preview_writes_each_email_and_an_index(
     tmp_path: Path, renderer: Renderer, golden_matches: list[Match]
 ) -> None:
-    bob = SubscriberSection(email="Bob.Smith@example.org", name="Bob")
-    bob2 = SubscriberSection(email="bob-smith@example.org", name="Bob two")
+    bob = subscriber(email="Bob.Smith@example.org", name="Bob")
+    bob2 = subscriber(email="bob-smith@example.org", name="Bob two")
     items = [
         (ADA, renderer.render(ADA, golden_matches, day=DAY, new_count=9, matched_count=9)),
         (bob, renderer.render(bob, [], day=DAY, new_count=9, matched_count=0)),
@@ -509,7 +516,7 @@ def test_tight_budget_leaves_the_rest_for_the_next_digest() -> None:
         )
         for n in range(300)
     ]
-    sub = SubscriberSection(email="ada@example.org", keywords=["models"], max_papers=500)
+    sub = subscriber(email="ada@example.org", keywords=["models"], max_papers=500)
     rendered = renderer.render(sub, found, day=DAY, new_count=300, matched_count=300)
     assert len(rendered.html.encode("utf-8")) <= 10_000
     listed = len(rendered.paper_keys)

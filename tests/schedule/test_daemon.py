@@ -1,9 +1,8 @@
-"""digest.schedule: crontab parsing, missed runs against a controlled clock, stopping, logging."""
+"""The daemon loop against a controlled clock: misfires, catch-up, failures, signals."""
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 import os
 import signal
@@ -18,10 +17,9 @@ import pytest
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from digest.config import Config, ScheduleSection, parse_config
-from digest.errors import ConfigError, DeliveryError
-from digest.log import configure_logging, stderr_is_journal
-from digest.schedule import JOB_ID, build_trigger, last_fire_time, parse_cron, run_daemon
+from digest.config import Config, parse_config
+from digest.errors import DeliveryError
+from digest.schedule.daemon import JOB_ID, run_daemon
 
 UTC = dt.UTC
 PARIS = "Europe/Paris"
@@ -37,158 +35,6 @@ def fire_times(trigger: BaseTrigger, after: dt.datetime, count: int) -> list[dt.
         times.append(upcoming)
         previous = moment = upcoming
     return times
-
-
-# --- crontab -> trigger -----------------------------------------------------------------------
-
-
-def test_weekdays_one_to_five_are_monday_to_friday_in_the_configured_zone() -> None:
-    trigger = build_trigger(ScheduleSection.model_validate({"cron": "0 7 * * 1-5"}), PARIS)
-    saturday_noon = dt.datetime(2025, 3, 8, 12, 0, tzinfo=UTC)
-    times = fire_times(trigger, saturday_noon, 6)
-    assert [t.strftime("%a %H:%M") for t in times] == [
-        "Mon 07:00",
-        "Tue 07:00",
-        "Wed 07:00",
-        "Thu 07:00",
-        "Fri 07:00",
-        "Mon 07:00",
-    ]
-    # 07:00 in Paris (UTC+1 in March before the switch) is 06:00 UTC.
-    assert times[0].astimezone(UTC) == dt.datetime(2025, 3, 10, 6, 0, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("weekday", "expected"),
-    [
-        ("0", ["Sun"]),
-        ("7", ["Sun"]),
-        ("sun", ["Sun"]),
-        ("MON,wed", ["Mon", "Wed"]),
-        ("fri-sun", ["Sun", "Fri", "Sat"]),
-        ("5-7", ["Sun", "Fri", "Sat"]),
-        ("*/2", ["Sun", "Tue", "Thu", "Sat"]),
-        ("1-5/2", ["Mon", "Wed", "Fri"]),
-        ("2/2", ["Tue", "Thu", "Sat"]),
-        ("0,6", ["Sun", "Sat"]),
-    ],
-)
-def test_weekday_field_is_read_as_cron_reads_it(weekday: str, expected: list[str]) -> None:
-    # expected: the days it fires in the week from Sunday 2 March 2025, in that order
-    trigger = parse_cron(f"0 9 * * {weekday}", "UTC")
-    week = fire_times(trigger, dt.datetime(2025, 3, 2, 0, 0, tzinfo=UTC), 7)  # from a Sunday
-    in_first_week = [t for t in week if t < dt.datetime(2025, 3, 9, tzinfo=UTC)]
-    assert [t.strftime("%a") for t in in_first_week] == expected
-
-
-def test_six_fields_put_seconds_first() -> None:
-    trigger = parse_cron("*/3 * * * * *", "UTC")
-    start = dt.datetime(2025, 3, 10, 7, 0, 1, tzinfo=UTC)
-    assert [t.second for t in fire_times(trigger, start, 4)] == [3, 6, 9, 12]
-
-
-def test_five_fields_fire_on_the_minute() -> None:
-    trigger = parse_cron("*/15 * * * *", "UTC")
-    start = dt.datetime(2025, 3, 10, 7, 1, 30, tzinfo=UTC)
-    times = fire_times(trigger, start, 3)
-    assert [(t.minute, t.second) for t in times] == [(15, 0), (30, 0), (45, 0)]
-
-
-def test_local_time_is_kept_across_a_daylight_saving_change() -> None:
-    trigger = parse_cron("0 7 * * *", "America/New_York")
-    # US clocks went forward on 2025-03-09.
-    times = fire_times(trigger, dt.datetime(2025, 3, 7, 0, 0, tzinfo=UTC), 4)
-    assert {t.hour for t in times} == {7}
-    assert [t.astimezone(UTC).hour for t in times] == [12, 12, 11, 11]
-
-
-def test_cron_shorthands() -> None:
-    daily = fire_times(parse_cron("@daily", "UTC"), dt.datetime(2025, 3, 10, 5, tzinfo=UTC), 1)
-    assert daily == [dt.datetime(2025, 3, 11, 0, 0, tzinfo=UTC)]
-    weekly = fire_times(parse_cron("@weekly", "UTC"), dt.datetime(2025, 3, 10, tzinfo=UTC), 1)
-    assert weekly[0].strftime("%a %H:%M") == "Sun 00:00"
-
-
-@pytest.mark.parametrize(
-    ("expr", "message"),
-    [
-        ("0 7 *", "expected 5 fields (minute hour day month weekday), got 3"),
-        ("1 2 3 4 5 6 7", "expected 5 fields (minute hour day month weekday), got 7"),
-        ("   ", "is empty"),
-        ("70 7 * * *", "minute field '70'"),
-        ("0 25 * * *", "hour field '25'"),
-        ("0 7 32 * *", "day field '32'"),
-        ("0 7 * 13 *", "month field '13'"),
-        ("99 0 7 * * *", "second field '99'"),
-        ("0 7 * * 8", "weekday field '8'"),
-        ("0 7 * * 5-1", "runs backwards"),
-        ("0 7 * * */0", "step '0'"),
-        ("0 7 * * funday", "'funday' is not a weekday"),
-        ("x 7 * * *", "minute field 'x'"),
-        ("0 7 1 * 1", "both day (1) and weekday (1) are restricted"),
-        ("@reboot", "unknown shorthand '@reboot'"),
-    ],
-)
-def test_bad_expressions_say_what_is_wrong(expr: str, message: str) -> None:
-    with pytest.raises(ValueError) as caught:
-        parse_cron(expr, "UTC")
-    assert message in str(caught.value)
-
-
-def test_unknown_time_zone() -> None:
-    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
-        build_trigger(ScheduleSection.model_validate({}), "Mars/Olympus")
-
-
-def test_bad_cron_is_a_config_error_with_file_and_line(tmp_path: Path) -> None:
-    text = '[digest]\ntitle = "x"\n\n[schedule]\nmisfire_grace = 60\ncron = "0 7 *"\n'
-    with pytest.raises(ConfigError) as caught:
-        parse_config(text, tmp_path / "digest.toml")
-    assert str(caught.value) == (
-        f"{tmp_path / 'digest.toml'}:6: schedule.cron: expected 5 fields "
-        "(minute hour day month weekday), got 3; six fields are read as seconds first, "
-        "e.g. '*/3 * * * * *' for every 3 seconds"
-    )
-
-
-def test_good_cron_passes_config_validation(tmp_path: Path) -> None:
-    config = parse_config('[schedule]\ncron = "*/2 * * * * *"\n', tmp_path / "d.toml")
-    assert config.schedule.cron == "*/2 * * * * *"
-
-
-# --- last_fire_time -------------------------------------------------------------------------
-
-
-def test_last_fire_time_finds_the_latest_time_within_the_window() -> None:
-    daily = parse_cron("0 7 * * *", "UTC")
-    at = dt.datetime(2025, 3, 10, 7, 0, 30, tzinfo=UTC)
-    assert last_fire_time(daily, at, dt.timedelta(seconds=60)) == at.replace(second=0)
-    assert last_fire_time(daily, at, dt.timedelta(seconds=29)) is None
-    exactly = dt.datetime(2025, 3, 10, 7, 0, 0, tzinfo=UTC)
-    assert last_fire_time(daily, exactly, dt.timedelta(seconds=1)) == exactly
-    # Two days of grace: the latest one (today's), not the first one in the window.
-    two_days = last_fire_time(daily, at, dt.timedelta(days=2))
-    assert two_days == dt.datetime(2025, 3, 10, 7, 0, tzinfo=UTC)
-
-
-class CountingTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler has no type hints
-    def __init__(self, inner: BaseTrigger) -> None:
-        self.inner = inner
-        self.calls = 0
-
-    def get_next_fire_time(
-        self, previous_fire_time: dt.datetime | None, now: dt.datetime
-    ) -> dt.datetime | None:
-        self.calls += 1
-        value: dt.datetime | None = self.inner.get_next_fire_time(previous_fire_time, now)
-        return value
-
-
-def test_last_fire_time_is_cheap_for_frequent_schedules() -> None:
-    every_second = CountingTrigger(parse_cron("* * * * * *", "UTC"))
-    at = dt.datetime(2025, 3, 10, 7, 0, 30, 500_000, tzinfo=UTC)
-    assert last_fire_time(every_second, at, dt.timedelta(days=1)) == at.replace(microsecond=0)
-    assert every_second.calls < 40
 
 
 # --- the daemon against a controlled clock ----------------------------------------------------
@@ -509,79 +355,3 @@ def test_sigint_before_any_run_stops_promptly(
     assert time.monotonic() - started < 3
     assert daemon.runs == []
     assert "SIGINT: finishing the message being sent, then stopping" in records.text()
-
-
-# --- logging ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    levels = {name: logging.getLogger(name).level for name in ("digest", "apscheduler")}
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-
-
-@pytest.mark.usefixtures("restore_logging")
-def test_terminal_logging_has_timestamp_level_and_logger() -> None:
-    out = io.StringIO()
-    configure_logging(0, env={}, stream=out)
-    logging.getLogger("digest").info("daemon starting")
-    logging.getLogger("digest").debug("not at verbosity 0")
-    logging.getLogger("apscheduler.scheduler").warning("APScheduler's own copy")
-    line = out.getvalue().strip()
-    assert "\n" not in line
-    stamp, level_and_rest = line[:23], line[24:]
-    dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
-    assert level_and_rest == "INFO digest: daemon starting"
-
-
-@pytest.mark.usefixtures("restore_logging")
-def test_verbosity_levels() -> None:
-    out = io.StringIO()
-    configure_logging(-1, env={}, stream=out)
-    logging.getLogger("digest").info("hidden")
-    logging.getLogger("digest").warning("shown")
-    configure_logging(1, env={}, stream=out)  # replaces the handler: no line twice
-    logging.getLogger("digest.pipeline").debug("debug shown")
-    logging.getLogger("apscheduler.scheduler").info("scheduler info shown")
-    text = out.getvalue()
-    assert "hidden" not in text
-    assert text.count("shown") == 3
-    assert text.count("WARNING digest: shown") == 1
-
-
-@pytest.mark.usefixtures("restore_logging")
-def test_journald_gets_syslog_priorities_and_no_timestamp(tmp_path: Path) -> None:
-    with open(tmp_path / "journal", "w+", encoding="utf-8") as stream:
-        stat = os.fstat(stream.fileno())
-        env = {"JOURNAL_STREAM": f"{stat.st_dev}:{stat.st_ino}"}
-        assert stderr_is_journal(env, stream)
-        configure_logging(0, env=env, stream=stream)
-        logger = logging.getLogger("digest")
-        logger.warning("run finished with exit status 1")
-        try:
-            raise RuntimeError("boom")
-        except RuntimeError:
-            logger.exception("run failed")
-        stream.flush()
-        lines = (tmp_path / "journal").read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "<4>WARNING digest: run finished with exit status 1"
-    assert lines[1] == "<3>ERROR digest: run failed"
-    assert all(line.startswith("<3>") for line in lines[2:])
-    assert lines[-1] == "<3>RuntimeError: boom"
-
-
-def test_journal_stream_of_another_file_is_not_the_journal(tmp_path: Path) -> None:
-    with open(tmp_path / "a", "w") as first, open(tmp_path / "b", "w") as second:
-        stat = os.fstat(first.fileno())
-        env = {"JOURNAL_STREAM": f"{stat.st_dev}:{stat.st_ino}"}
-        assert stderr_is_journal(env, first)
-        assert not stderr_is_journal(env, second)  # inherited, but stderr was redirected
-    assert not stderr_is_journal({"JOURNAL_STREAM": "garbage"}, io.StringIO())
-    assert not stderr_is_journal({}, io.StringIO())

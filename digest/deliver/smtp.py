@@ -1,237 +1,85 @@
-"""The transports that hand a built message over: SMTP, an outbox of .eml files, or a Maildir.
+"""``method = "smtp"``: digests sent to a mail server, over one connection for the whole run.
 
-A transport's ``send`` returns only once the message was *accepted* (the SMTP server answered 250
-to DATA, or the file is durably on disk); only then may the caller record the papers as delivered.
-Failures are ``TemporaryDeliveryError`` (try again next run) or ``PermanentDeliveryError`` (will
-not work as is), and concern that one message: the transport stays usable for the next.
+:class:`SmtpSettings` is ``[delivery.smtp]``; the password is read from the environment variable
+it names (never from the file). :class:`SmtpTransport` keeps one session open, reopens it when
+the server drops it, retries 4xx answers with backoff and fails a 5xx at once, and stops trying
+for the rest of the run once the server proved unreachable.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import hashlib
-import mailbox
-import os
-import re
 import smtplib
 import socket
 import ssl
 import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from email.message import EmailMessage
-from email.utils import getaddresses
-from pathlib import Path
-from types import TracebackType
-from typing import Protocol, Self
+from typing import ClassVar, Literal
 
-from digest.config import Config, SmtpSection
+from pydantic import Field
+
+from digest.deliver import Channel, ChannelContext, Closing
+from digest.deliver.message import MailChannel
 from digest.errors import (
     ConfigError,
     DeliveryError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
-from digest.message import build_message
+from digest.settings import ChannelOption, Section
 
-__all__ = [
-    "FileTransport",
-    "MaildirTransport",
-    "SmtpTransport",
-    "Transport",
-    "build_message",
-    "open_transport",
-]
-
-Clock = Callable[[], dt.datetime]
 Sleep = Callable[[float], None]
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+class SmtpSettings(Section):
+    """``[delivery.smtp]``: the outgoing mail server."""
+
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password_env: str = "DIGEST_SMTP_PASSWORD"
+    timeout: float = Field(30.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
 
 
-class Transport(Protocol):
-    """Where messages go. ``send`` returns only when the message was accepted."""
+class SmtpChannel:
+    """``method = "smtp"``: a mail channel on :class:`SmtpTransport`."""
 
-    def send(self, message: EmailMessage) -> None: ...
+    option: ClassVar[ChannelOption] = ChannelOption("smtp", SmtpSettings | None, None)
 
-    def close(self) -> None: ...
+    @classmethod
+    def open(cls, settings: SmtpSettings, context: ChannelContext) -> Channel:
+        """The channel, with the password taken from ``$password_env`` when a username is set."""
+        return MailChannel(smtp_transport(settings, context), context.message)
 
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-
-class _Closing:
-    """Context-manager behaviour shared by the transports."""
-
-    def close(self) -> None:
-        """Release what the transport holds (nothing, unless overridden)."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    @classmethod
+    def target(cls, settings: SmtpSettings, context: ChannelContext) -> str:
+        """``host:port``."""
+        return f"{settings.host}:{settings.port}"
 
 
-def open_transport(
-    config: Config,
-    *,
-    env: Mapping[str, str] = os.environ,
-    sleep: Sleep = time.sleep,
-    ssl_context: ssl.SSLContext | None = None,
-    clock: Clock = _utc_now,
-) -> Transport:
-    """The transport ``[delivery].method`` names, checked before anything is sent.
-
-    ``ssl_context`` replaces ``ssl.create_default_context()`` (for a private CA); ``clock`` names
-    the files of the outbox.
-    """
-    delivery = config.delivery
-    if delivery.method == "file":
-        return FileTransport(config.resolve(delivery.outbox), clock=clock)
-    if delivery.method == "maildir":
-        return MaildirTransport(config.resolve(delivery.maildir))
-    if delivery.smtp is None:  # config validation makes this unreachable; keep mypy honest
-        raise ConfigError('method = "smtp" needs a [delivery.smtp] table', where="delivery")
-    smtp = delivery.smtp
+def smtp_transport(settings: SmtpSettings, context: ChannelContext) -> SmtpTransport:
+    """A transport for ``settings``; ConfigError when the password variable is not set."""
     password: str | None = None
-    if smtp.username:
-        password = env.get(smtp.password_env) or None
+    if settings.username:
+        password = context.env.get(settings.password_env) or None
         if password is None:
             raise ConfigError(
-                f"${smtp.password_env} is not set, so there is no password for {smtp.username!r}",
+                f"${settings.password_env} is not set, so there is no password for "
+                f"{settings.username!r}",
                 where="delivery.smtp.password_env",
-                hint=f"export {smtp.password_env}=... before running, or remove username",
+                hint=f"export {settings.password_env}=... before running, or remove username",
             )
     return SmtpTransport(
-        smtp,
+        settings,
         password=password,
-        ssl_context=ssl_context or ssl.create_default_context(),
-        sleep=sleep,
+        ssl_context=context.ssl_context or ssl.create_default_context(),
+        sleep=context.sleep,
     )
 
 
-def _fsync_dir(path: Path) -> None:
-    # a rename or link is durable only once the directory entry is flushed too
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class FileTransport(_Closing):
-    """Writes each message as ``<UTC time>-<recipient>-<id hash>.eml`` into an outbox folder.
-
-    The bytes go to a hidden temporary file that is fsynced, then hard-linked to its final name,
-    which fails rather than overwrites when the name exists: a reader of the outbox never sees a
-    partial file, and no message ever replaces another.
-    """
-
-    def __init__(self, outbox: Path, *, clock: Clock = _utc_now) -> None:
-        self.outbox = outbox
-        self._clock = clock
-        self.last_path: Path | None = None
-        try:
-            outbox.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DeliveryError(
-                f"cannot create the outbox folder: {exc.strerror or exc}",
-                where=str(outbox),
-                hint="check [delivery].outbox and the folder's permissions",
-            ) from exc
-
-    def send(self, message: EmailMessage) -> None:
-        """Write ``message`` durably; returns the moment it is complete on disk."""
-        data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-        stem = self._stem(message)
-        tmp = self.outbox / f".tmp-{uuid.uuid4().hex}.eml"
-        try:
-            with open(tmp, "xb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            self.last_path = self._link_unique(tmp, stem)
-            _fsync_dir(self.outbox)
-        except OSError as exc:
-            raise TemporaryDeliveryError(
-                f"cannot write the message: {exc.strerror or exc}",
-                where=str(self.outbox),
-                hint="check free space and permissions of the outbox folder",
-            ) from exc
-        finally:
-            with contextlib.suppress(OSError):  # the real error, if any, is already on its way
-                tmp.unlink(missing_ok=True)
-
-    def _stem(self, message: EmailMessage) -> str:
-        stamp = self._clock().astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        recipients = getaddresses([str(v) for v in message.get_all("To", [])])
-        who = recipients[0][1] if recipients else "unknown"
-        slug = re.sub(r"[^a-z0-9.@_-]+", "-", who.casefold()).replace("@", "-at-")[:60]
-        ident = str(message.get("Message-ID", "")) or uuid.uuid4().hex
-        digest = hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()[:10]
-        return f"{stamp}-{slug}-{digest}"
-
-    def _link_unique(self, tmp: Path, stem: str) -> Path:
-        for attempt in range(1000):
-            final = self.outbox / (f"{stem}.eml" if attempt == 0 else f"{stem}-{attempt}.eml")
-            try:
-                os.link(tmp, final)
-            except FileExistsError:
-                continue
-            return final
-        raise OSError(f"no free file name for {stem}")
-
-
-class MaildirTransport(_Closing):
-    """Adds each message to a Maildir (``new/``), created when missing, and fsyncs it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self._box = mailbox.Maildir(path, create=True)
-        except OSError as exc:
-            raise DeliveryError(
-                f"cannot open the Maildir: {exc.strerror or exc}",
-                where=str(path),
-                hint="check [delivery].maildir and the folder's permissions",
-            ) from exc
-
-    def send(self, message: EmailMessage) -> None:
-        """Deliver into ``new/``; mailbox writes to ``tmp/`` first, so readers see whole files."""
-        try:
-            key = self._box.add(message)
-            # mailbox.Maildir does not fsync; without it a power cut could lose an "accepted" mail
-            # Maildir.add() files a message without flags as new/<key>
-            fd = os.open(self.path / "new" / key, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            _fsync_dir(self.path / "new")
-        except OSError as exc:
-            raise TemporaryDeliveryError(
-                f"cannot add the message: {exc.strerror or exc}",
-                where=str(self.path),
-                hint="check free space and permissions of the Maildir",
-            ) from exc
-
-
-class SmtpTransport(_Closing):
+class SmtpTransport(Closing):
     """One SMTP connection for the whole run, reopened when the server drops it.
 
     Per message: 4xx answers and dropped connections are retried ``settings.retries`` times with
@@ -243,7 +91,7 @@ class SmtpTransport(_Closing):
 
     def __init__(
         self,
-        settings: SmtpSection,
+        settings: SmtpSettings,
         *,
         password: str | None = None,
         ssl_context: ssl.SSLContext | None = None,

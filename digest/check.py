@@ -1,0 +1,114 @@
+"""``digest check``: everything that can be known wrong before the first real run, said once.
+
+Beyond the schema (:mod:`digest.config`): every subscriber's interests compile, the templates
+render a small built-in digest, each local source names files that exist, the store can be read,
+and the channel's settings are complete. Problems that stop a run raise a ``ConfigError`` (exit
+2); those that only may (an unset password variable, nobody subscribed) are warnings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+
+from digest.config import Config, channel_options
+from digest.errors import ConfigError, SourceError
+from digest.models import Match, Paper, Subscriber
+
+SHOWN_SUBSCRIBERS = 5
+
+
+@dataclass
+class CheckReport:
+    """What ``check`` found: lines to print, and warnings."""
+
+    lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_config(config: Config) -> CheckReport:
+    """Check ``config`` beyond its schema; raises ConfigError (or StoreError) on what blocks."""
+    from digest.match import compile_interests
+
+    report = CheckReport()
+    compile_interests(config.subscriber_list)
+    check_templates(config)
+    _check_sources(config)
+    papers, backend = _store_summary(config)
+    target = _channel_target(config, report)
+    subscribers = config.subscriber_list
+    report.lines.append(f"{config.path}: OK")
+    report.lines.append(f"  sources ({len(config.sources)}):")
+    report.lines += [f"    {source.kind}: {source.label}" for source in config.sources]
+    shown = ", ".join(s.email for s in subscribers[:SHOWN_SUBSCRIBERS])
+    more = f" and {len(subscribers) - SHOWN_SUBSCRIBERS} more" if len(subscribers) > 5 else ""
+    report.lines.append(f"  subscribers ({len(subscribers)}): {shown or '-'}{more}")
+    report.lines.append(f"  store: {backend} ({papers} papers seen)")
+    report.lines.append(f"  delivery: {config.delivery.method} -> {target}")
+    if not subscribers:
+        report.warnings.append("nobody is subscribed: add a [[subscribers]] entry")
+    return report
+
+
+def check_templates(config: Config) -> None:
+    """Render the configured templates on a built-in digest (no CSS inlining needed for that)."""
+    from digest.pipeline import render_settings
+    from digest.render import Renderer
+
+    renderer = Renderer(render_settings(config), inline=False)
+    paper = Paper(
+        arxiv_id="2401.00001",
+        title="A sample paper to check the templates",
+        abstract="It has an abstract. It matched a keyword.",
+        authors=("Ada Lovelace", "Grace Hopper"),
+        upvotes=3,
+        published=dt.date(2024, 1, 1),
+    )
+    match = Match(paper=paper, keywords=("sample",), score=1.0)
+    sample = Subscriber(email="check@example.org", name="Check", keywords=("sample",))
+    day = dt.date(2024, 1, 1)
+    renderer.render(sample, [match], day=day, new_count=1, matched_count=1)
+    renderer.render(sample, [], day=day, new_count=0, matched_count=0)
+
+
+def _check_sources(config: Config) -> None:
+    from digest.sources.local import expand
+
+    for index, source in enumerate(config.sources):
+        path = getattr(source, "path", None)
+        if path is None:
+            continue
+        try:
+            for found in expand(config.resolve(path), source.label):
+                if not found.exists():
+                    raise SourceError("no such file", where=str(found))
+        except SourceError as exc:
+            raise ConfigError(
+                f"sources[{index}].path: {exc.message} ({exc.where})",
+                where=str(config.path),
+                hint=exc.hint or "check the path (relative paths start at the config's folder)",
+            ) from exc
+
+
+def _store_summary(config: Config) -> tuple[int, str]:
+    from digest.store import open_store, scheme_of
+
+    with open_store(config.digest.store, base_dir=config.base_dir, readonly=True) as store:
+        stats = store.stats()
+    return stats.papers, f"{scheme_of(config.digest.store)} {store.location}"
+
+
+def _channel_target(config: Config, report: CheckReport) -> str:
+    from digest.deliver import target_of
+    from digest.pipeline import channel_context
+
+    delivery = config.delivery
+    settings = delivery.option(channel_options()[delivery.method].key)
+    password_env = getattr(settings, "password_env", None)
+    if getattr(settings, "username", None) and password_env and not os.environ.get(password_env):
+        report.warnings.append(
+            f"${password_env} is not set: the SMTP login will fail until it is "
+            f"(export {password_env}=..., or EnvironmentFile= in systemd)"
+        )
+    return target_of(delivery.method, settings, channel_context(config))

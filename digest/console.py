@@ -1,0 +1,63 @@
+"""What the command line prints: table rows, problem lines on stderr, notes, progress, prompts.
+
+Results go to stdout; errors, problems and notes to stderr, so ``digest run > /dev/null`` in cron
+still mails exactly the lines that matter. Progress is shown only on a terminal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable, Iterable
+
+from digest.errors import UsageError
+
+Progress = Callable[[int, int], None]
+
+
+def paper_row(key: str, day: dt.date | None, number: int | None, title: str) -> str:
+    """One row of ``fetch`` and ``seen list``: key, date, a count, the title (shortened)."""
+    shown = title if len(title) <= 80 else title[:79] + "…"
+    date = day.isoformat() if day else ""
+    count = "" if number is None else str(number)
+    return f"{key:<22} {date:<10} {count:>5}  {shown}"
+
+
+def paper_header(date: str, number: str) -> str:
+    """The column headers over :func:`paper_row`'s rows."""
+    return f"{'KEY':<22} {date:<10} {number:>5}  TITLE"
+
+
+def problem(line: str) -> None:
+    """A problem an operator must see (a failed source, a skipped entry): on stderr."""
+    print(f"digest: {line}", file=sys.stderr)
+
+
+def problems(lines: Iterable[str]) -> None:
+    """Each of ``lines`` as a :func:`problem`."""
+    for line in lines:
+        problem(line)
+
+
+def note(text: str) -> None:
+    """Advice that is not an error: on stderr, so redirected output stays clean."""
+    print(f"digest: note: {text}", file=sys.stderr)
+
+
+def progress_bar(label: str) -> Progress | None:
+    """A one-line counter on stderr when it is a terminal (None otherwise: cron, journald)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\rdigest: {label} {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def confirm(question: str) -> bool:
+    """Ask on the terminal; without one, refuse (the caller's ``--yes`` skips the question)."""
+    if not sys.stdin.isatty():
+        raise UsageError("refusing without confirmation", hint="pass --yes")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")

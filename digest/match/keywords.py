@@ -1,0 +1,191 @@
+"""The keyword matcher: every subscriber's terms in one vocabulary, evaluated once per profile.
+
+A subscriber's interests become a :class:`Profile` of term ids; subscribers with equal interests
+share one profile, and each distinct (profile, papers already delivered) pair is evaluated once
+(:mod:`digest.match.select` does the arithmetic). Terms that cannot match (no letters or digits)
+and terms both wanted and excluded are configuration errors naming the subscriber.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from functools import reduce
+from operator import or_
+
+from digest.errors import ConfigError
+from digest.match.select import Selection, cyclic_gc_paused
+from digest.match.text import TextCache
+from digest.match.vocabulary import Vocabulary
+from digest.models import Match, Paper, Subscriber
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One subscriber's interests as ids: what is evaluated once per distinct set of interests."""
+
+    select: tuple[int, ...]  # keyword, author and organisation ids (distinct)
+    text_select: tuple[int, ...]  # the keyword ids among them: those that can be in a title
+    kids: int  # bit mask of (id, spelling) pairs, interned: what a Match reports
+    require: tuple[int, ...]
+    exclude: tuple[int, ...]
+    min_upvotes: int | None
+    cap: int
+    fixed_key: int | tuple[int, tuple[int, ...]] | None  # the Match cache key if per-paper same
+
+
+def compile_interests(subscribers: Sequence[Subscriber]) -> KeywordMatcher:
+    """All subscribers' interests in one shared vocabulary, ready to match any list of papers."""
+    return KeywordMatcher(subscribers, TextCache())
+
+
+class KeywordMatcher:
+    """Compiled keyword interests of a set of subscribers (see :mod:`digest.match` for the rules).
+
+    Implements :class:`digest.match.Matcher`. ``texts``, ``vocabulary``, ``kids`` and
+    ``kid_masks`` are shared with the :class:`~digest.match.select.Selection` of each call.
+    """
+
+    def __init__(self, subscribers: Sequence[Subscriber], texts: TextCache) -> None:
+        self.texts = texts
+        self.vocabulary = Vocabulary()
+        self._sections: dict[str, Subscriber] = {}
+        self._profile_ids: dict[Profile, int] = {}
+        self._profiles: list[Profile] = []
+        self._subscribers: dict[str, int] = {}
+        self._kid_ids: dict[tuple[int, str], int] = {}
+        self.kids: list[tuple[int, str]] = []
+        self.kid_masks: dict[int, int] = {}  # id -> bit mask of its (id, spelling) pairs
+        self._singles: dict[str, KeywordMatcher] = {}
+        for section in subscribers:
+            if section.email in self._sections:
+                raise ConfigError(
+                    f"{section.email} is listed twice", where="subscribers", hint="merge them"
+                )
+            self._sections[section.email] = section
+            profile = self._profile(section)
+            pid = self._profile_ids.setdefault(profile, len(self._profiles))
+            if pid == len(self._profiles):
+                self._profiles.append(profile)
+            self._subscribers[section.email] = pid
+
+    @property
+    def emails(self) -> list[str]:
+        """The subscribers, in the order they were given."""
+        return list(self._subscribers)
+
+    def _profile(self, section: Subscriber) -> Profile:
+        vocabulary = self.vocabulary
+        select: dict[int, str] = {}
+        text_select: list[int] = []
+        for raw in section.keywords:
+            tid = self._checked(section, "keywords", raw, vocabulary.term(raw))
+            if tid not in select:
+                select[tid] = raw.strip()
+                text_select.append(tid)
+        for kind, field, names in (
+            ("author", "authors", section.authors),
+            ("organization", "organizations", section.organizations),
+        ):
+            for raw in names:
+                nid = self._checked(section, field, raw, vocabulary.name(kind, raw))
+                select.setdefault(nid, raw.strip())
+        require = [
+            self._checked(section, "require", r, vocabulary.term(r)) for r in section.require
+        ]
+        exclude = [
+            self._checked(section, "exclude", x, vocabulary.term(x)) for x in section.exclude
+        ]
+        clash = [
+            x for x, raw in zip(exclude, section.exclude, strict=True) if x in (*select, *require)
+        ]
+        if clash:
+            raw = section.exclude[exclude.index(clash[0])]
+            raise ConfigError(
+                f"{section.email}: {raw!r} is both wanted and excluded",
+                where="subscribers",
+                hint="keep it in only one list",
+            )
+        kids = reduce(or_, (1 << self._kid(i, spelling) for i, spelling in select.items()), 0)
+        # Sorted: the order of ids never changes a result, so equal interest sets share a profile.
+        require_ids = tuple(sorted(set(require)))
+        return Profile(
+            select=tuple(sorted(select)),
+            text_select=tuple(sorted(text_select)),
+            kids=kids,
+            require=require_ids,
+            exclude=tuple(sorted(set(exclude))),
+            min_upvotes=section.min_upvotes,
+            cap=section.max_papers,
+            fixed_key=None if len(select) > 1 else (kids, require_ids) if require_ids else kids,
+        )
+
+    @staticmethod
+    def _checked(section: Subscriber, field: str, raw: str, tid: int | None) -> int:
+        if tid is None:
+            raise ConfigError(
+                f"{section.email}: {field} entry {raw!r} has no letters or digits",
+                where="subscribers",
+                hint="remove it",
+            )
+        return tid
+
+    def _kid(self, tid: int, spelling: str) -> int:
+        kid = self._kid_ids.get((tid, spelling))
+        if kid is None:
+            kid = self._kid_ids[(tid, spelling)] = len(self.kids)
+            self.kids.append((tid, spelling))
+            self.kid_masks[tid] = self.kid_masks.get(tid, 0) | 1 << kid
+        return kid
+
+    def match(
+        self,
+        papers: Sequence[Paper],
+        *,
+        skip: Mapping[str, Collection[str]] | None = None,
+        capped: bool = True,
+    ) -> dict[str, list[Match]]:
+        """Each subscriber's matches among ``papers``, best first, capped at their max_papers.
+
+        Papers whose key is in ``skip[email]`` (already delivered) are dropped before the cap.
+        Every subscriber is in the result, possibly with an empty list. ``capped=False`` returns
+        every match in ranking order, for a caller that records what fell below the cap.
+        """
+        with cyclic_gc_paused():
+            # In a call of its own so the run is freed before the collector comes back to life.
+            return self._match(papers, skip, capped)
+
+    def _match(
+        self, papers: Sequence[Paper], skip: Mapping[str, Collection[str]] | None, capped: bool
+    ) -> dict[str, list[Match]]:
+        run = Selection(self, papers, capped=capped)
+        profiles = self._profiles
+        if not skip:
+            picks = [run.select(profile, 0) for profile in profiles]
+            return {email: picks[pid][:] for email, pid in self._subscribers.items()}
+        unskipped: list[list[Match] | None] = [None] * len(profiles)
+        memo: dict[tuple[int, int], list[Match]] = {}
+        result: dict[str, list[Match]] = {}
+        for email, pid in self._subscribers.items():
+            done = skip.get(email)
+            mask = run.skip_mask(done) if done else 0
+            if mask:
+                picked = memo.get((pid, mask))
+                if picked is None:
+                    picked = memo[(pid, mask)] = run.select(profiles[pid], mask)
+            else:
+                picked = unskipped[pid]
+                if picked is None:
+                    picked = unskipped[pid] = run.select(profiles[pid], 0)
+            result[email] = picked[:]
+        return result
+
+    def match_one(self, email: str, papers: Sequence[Paper], *, capped: bool = True) -> list[Match]:
+        """One subscriber's matches among ``papers`` (scanning only that subscriber's terms)."""
+        single = self._singles.get(email)
+        if single is None:
+            section = self._sections.get(email)
+            if section is None:
+                raise KeyError(f"{email} is not a subscriber of these interests")
+            single = self._singles[email] = KeywordMatcher([section], self.texts)
+        return single.match(papers, capped=capped)[email]

@@ -1,0 +1,70 @@
+"""What a run will send: the papers it may offer, and each subscriber's ranked matches.
+
+A paper may be offered to a subscriber when it was first seen within the lookback window, or when
+it is owed to them (a delivery that failed or never finished, whatever its age), and they were
+never sent it nor passed it over. Matching ranks those per subscriber; the first ``max_papers``
+make the email, the rest are *passed over*: recorded with the sent email so they do not return
+tomorrow. ``run``, ``run --dry-run`` and ``preview`` all plan with :func:`make_plan`, so what a
+preview shows is what the run sends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from digest.identity import unique_by_key
+from digest.match import compile_interests
+from digest.models import Batch, Match, Paper, Subscriber
+from digest.store import Store
+
+
+@dataclass
+class Plan:
+    """Papers read and classified, and each subscriber's matches (by email as configured).
+
+    ``matches`` are those that make the email (at most ``max_papers``); ``passed_over`` the keys
+    of those ranked below the cut; ``matched`` how many matched in all.
+    """
+
+    batch: Batch
+    new: list[Paper]
+    matches: dict[str, list[Match]] = field(default_factory=dict)
+    passed_over: dict[str, list[str]] = field(default_factory=dict)
+    matched: dict[str, int] = field(default_factory=dict)
+
+
+def make_plan(
+    subscribers: Sequence[Subscriber],
+    batch: Batch,
+    *,
+    store: Store,
+    now: dt.datetime,
+    lookback_days: int,
+    record: bool,
+) -> Plan:
+    """Observe ``batch`` in ``store`` (recording it when ``record``) and match every subscriber."""
+    observed = store.observe(batch.papers, now, record=record)
+    since = now - dt.timedelta(days=lookback_days)
+    candidates = unique_by_key([*store.recent_papers(since), *([] if record else observed.new)])
+    interests = compile_interests(subscribers)
+    emails = [s.email for s in subscribers]
+    owed_by_email = store.owed_papers(emails)
+    owed_keys = {p.key for owed in owed_by_email.values() for p in owed}
+    candidate_keys = {p.key for p in candidates}
+    skip = store.delivered_keys(emails, candidate_keys | owed_keys)
+    ranked = interests.match(candidates, skip=skip, capped=False)
+    plan = Plan(batch=batch, new=list(observed.new))
+    for subscriber in subscribers:
+        email = subscriber.email
+        # A paper whose delivery failed stays owed even after it left the lookback window.
+        owed = [p for p in owed_by_email[email] if p.key not in candidate_keys]
+        if owed:
+            papers = [p for p in [*candidates, *owed] if p.key not in skip[email]]
+            ranked[email] = interests.match_one(email, papers, capped=False)
+        everything = ranked[email]
+        plan.matches[email] = everything[: subscriber.max_papers]
+        plan.passed_over[email] = [m.paper.key for m in everything[subscriber.max_papers :]]
+        plan.matched[email] = len(everything)
+    return plan

@@ -1,0 +1,242 @@
+"""Rendering one subscriber's email from their matches: HTML (CSS inlined), text part, subject.
+
+:class:`Renderer` builds the Jinja2 environment once (:mod:`.environment`) and turns a
+subscriber's matches into a :class:`~digest.models.Rendered` email: an HTML part with its CSS
+inlined (:mod:`.inline` says why that is cheap), a plain-text part with the same content, and a
+one-line subject. Papers reach the templates as :class:`~.views.PaperView` values. When the HTML
+would pass ``max_html_bytes`` (Gmail clips at about 102 KB and hides the footer), abstracts
+shorten, then the last papers move to a "N more papers" list of links. :mod:`.preview` writes
+rendered emails to a folder for a browser.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from markupsafe import Markup
+
+from digest.errors import RenderError
+from digest.models import Match, Rendered, Subscriber
+from digest.render.environment import (
+    CARD_TEMPLATE,
+    HTML_TEMPLATE,
+    STYLESHEET,
+    TEXT_TEMPLATE,
+    load_template,
+    make_environment,
+    render_template,
+)
+from digest.render.inline import Inliner
+from digest.render.views import BODY_LEVELS, PaperView, english_date, paper_view
+from digest.untrusted import clean_text, safe_url
+
+__all__ = ["RenderSettings", "Renderer"]
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """What rendering needs from the configuration (``{email}`` in URLs is the subscriber's)."""
+
+    title: str = "Daily Papers digest"
+    max_html_bytes: int = 100_000
+    templates: Path | None = None
+    unsubscribe_url: str | None = None
+    manage_url: str | None = None
+    unsubscribe_mailto: str | None = None
+
+
+class Renderer:
+    """Renders subscribers' emails; build one per run and reuse it for every subscriber."""
+
+    def __init__(self, settings: RenderSettings, *, inline: bool = True) -> None:
+        """``inline=False`` leaves the CSS in ``<style>`` (for checking templates, not sending)."""
+        self._settings = settings
+        override = settings.templates
+        if override is not None and not override.is_dir():
+            raise RenderError(
+                "templates folder not found",
+                where=str(override),
+                hint="fix [digest] templates, or remove it to use the bundled templates",
+            )
+        self._env = make_environment(override)
+        self._html = load_template(self._env, HTML_TEMPLATE)
+        self._card = load_template(self._env, CARD_TEMPLATE)
+        self._text = load_template(self._env, TEXT_TEMPLATE)
+        stylesheet = render_template(load_template(self._env, STYLESHEET))
+        self._inliner = Inliner(stylesheet) if inline else _NoInlining()
+        # Cards are poured into the inlined layout through this text token, unguessable by sources.
+        self._slot = f"DIGESTCARDS{os.urandom(8).hex()}"
+
+    @property
+    def inliner(self) -> Inliner | _NoInlining:
+        """The CSS inliner and its caches (its ``premailer_runs`` shows how often it paid)."""
+        return self._inliner
+
+    def render(
+        self,
+        subscriber: Subscriber,
+        matches: Sequence[Match],
+        *,
+        day: date,
+        new_count: int,
+        matched_count: int,
+    ) -> Rendered:
+        """The email for ``subscriber``: all ``matches`` if they fit the size budget, else as
+        many as fit in full plus a list of links; ``paper_keys`` names every paper listed."""
+        base = self._base_context(subscriber, day, new_count, matched_count)
+        base["empty"] = not matches
+        budget = self._settings.max_html_bytes
+        views: list[PaperView] = []
+        html = ""
+        for level in range(len(BODY_LEVELS)):
+            views = [paper_view(match, level) for match in matches]
+            html = self._html_part(base, views, [])
+            if _size(html) <= budget:
+                return self._finish(base, views, [], html, 0)
+        return self._over_budget(base, views, budget)
+
+    def _over_budget(self, base: dict[str, Any], views: list[PaperView], budget: int) -> Rendered:
+        """Keep the most cards that fit in full, listing the rest as links (bisecting both)."""
+        listed = len(views)
+        while True:
+            lo, hi = 0, len(views)
+            best: tuple[int, str] | None = None
+            while lo <= hi:
+                full = (lo + hi) // 2
+                html = self._html_part(base, views[:full], views[full:listed], len(views) - listed)
+                if _size(html) <= budget:
+                    best = (full, html)
+                    lo = full + 1
+                else:
+                    hi = full - 1
+            if best is not None:
+                full, html = best
+                return self._finish(
+                    base, views[:full], views[full:listed], html, len(views) - listed
+                )
+            if listed == 0:
+                raise RenderError(
+                    "the email layout alone exceeds the size budget",
+                    where="[digest] max_html_bytes",
+                    hint="raise max_html_bytes or slim down the templates",
+                )
+            listed //= 2
+
+    def _finish(
+        self,
+        base: dict[str, Any],
+        full: list[PaperView],
+        overflow: list[PaperView],
+        html: str,
+        rest: int,
+    ) -> Rendered:
+        context = dict(base, papers=full, overflow=overflow, overflow_rest=rest)
+        context.update(self._counts(base, full, overflow))
+        text = render_template(self._text, context)
+        return Rendered(
+            subject=base["subject_for"](len(full) + len(overflow)),
+            html=html,
+            text=text,
+            paper_keys=tuple(view.key for view in [*full, *overflow]),
+        )
+
+    def _html_part(
+        self,
+        base: dict[str, Any],
+        full: Sequence[PaperView],
+        overflow: Sequence[PaperView],
+        rest: int = 0,
+    ) -> str:
+        cards = "".join(
+            self._inliner.fragment(render_template(self._card, {"paper": view})) for view in full
+        )
+        context = dict(
+            base, papers=full, overflow=overflow, overflow_rest=rest, cards=Markup(self._slot)
+        )
+        context.update(self._counts(base, full, overflow))
+        layout = self._inliner.document(render_template(self._html, context))
+        return layout.replace(self._slot, cards, 1)
+
+    @staticmethod
+    def _counts(
+        base: dict[str, Any], full: Sequence[PaperView], overflow: Sequence[PaperView]
+    ) -> dict[str, Any]:
+        listed = len(full) + len(overflow)
+        titles = ", ".join(view.title for view in full[:3])
+        return {
+            "listed_count": listed,
+            "subject": base["subject_for"](listed),
+            "preheader": titles or "No new papers matched your interests today.",
+        }
+
+    def _base_context(
+        self, subscriber: Subscriber, day: date, new_count: int, matched_count: int
+    ) -> dict[str, Any]:
+        settings = self._settings
+        title = clean_text(settings.title)
+        day_short = english_date(day, short=True)
+
+        def subject_for(count: int) -> str:
+            papers = (
+                "no new papers"
+                if count == 0
+                else ("1 new paper" if count == 1 else f"{count} new papers")
+            )
+            return clean_text(f"{title} — {day_short}: {papers}")
+
+        interests = [
+            (label, ", ".join(clean_text(term) for term in terms))
+            for label, terms in (
+                ("keywords", subscriber.keywords),
+                ("all of", subscriber.require),
+                ("none of", subscriber.exclude),
+                ("authors", subscriber.authors),
+                ("organisations", subscriber.organizations),
+            )
+            if terms
+        ]
+        address = quote(subscriber.email, safe="@")
+        unsubscribe = settings.unsubscribe_url
+        manage = settings.manage_url
+        mailto = settings.unsubscribe_mailto
+        return {
+            "title": title,
+            "day": day,
+            "day_long": english_date(day),
+            "day_short": day_short,
+            "new_count": new_count,
+            "matched_count": matched_count,
+            "subject_for": subject_for,
+            "subscriber_name": clean_text(subscriber.name),
+            "subscriber_email": subscriber.email,
+            "interests": interests,
+            "interests_text": "; ".join(f"{label} {terms}" for label, terms in interests),
+            "manage_url": safe_url(manage.replace("{email}", address)) if manage else None,
+            "unsubscribe_url": (
+                safe_url(unsubscribe.replace("{email}", address)) if unsubscribe else None
+            ),
+            "unsubscribe_mailto": mailto,
+            "unsubscribe_address": mailto.removeprefix("mailto:") if mailto else None,
+        }
+
+
+def _size(html: str) -> int:
+    return len(html.encode("utf-8"))
+
+
+class _NoInlining:
+    """An :class:`Inliner` that leaves markup as it is."""
+
+    premailer_runs = 0
+
+    def document(self, html: str) -> str:
+        return html
+
+    def fragment(self, html: str) -> str:
+        return html

@@ -1,0 +1,110 @@
+"""What the templates see of a paper: every string cleaned, every URL vetted, the excerpt cut.
+
+A :class:`PaperView` is built from a :class:`~digest.models.Match` at one of the abstract lengths
+of :data:`BODY_LEVELS` (the size budget picks the level); highlights are placed after escaping,
+so no source text is ever trusted as markup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from markupsafe import Markup
+
+from digest.models import Match
+from digest.render.highlight import highlight, merge_spans, shorten
+from digest.untrusted import clean_text, safe_url
+
+MAX_AUTHORS = 3
+# (sentences, characters) of abstract per paper: the first level that fits the size budget wins.
+BODY_LEVELS = ((3, 600), (2, 360), (1, 200))
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """A labelled link; ``href`` is None when the source gave something that is not http(s)."""
+
+    label: str
+    href: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class PaperView:
+    """One paper as the templates see it: every string cleaned, every URL vetted."""
+
+    key: str
+    title: str
+    link: str | None
+    meta: tuple[str, ...]
+    upvotes: int | None
+    keywords: tuple[str, ...]
+    body: Markup
+    body_text: str
+    body_label: str
+    ellipsis: bool
+    more: bool
+    links: tuple[LinkView, ...]
+
+
+def english_date(day: date, *, short: bool = False) -> str:
+    """``Mon 06 Oct 2025`` (short) or ``Monday 6 October 2025``, whatever the process locale."""
+    if short:
+        return f"{DAYS[day.weekday()][:3]} {day.day:02d} {MONTHS[day.month - 1][:3]} {day.year}"
+    return f"{DAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def paper_view(match: Match, level: int) -> PaperView:
+    """The template view of ``match`` with its abstract cut to ``BODY_LEVELS[level]``."""
+    paper = match.paper
+    link = next((url for url in (safe_url(paper.hf_url), safe_url(paper.arxiv_url)) if url), None)
+    meta: list[str] = []
+    names = [clean_text(name) for name in paper.authors if clean_text(name)]
+    total = max(paper.author_count or 0, len(names))
+    if names:
+        shown = names[:MAX_AUTHORS]
+        rest = total - len(shown)
+        meta.append(", ".join(shown) + (f" +{rest}" if rest > 0 else ""))
+    elif total:
+        meta.append(f"{total} authors")
+    if paper.organization and clean_text(paper.organization):
+        meta.append(clean_text(paper.organization))
+    if paper.published:
+        meta.append(f"{paper.published.day}\u00a0{MONTHS[paper.published.month - 1][:3]}\u00a0"
+                    f"{paper.published.year}")  # fmt: skip
+    field = "ai_summary" if paper.ai_summary else "abstract"
+    source = clean_text(paper.ai_summary or paper.abstract)
+    sentences, chars = BODY_LEVELS[min(level, len(BODY_LEVELS) - 1)]
+    excerpt = shorten(source, sentences, chars)
+    # Spans index the model's normalised text; cleaning changes offsets only when the source held
+    # control characters, in which case highlights are dropped rather than misplaced.
+    original = paper.ai_summary or paper.abstract
+    ranges = merge_spans(match.spans, field, len(excerpt.text)) if source == original else []
+    links: list[LinkView] = []
+    for label, value in (
+        ("PDF", paper.pdf_url),
+        ("Code", paper.github_repo),
+        ("Project page", paper.project_page),
+    ):
+        if value and clean_text(value):
+            links.append(LinkView(label, safe_url(value), clean_text(value)))
+    return PaperView(
+        key=paper.key,
+        title=clean_text(paper.title),
+        link=link,
+        meta=tuple(meta),
+        upvotes=paper.upvotes,
+        keywords=tuple(k for k in (clean_text(k) for k in match.keywords) if k),
+        body=highlight(excerpt.text, ranges),
+        body_text=excerpt.text,
+        body_label="AI summary" if field == "ai_summary" else "",
+        ellipsis=excerpt.ellipsis,
+        more=excerpt.cut,
+        links=tuple(links),
+    )

@@ -1,0 +1,96 @@
+"""What a run did, for its summary and its exit status: per source, per subscriber, in all."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from digest.models import SourceFailure
+
+SUMMARY_LIST_LIMIT = 25  # subscribers listed one by one in a run's summary
+
+
+@dataclass(frozen=True)
+class SubscriberOutcome:
+    """What one run did for one subscriber."""
+
+    email: str
+    matched: int
+    papers: int = 0
+    sent: bool = False
+    skipped: str | None = None
+    error: str | None = None
+    permanent: bool = False
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything a run did, for the summary and the exit status."""
+
+    day: dt.date
+    entries: int
+    papers: int
+    new: int
+    failures: tuple[SourceFailure, ...]
+    outcomes: tuple[SubscriberOutcome, ...] = ()
+    skipped_entries: tuple[SourceFailure, ...] = ()
+    dry_run: bool = False
+    stopped: bool = False
+
+    @property
+    def failed_deliveries(self) -> list[SubscriberOutcome]:
+        """Subscribers whose message was not accepted."""
+        return [o for o in self.outcomes if o.error]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when everything went through, 1 when a source or a delivery failed."""
+        return 1 if self.failures or self.failed_deliveries else 0
+
+    def problems(self) -> Iterator[str]:
+        """The lines that need an operator's eye: failed sources, skipped entries, failed
+        deliveries (what ``-q`` prints, and what goes to stderr)."""
+        yield from self._source_problems()
+        for outcome in self.failed_deliveries:
+            yield f"{outcome.email}: {_state(outcome, 'sent')}"
+
+    def _source_problems(self) -> Iterator[str]:
+        for failure in self.failures:
+            hint = f" ({failure.hint})" if failure.hint else ""
+            yield f"source failed: {failure.source}: {failure.message}{hint}"
+        for skipped in self.skipped_entries:
+            yield f"entry skipped: {skipped.source}: {skipped.message}"
+
+    def summary(self, *, every_subscriber: bool | None = None) -> Iterator[str]:
+        """The human-readable report, one line at a time.
+
+        Failures are always listed one by one; the other subscribers only when there are few of
+        them (or ``every_subscriber``), so a run for thousands stays a readable cron mail.
+        """
+        verb = "would send" if self.dry_run else "sent"
+        sent = sum(1 for o in self.outcomes if o.sent)
+        if every_subscriber is None:
+            every_subscriber = len(self.outcomes) <= SUMMARY_LIST_LIMIT
+        yield (
+            f"{self.day}: read {self.entries} entries, {self.papers} distinct papers, "
+            f"{self.new} new"
+        )
+        for line in self._source_problems():
+            yield f"  {line}"
+        for outcome in self.outcomes:
+            if every_subscriber or outcome.error:
+                yield f"  {outcome.email}: {outcome.matched} matched, {_state(outcome, verb)}"
+        papers = sum(o.papers for o in self.outcomes if o.sent)
+        yield f"{verb} {sent} of {len(self.outcomes)} digests ({papers} papers in all)" + (
+            "; stopped early on request" if self.stopped else ""
+        )
+
+
+def _state(outcome: SubscriberOutcome, verb: str) -> str:
+    if outcome.error:
+        then = "fix the config" if outcome.permanent else "retried next run"
+        return f"FAILED: {outcome.error} ({then})"
+    if outcome.sent:
+        return f"{verb} {outcome.papers}"
+    return f"not sent: {outcome.skipped}"

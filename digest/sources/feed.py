@@ -1,0 +1,235 @@
+"""``kind = "feed"``: RSS 2.0 and Atom feeds of Daily Papers, as community mirrors publish them.
+
+Hugging Face has no official feed; mirrors publish items such as ``<item><title>...</title>
+<link>https://huggingface.co/papers/2601.01234</link><description><![CDATA[<div
+class="paper-content">authors, arXiv links, the AI summary, sometimes a translation</div>]]>
+</description><pubDate>...</pubDate></item>``. Each item becomes a paper: the arXiv id from its
+Hugging Face or arXiv link (else it is known by its title, like a saved text page), the summary's
+HTML reduced to text, its scraping artefacts ("Abstract", "AI-generated summary", "Authors:"
+labels, link lines, translations) sorted into abstract, AI summary and authors or dropped.
+
+A feed is XML from a stranger: one that declares entities or external references is refused
+before any parser sees it (``defusedxml``), which stops entity-expansion attacks; feedparser
+then reads it with its HTML sanitiser on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from digest.errors import ParseError
+from digest.identity import arxiv_id
+from digest.models import Paper
+from digest.settings import LocatedSource
+from digest.sources import ReadContext, Skip, Unit
+from digest.sources.hf_api import paper_url
+from digest.sources.limits import DEFAULT_LIMITS, Limits, check_entries
+from digest.sources.local import expand
+from digest.untrusted import clean_text, safe_url
+
+FEED_HINT = "expected an RSS 2.0 or Atom feed of Daily Papers (one item per paper)"
+_PAPER_LINK = re.compile(
+    r"https?://(?:www\.)?(?:huggingface\.co/papers|arxiv\.org/(?:abs|pdf|html))/"
+    r"(?P<id>\d{4}\.\d{4,5}(?:v\d+)?)",
+    re.IGNORECASE,
+)
+_LABELS = {
+    "abstract": "abstract",
+    "summary": "abstract",
+    "ai-generated summary": "ai_summary",
+    "ai generated summary": "ai_summary",
+    "ai summary": "ai_summary",
+    "tl;dr": "ai_summary",
+    "tldr": "ai_summary",
+    "authors": "authors",
+    "author": "authors",
+    "translation": "drop",
+    "chinese translation": "drop",
+    "中文翻译": "drop",
+    "翻译": "drop",
+    "摘要": "drop",
+    "links": "drop",
+    "keywords": "drop",
+}
+_COLONS = ":\uff1a"  # ASCII and fullwidth (CJK) colons
+_LABEL_LINE = re.compile(rf"^\s*([^{_COLONS}]{{2,40}})\s*[{_COLONS}]\s*(.*)$", re.S)
+_BLOCKS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "td")
+
+
+class FeedSource(LocatedSource):
+    """``kind = "feed"`` with ``url`` or ``path`` (a file or glob of saved feeds)."""
+
+    kind: Literal["feed"]
+
+    def units(self, context: ReadContext) -> list[Unit]:
+        """One unit for the URL, or one per file the path or glob names."""
+        if self.url is not None:
+            url = self.url
+            return [Unit(url, lambda skip: _parse(context, context.download(url), url, skip))]
+        assert self.path is not None  # LocatedSource guarantees a path or a url
+        paths = expand(context.resolve(self.path), self.label)
+        return [Unit(str(path), partial(_read_file, context, path)) for path in paths]
+
+
+def _read_file(context: ReadContext, path: Path, skip: Skip) -> list[Paper]:
+    return _parse(context, context.read_file(path), str(path), skip)
+
+
+def _parse(context: ReadContext, data: bytes, origin: str, skip: Skip) -> list[Paper]:
+    return parse_feed(data, origin=origin, limits=context.limits, on_skip=skip)
+
+
+def parse_feed(
+    data: bytes, *, origin: str, limits: Limits = DEFAULT_LIMITS, on_skip: Skip | None = None
+) -> list[Paper]:
+    """The papers of an RSS or Atom feed; ParseError when it is not a feed or is hostile."""
+    import feedparser  # only feed sources need it
+
+    _refuse_entities(data, origin)
+    feed = feedparser.parse(data, sanitize_html=True, resolve_relative_uris=False)
+    if not feed.get("version") and not feed.entries:
+        problem = feed.get("bozo_exception")
+        detail = f": {problem}" if problem else ""
+        raise ParseError(f"not an RSS or Atom feed{detail}", where=origin, hint=FEED_HINT)
+    check_entries(list(feed.entries), limits, origin)
+    papers: list[Paper] = []
+    for index, entry in enumerate(feed.entries):
+        try:
+            papers.append(_paper(entry, f"{origin}: item [{index}]", origin))
+        except ParseError as exc:
+            if on_skip is None:
+                raise
+            on_skip(exc)
+    if feed.entries and not papers:
+        raise ParseError("no item of the feed is a paper", where=origin, hint=FEED_HINT)
+    return papers
+
+
+def _refuse_entities(data: bytes, origin: str) -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    import defusedxml
+    import defusedxml.ElementTree
+
+    try:
+        defusedxml.ElementTree.fromstring(data, forbid_dtd=False)
+    except defusedxml.DefusedXmlException as exc:
+        raise ParseError(
+            f"the feed declares XML entities or external references ({type(exc).__name__})",
+            where=origin,
+            hint="paper-digest refuses those (they can expand into gigabytes); "
+            "ask the feed's publisher for a plain feed",
+        ) from exc
+    except ElementTree.ParseError:
+        pass  # not well-formed: feedparser's tolerant parser decides, and expands no entities
+
+
+def _paper(entry: Any, where: str, origin: str) -> Paper:
+    title = _html_text(str(entry.get("title", "")))
+    if not title:
+        raise ParseError("has no title", where=where, hint=FEED_HINT)
+    summary_html = str(entry.get("summary", "") or _content(entry))
+    parts = _sections(summary_html)
+    links = [str(entry.get("link", "")), str(entry.get("id", ""))]
+    links += [str(link.get("href", "")) for link in entry.get("links", [])]
+    paper_id = _arxiv_id([*links, *_hrefs(summary_html)])
+    fallback = next((url for url in map(safe_url, links) if url), None)
+    try:
+        return Paper(
+            arxiv_id=paper_id,
+            title=title,
+            abstract=parts.get("abstract", ""),
+            authors=tuple(parts["authors"].split(", ")) if parts.get("authors") else (),
+            ai_summary=parts.get("ai_summary") or None,
+            published=_date(entry),
+            url=paper_url(paper_id) if paper_id else fallback,
+            sources=(origin,),
+        )
+    except ValidationError as exc:
+        raise ParseError(f"{exc.errors()[0]['msg']}", where=where, hint=FEED_HINT) from exc
+
+
+def _content(entry: Any) -> str:
+    content = entry.get("content") or []
+    return str(content[0].get("value", "")) if content else ""
+
+
+def _arxiv_id(links: list[str]) -> str | None:
+    for link in links:
+        found = _PAPER_LINK.search(link)
+        if found:
+            return arxiv_id(found.group("id"))
+    return None
+
+
+def _hrefs(html: str) -> list[str]:
+    return re.findall(r"""href\s*=\s*["']([^"']+)["']""", html)
+
+
+def _html_text(html: str) -> str:
+    if "<" not in html and "&" not in html:
+        return clean_text(html)
+    from bs4 import BeautifulSoup
+
+    return clean_text(BeautifulSoup(html, "html.parser").get_text(" "))
+
+
+def _sections(html: str) -> dict[str, str]:
+    """The summary's text sorted by its labels: abstract, ai_summary, authors (rest dropped)."""
+    from bs4 import BeautifulSoup, Tag
+
+    soup = BeautifulSoup(html, "html.parser")
+    blocks = [
+        tag
+        for tag in soup.find_all(_BLOCKS)
+        if isinstance(tag, Tag) and not tag.find(_BLOCKS)  # innermost blocks only
+    ]
+    texts = [clean_text(tag.get_text(" ")) for tag in blocks] or [clean_text(soup.get_text(" "))]
+    found: dict[str, list[str]] = {}
+    current = "abstract"
+    for text in texts:
+        if not text:
+            continue
+        label, rest = _label(text)
+        if label is not None:
+            current = label
+            text = rest
+            if not text:
+                continue
+        if _only_links(text):
+            continue
+        found.setdefault(current, []).append(text)
+    return {name: " ".join(parts) for name, parts in found.items() if name != "drop"}
+
+
+def _label(text: str) -> tuple[str | None, str]:
+    bare = text.strip().rstrip(_COLONS).strip().casefold()
+    if bare in _LABELS:
+        return _LABELS[bare], ""
+    line = _LABEL_LINE.match(text)
+    if line and line.group(1).strip().casefold() in _LABELS:
+        return _LABELS[line.group(1).strip().casefold()], line.group(2).strip()
+    return None, text
+
+
+def _only_links(text: str) -> bool:
+    words = text.replace("|", " ").split()
+    return bool(words) and all(
+        w.casefold() in {"arxiv", "pdf", "code", "hf", "page"} for w in words
+    )
+
+
+def _date(entry: Any) -> dt.date | None:
+    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+    if not parsed:
+        return None
+    try:
+        return dt.date(parsed.tm_year, parsed.tm_mon, parsed.tm_mday)
+    except (ValueError, AttributeError):
+        return None
