@@ -250,7 +250,7 @@ def note_no_live_source(config: Config) -> None:
     where = config.path or "the config"
     if not config.sources:
         console.note(
-            f"{where} has no [[sources]]; add the hf-api source (see `digest init --print`)"
+            f"{where} has no [[sources]]; add one (`digest init --print` shows how)"
         )
     elif config.samples_only:
         console.note(

@@ -9,12 +9,12 @@ turn the configuration into what each stage takes (:func:`read_context`, :func:`
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from digest.config import Config, channel_options
 from digest.deliver import Channel, ChannelContext, MessageSettings, Outgoing, open_channel
@@ -26,9 +26,11 @@ from digest.render.preview import write_preview
 from digest.report import RunReport, SubscriberOutcome
 from digest.settings import SourceSettings
 from digest.sources import Limits, ReadContext, Source, read_sources
-from digest.sources.fetch import get
 from digest.sources.local import read_regular_file
 from digest.store import Store
+
+if TYPE_CHECKING:
+    import httpx
 
 Progress = Callable[[int, int], None]
 
@@ -38,6 +40,8 @@ Progress = Callable[[int, int], None]
 
 def read_context(config: Config, *, client: httpx.Client, day: dt.date) -> ReadContext:
     """How sources read: the day, HTTP through ``client`` with ``[fetch]``'s patience, files."""
+    from digest.sources.fetch import get  # httpx: only commands that read sources load it
+
     fetch = config.fetch
     limits = Limits(fetch.max_bytes, fetch.max_entries, fetch.max_json_depth)
     download = partial(
@@ -232,6 +236,7 @@ def _deliver(
         rendered=rendered,
         day=day,
         now=now,
+        digest_id=digest_id(subscriber, day),
         matches=tuple(listed[key] for key in keys if key in listed),
     )
     matched = plan.matched[email]
@@ -244,6 +249,12 @@ def _deliver(
         return SubscriberOutcome(email, matched, len(keys), error=str(exc), permanent=permanent)
     store.mark_sent(run_id, email, keys, receipt, now, passed_over=plan.passed_over[email])
     return SubscriberOutcome(email, matched, len(keys), sent=True)
+
+
+def digest_id(subscriber: Subscriber, day: dt.date) -> str:
+    """The stable name of ``subscriber``'s digest of ``day``: a resend carries the same one."""
+    tag = hashlib.sha256(subscriber.address.encode("utf-8")).hexdigest()[:12]
+    return f"{day:%Y%m%d}.{tag}"
 
 
 @dataclass(frozen=True)

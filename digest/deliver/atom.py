@@ -3,8 +3,9 @@
 Every paper of a digest becomes one entry (its link, the summary the email shows, why it
 matched), newest first; the last :data:`KEEP` entries are kept. A feed is rewritten whole under a
 temporary name, fsynced and renamed into place, so a reader (or a crash) never meets half a file.
-Entry ids follow from the digest and the paper, so a digest delivered again after a crash
-replaces its own entries instead of adding copies: the ledger's promises hold as for mail.
+An entry's id follows from the subscriber and the paper, so a paper is in a feed at most once: a
+digest delivered again after a crash (or its papers sent again in the next digest) replaces its
+entries instead of adding copies, and the ledger's promises hold as for mail.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ class AtomFeeds(Closing):
         """Add the digest's papers to the subscriber's feed; the receipt is the digest's urn."""
         receipt = f"urn:paper-digest:digest:{outgoing.digest_id or outgoing.now.isoformat()}"
         path = self.path_for(outgoing.subscriber.email)
-        fresh = [self._entry(outgoing, receipt, match) for match in outgoing.matches]
+        feed_id = _feed_id(outgoing.subscriber.address)
+        fresh = [self._entry(outgoing, feed_id, match) for match in outgoing.matches]
         ids = {_entry_id(entry) for entry in fresh}
         kept = [entry for entry in _read_entries(path) if _entry_id(entry) not in ids]
         feed = self._feed(outgoing, [*fresh, *kept][:KEEP])
@@ -95,8 +97,7 @@ class AtomFeeds(Closing):
     def _feed(self, outgoing: Outgoing, entries: list[ElementTree.Element]) -> ElementTree.Element:
         subscriber = outgoing.subscriber
         feed = ElementTree.Element(f"{{{ATOM}}}feed")
-        key = hashlib.sha256(subscriber.address.encode("utf-8")).hexdigest()[:16]
-        _text(feed, "id", f"urn:paper-digest:feed:{key}")
+        _text(feed, "id", _feed_id(subscriber.address))
         who = clean_text(subscriber.name) or subscriber.email
         _text(feed, "title", f"{clean_text(self.settings.title)} for {who}")
         _text(feed, "updated", _stamp(outgoing.now))
@@ -106,10 +107,10 @@ class AtomFeeds(Closing):
         feed.extend(entries)
         return feed
 
-    def _entry(self, outgoing: Outgoing, receipt: str, match: Match) -> ElementTree.Element:
+    def _entry(self, outgoing: Outgoing, feed_id: str, match: Match) -> ElementTree.Element:
         paper = match.paper
         entry = ElementTree.Element(f"{{{ATOM}}}entry")
-        _text(entry, "id", f"{receipt}:{paper.key}")
+        _text(entry, "id", f"{feed_id}:paper:{paper.key}")
         _text(entry, "title", clean_text(paper.title))
         _text(entry, "updated", _stamp(outgoing.now))
         link = safe_url(paper.hf_url) or safe_url(paper.arxiv_url)
@@ -127,6 +128,10 @@ class AtomFeeds(Closing):
             text += f"\n\nWhy: matched {why}."
         _text(entry, "summary", text.strip(), type="text")
         return entry
+
+
+def _feed_id(address: str) -> str:
+    return f"urn:paper-digest:feed:{hashlib.sha256(address.encode('utf-8')).hexdigest()[:16]}"
 
 
 def _text(parent: ElementTree.Element, tag: str, value: str, **attributes: str) -> None:
