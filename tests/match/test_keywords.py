@@ -24,8 +24,8 @@ from digest.models import Match, Paper, Subscriber
 from digest.sources.hf_api import papers_from_entries
 from digest.sources.sniff import parse_document
 
-SAMPLES = Path(__file__).parent / "fixtures" / "samples"
-MATCH_FIXTURES = Path(__file__).parent / "fixtures" / "match"
+SAMPLES = Path(__file__).parent.parent / "fixtures" / "samples"
+MATCH_FIXTURES = Path(__file__).parent.parent / "fixtures" / "match"
 TODAY = dt.date(2026, 8, 1)
 
 
