@@ -249,9 +249,7 @@ def note_no_live_source(config: Config) -> None:
     # like that (or with no source at all) would quietly find nothing new every morning.
     where = config.path or "the config"
     if not config.sources:
-        console.note(
-            f"{where} has no [[sources]]; add one (`digest init --print` shows how)"
-        )
+        console.note(f"{where} has no [[sources]]; add one (`digest init --print` shows how)")
     elif config.samples_only:
         console.note(
             f"{where} reads only the bundled sample pages; "

@@ -64,10 +64,13 @@ def conflicting(a: str | None, b: str | None) -> bool:
 
 
 class Known(Protocol):
-    """Papers already recorded somewhere (a store), looked up the three ways identity needs."""
+    """Papers already recorded somewhere (a store), looked up the ways identity needs."""
+
+    def has(self, key: str) -> bool:
+        """Whether a paper is stored under canonical key ``key``."""
 
     def paper(self, key: str) -> Paper | None:
-        """The stored record under canonical key ``key``."""
+        """The stored record under ``key`` (None when unknown, or kept only as an identity)."""
 
     def key_of_arxiv(self, arxiv: str) -> str | None:
         """The key of the stored paper with this arXiv id."""
@@ -78,6 +81,9 @@ class Known(Protocol):
 
 class NothingKnown:
     """A :class:`Known` with nothing in it: what batch de-duplication resolves against."""
+
+    def has(self, key: str) -> bool:
+        return False
 
     def paper(self, key: str) -> Paper | None:
         return None
@@ -123,8 +129,9 @@ class Resolver:
             entry.paper = merge_two(entry.paper, paper, keep_key=self._stable or not entry.new)
         else:
             stored = self._known.paper(key)
-            base = stored if stored is not None else paper
-            entry = Resolved(merge_two(base, paper, keep_key=True), new=stored is None)
+            # A known paper whose record was pruned keeps its key and takes the new record.
+            base = stored if stored is not None else paper.model_copy(update={"key": key})
+            entry = Resolved(merge_two(base, paper, keep_key=True), new=False)
         if entry.new and not self._stable:
             wanted = paper_key(entry.paper.arxiv_id, entry.paper.title)
             if entry.paper.key != wanted:
@@ -151,7 +158,7 @@ class Resolver:
     def _find(self, paper: Paper) -> str | None:
         if paper.key in self._entries:
             return paper.key
-        if self._known.paper(paper.key) is not None:
+        if self._known.has(paper.key):
             return paper.key
         if paper.arxiv_id:
             if paper.arxiv_id in self._by_arxiv:

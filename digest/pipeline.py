@@ -8,8 +8,8 @@ turn the configuration into what each stage takes (:func:`read_context`, :func:`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -17,17 +17,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest.config import Config, channel_options
-from digest.deliver import Channel, ChannelContext, MessageSettings, Outgoing, open_channel
-from digest.errors import DeliveryError, PermanentDeliveryError, UsageError
+from digest.deliver import Channel, ChannelContext, MessageSettings, open_channel
+from digest.errors import RenderError, StoreError, UsageError
 from digest.models import Batch, Rendered, Subscriber
 from digest.plan import Plan, make_plan
 from digest.render import Renderer, RenderSettings
 from digest.render.preview import write_preview
 from digest.report import RunReport, SubscriberOutcome
+from digest.send import Sending
 from digest.settings import SourceSettings
 from digest.sources import Limits, ReadContext, Source, read_sources
 from digest.sources.local import read_regular_file
-from digest.store import Store
+from digest.store import PlannedDigest, Store
+from digest.store.journal import Journal, reconcile
 
 if TYPE_CHECKING:
     import httpx
@@ -145,6 +147,8 @@ def _report(
     *,
     dry_run: bool,
     stopped: bool = False,
+    unrecorded: int = 0,
+    store_problem: str | None = None,
 ) -> RunReport:
     return RunReport(
         day=day,
@@ -156,6 +160,8 @@ def _report(
         outcomes=tuple(outcomes),
         dry_run=dry_run,
         stopped=stopped,
+        unrecorded=unrecorded,
+        store_problem=store_problem,
     )
 
 
@@ -183,78 +189,83 @@ def run(
 ) -> RunReport:
     """One full cycle. ``dry_run`` (or ``channel=None``) sends nothing and changes nothing.
 
-    Each subscriber's papers are marked pending before the send and sent only once the channel
-    has accepted the digest, so a crash at any point loses nothing: at worst the one digest in
-    flight is sent again next run.
+    What earlier runs sent but could not record is recorded first (the journal); then the plan
+    is recorded, every digest pending, before the first is sent (see :mod:`digest.send`).
     """
     dry_run = dry_run or channel is None
     subscribers = config.subscriber_list
+    run_id = 0
+    if not dry_run:
+        run_id = store.begin_run(now)
+        reconcile(store, store.journal_path, run_id, now)
     plan = _plan(
         config, subscribers, client=client, store=store, now=now, day=day, record=not dry_run
     )
     renderer = Renderer(render_settings(config))
-    run_id = None if dry_run else store.begin_run(now)
-    outcomes: list[SubscriberOutcome] = []
-    stopped = False
-    for done, subscriber in enumerate(subscribers, start=1):
-        if should_stop():
-            stopped = True
-            break
-        if progress is not None:
-            progress(done, len(subscribers))
-        matched = plan.matched[subscriber.email]
-        if matched == 0 and not config.digest.send_empty:
-            outcomes.append(SubscriberOutcome(subscriber.email, 0, skipped="no new papers"))
-            continue
-        rendered = _render(renderer, subscriber, plan, day)
-        outcome = SubscriberOutcome(subscriber.email, matched, len(rendered.paper_keys), sent=True)
-        if channel is not None and run_id is not None:
-            outcome = _deliver(store, channel, run_id, subscriber, rendered, plan, day, now)
-        outcomes.append(outcome)
-    report = _report(plan, day, outcomes, dry_run=dry_run, stopped=stopped)
-    if run_id is not None:
+    due = [s for s in subscribers if plan.matched[s.email] or config.digest.send_empty]
+    outcomes = [
+        SubscriberOutcome(s.email, 0, skipped="no new papers")
+        for s in subscribers
+        if not (plan.matched[s.email] or config.digest.send_empty)
+    ]
+    if dry_run or channel is None:
+        outcomes += [_rehearse(renderer, s, plan, day) for s in due]
+        return _report(plan, day, outcomes, dry_run=True)
+    journal = Journal.open(store.journal_path, len(due))
+    try:
+        planned = [
+            PlannedDigest(s.email, _keys(plan, s), tuple(plan.passed_over[s.email])) for s in due
+        ]
+        opened = store.plan_digests(run_id, day, planned, now)
+        sending = Sending(store, channel, journal, run_id, now)
+        stopped = False
+        for done, (subscriber, digest) in enumerate(zip(due, opened, strict=True), start=1):
+            if should_stop():
+                stopped = True  # what is left stays pending: owed to the next run
+                break
+            if progress is not None:
+                progress(done, len(due))
+            sending.send(
+                subscriber,
+                digest,
+                lambda s: _render(renderer, s, plan, day),
+                plan.matches[subscriber.email],
+                matched=plan.matched[subscriber.email],
+                day=day,
+            )
+        sending.finish()
+    except BaseException:
+        journal.close(recorded=False)  # kept: the next run records what it holds
+        raise
+    report = _report(
+        plan,
+        day,
+        [*outcomes, *sending.outcomes],
+        dry_run=False,
+        stopped=stopped,
+        unrecorded=sending.unrecorded,
+        store_problem=sending.store_problem,
+    )
+    # The summary is printed anyway, and the run's sends are recorded or journaled.
+    with contextlib.suppress(StoreError):
         store.finish_run(run_id, now, "\n".join(report.summary()))
     return report
 
 
-def _deliver(
-    store: Store,
-    channel: Channel,
-    run_id: int,
-    subscriber: Subscriber,
-    rendered: Rendered,
-    plan: Plan,
-    day: dt.date,
-    now: dt.datetime,
+def _keys(plan: Plan, subscriber: Subscriber) -> tuple[str, ...]:
+    return tuple(match.paper.key for match in plan.matches[subscriber.email])
+
+
+def _rehearse(
+    renderer: Renderer, subscriber: Subscriber, plan: Plan, day: dt.date
 ) -> SubscriberOutcome:
-    """Send one digest and record the outcome in the ledger."""
-    email = subscriber.email
-    keys = list(rendered.paper_keys)
-    listed = {key: match for match in plan.matches[email] for key in (match.paper.key,)}
-    outgoing = Outgoing(
-        subscriber=subscriber,
-        rendered=rendered,
-        day=day,
-        now=now,
-        digest_id=digest_id(subscriber, day),
-        matches=tuple(listed[key] for key in keys if key in listed),
-    )
-    matched = plan.matched[email]
+    """What a dry run reports for one subscriber: the email renders, and would be sent."""
+    matched = plan.matched[subscriber.email]
     try:
-        store.mark_pending(run_id, email, keys, now)
-        receipt = channel.send(outgoing)
-    except DeliveryError as exc:
-        store.mark_failed(run_id, email, keys, str(exc), now)
-        permanent = isinstance(exc, PermanentDeliveryError)
-        return SubscriberOutcome(email, matched, len(keys), error=str(exc), permanent=permanent)
-    store.mark_sent(run_id, email, keys, receipt, now, passed_over=plan.passed_over[email])
-    return SubscriberOutcome(email, matched, len(keys), sent=True)
-
-
-def digest_id(subscriber: Subscriber, day: dt.date) -> str:
-    """The stable name of ``subscriber``'s digest of ``day``: a resend carries the same one."""
-    tag = hashlib.sha256(subscriber.address.encode("utf-8")).hexdigest()[:12]
-    return f"{day:%Y%m%d}.{tag}"
+        rendered = _render(renderer, subscriber, plan, day)
+    except RenderError as exc:
+        return SubscriberOutcome(subscriber.email, matched, error=str(exc), permanent=True)
+    return SubscriberOutcome(subscriber.email, matched, len(rendered.paper_keys), sent=True)
 
 
 @dataclass(frozen=True)
@@ -286,10 +297,20 @@ def preview(
         )
     plan = _plan(config, everyone, client=client, store=store, now=now, day=day, record=False)
     renderer = Renderer(render_settings(config))
-    items = [(s, _render(renderer, s, plan, day)) for s in chosen]
+    items: list[tuple[Subscriber, Rendered]] = []
+    outcomes: list[SubscriberOutcome] = []
+    for subscriber in chosen:
+        matched = plan.matched[subscriber.email]
+        try:
+            rendered = _render(renderer, subscriber, plan, day)
+        except RenderError as exc:
+            outcomes.append(
+                SubscriberOutcome(subscriber.email, matched, error=str(exc), permanent=True)
+            )
+            continue
+        items.append((subscriber, rendered))
+        outcomes.append(
+            SubscriberOutcome(subscriber.email, matched, len(rendered.paper_keys), sent=True)
+        )
     paths = write_preview(out_dir, items)
-    outcomes = tuple(
-        SubscriberOutcome(s.email, plan.matched[s.email], len(r.paper_keys), sent=True)
-        for s, r in items
-    )
     return PreviewResult(paths=paths, report=_report(plan, day, outcomes, dry_run=True))

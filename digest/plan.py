@@ -19,6 +19,8 @@ from digest.match import compile_interests
 from digest.models import Batch, Match, Paper, Subscriber
 from digest.store import Store
 
+CLOCK_MARGIN = dt.timedelta(days=1)
+
 
 @dataclass
 class Plan:
@@ -51,9 +53,10 @@ def make_plan(
     interests = compile_interests(subscribers)
     emails = [s.email for s in subscribers]
     owed_by_email = store.owed_papers(emails)
-    owed_keys = {p.key for owed in owed_by_email.values() for p in owed}
     candidate_keys = {p.key for p in candidates}
-    skip = store.delivered_keys(emails, candidate_keys | owed_keys)
+    # A digest that listed a paper first seen since `since` was sent after `since`: the sent
+    # digests of the window (a day's margin for clocks) are all that can hold a candidate.
+    skip = store.delivered_keys(emails, since - CLOCK_MARGIN)
     ranked = interests.match(candidates, skip=skip, capped=False)
     plan = Plan(batch=batch, new=list(observed.new))
     for subscriber in subscribers:

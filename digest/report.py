@@ -37,6 +37,8 @@ class RunReport:
     skipped_entries: tuple[SourceFailure, ...] = ()
     dry_run: bool = False
     stopped: bool = False
+    unrecorded: int = 0
+    store_problem: str | None = None
 
     @property
     def failed_deliveries(self) -> list[SubscriberOutcome]:
@@ -46,7 +48,7 @@ class RunReport:
     @property
     def exit_code(self) -> int:
         """0 when everything went through, 1 when a source or a delivery failed."""
-        return 1 if self.failures or self.failed_deliveries else 0
+        return 1 if self.failures or self.failed_deliveries or self.store_problem else 0
 
     def problems(self) -> Iterator[str]:
         """The lines that need an operator's eye: failed sources, skipped entries, failed
@@ -54,6 +56,18 @@ class RunReport:
         yield from self._source_problems()
         for outcome in self.failed_deliveries:
             yield f"{outcome.email}: {_state(outcome, 'sent')}"
+        yield from self._store_problems()
+
+    def _store_problems(self) -> Iterator[str]:
+        if self.store_problem is None:
+            return
+        waiting = (
+            f"{self.unrecorded} accepted digests wait in the journal; the next run records them "
+            "before it sends anything"
+            if self.unrecorded
+            else "everything sent was recorded in the end"
+        )
+        yield f"store: {self.store_problem} ({waiting})"
 
     def _source_problems(self) -> Iterator[str]:
         for failure in self.failures:
@@ -81,6 +95,8 @@ class RunReport:
         for outcome in self.outcomes:
             if every_subscriber or outcome.error:
                 yield f"  {outcome.email}: {outcome.matched} matched, {_state(outcome, verb)}"
+        for line in self._store_problems():
+            yield f"  {line}"
         papers = sum(o.papers for o in self.outcomes if o.sent)
         yield f"{verb} {sent} of {len(self.outcomes)} digests ({papers} papers in all)" + (
             "; stopped early on request" if self.stopped else ""

@@ -70,3 +70,11 @@ def replace_surrogates(value: str) -> str:
 def has_letters(value: str) -> bool:
     """Whether ``value`` has a letter or digit (a term of only punctuation can never match)."""
     return bool(_HAS_WORD.search(value))
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, at a word boundary, marked with "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit - 1].rstrip(" ,;:-") + "…"

@@ -181,6 +181,9 @@ class _OneStored:
     def __init__(self, paper: Paper) -> None:
         self.stored = paper
 
+    def has(self, key: str) -> bool:
+        return key == self.stored.key
+
     def paper(self, key: str) -> Paper | None:
         return self.stored if key == self.stored.key else None
 

@@ -73,9 +73,13 @@ class Outgoing:
 
 
 class Channel(Protocol):
-    """Where digests go. ``send`` returns the receipt id once the digest was accepted."""
+    """Where digests go. ``send`` returns the receipt id once the digest was accepted;
+    ``flush`` makes everything accepted so far survive a power cut (the ledger calls it before
+    it records a group of deliveries)."""
 
     def send(self, outgoing: Outgoing) -> str: ...
+
+    def flush(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -127,6 +131,9 @@ def target_of(method: str, settings: Any, context: ChannelContext) -> str:
 
 class Closing:
     """Context-manager behaviour for channels and transports with nothing or little to release."""
+
+    def flush(self) -> None:
+        """Make what was accepted durable (nothing to do, unless overridden)."""
 
     def close(self) -> None:
         """Release what is held (nothing, unless overridden)."""

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from email.message import EmailMessage
 
 from digest.deliver import Closing, MessageSettings
-from digest.deliver.message import MailChannel, Transport
+from digest.deliver.message import MailChannel, Transport, WireMessage
 from digest.errors import DeliveryError
 
-Refusal = DeliveryError | Callable[[EmailMessage], DeliveryError | None] | None
+Refusal = DeliveryError | Callable[[WireMessage], DeliveryError | None] | None
 
 
 class MemoryTransport(Closing):
@@ -23,13 +23,13 @@ class MemoryTransport(Closing):
     accepted message is also handed to that transport (a real outbox, say)."""
 
     def __init__(self, fail: Refusal = None, *, then: Transport | None = None) -> None:
-        self.sent: list[EmailMessage] = []
+        self.sent: list[WireMessage] = []
         self.attempts = 0
         self.fail = fail
         self.then = then
         self.closed = False
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: WireMessage) -> None:
         """Accept ``message``, or raise the refusal ``fail`` gives for it."""
         self.attempts += 1
         refusal = self.fail(message) if callable(self.fail) else self.fail
@@ -45,8 +45,12 @@ class MemoryTransport(Closing):
             self.then.close()
 
     def recipients(self) -> list[str]:
-        """The To: address of every accepted message, in order."""
-        return [message["To"].addresses[0].addr_spec for message in self.sent]
+        """The recipient of every accepted message, in order."""
+        return [message.recipients[0] for message in self.sent]
+
+    def messages(self) -> list[EmailMessage]:
+        """The accepted messages, parsed."""
+        return [message.parsed() for message in self.sent]
 
 
 def memory_channel(
@@ -63,7 +67,7 @@ def memory_channel(
 def refuse(address_part: str, error: DeliveryError) -> Refusal:
     """A ``fail`` that refuses messages whose To: contains ``address_part`` with ``error``."""
 
-    def decide(message: EmailMessage) -> DeliveryError | None:
-        return error if address_part in str(message["To"]) else None
+    def decide(message: WireMessage) -> DeliveryError | None:
+        return error if any(address_part in r for r in message.recipients) else None
 
     return decide

@@ -11,8 +11,11 @@ last place an injection can be stopped. Addresses follow the one rule of
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import email.utils
 import re
+from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import EmailPolicy
@@ -185,10 +188,37 @@ def _unsubscribe_uris(delivery: MessageSettings, email_address: str) -> list[str
     return uris
 
 
-class Transport(Protocol):
-    """Where built messages go. ``send`` returns only when the message was accepted."""
+@dataclass(frozen=True)
+class WireMessage:
+    """A message as it goes on the wire: its bytes (CRLF), envelope and Message-ID."""
 
-    def send(self, message: EmailMessage) -> None: ...
+    data: bytes
+    sender: str
+    recipients: tuple[str, ...]
+    message_id: str
+
+    @classmethod
+    def of(cls, message: EmailMessage) -> WireMessage:
+        """The wire form of a built message."""
+        data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+        sender = message["From"].addresses[0].addr_spec if message["From"] else ""
+        recipients = tuple(a.addr_spec for a in message["To"].addresses) if message["To"] else ()
+        return cls(data, sender, recipients, str(message.get("Message-ID", "")))
+
+    def parsed(self) -> EmailMessage:
+        """The message read back (for tests and tools)."""
+        parsed = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+class Transport(Protocol):
+    """Where built messages go. ``send`` returns only when the message was accepted; ``flush``
+    makes the accepted ones durable (an SMTP server already has them: nothing to do)."""
+
+    def send(self, message: WireMessage) -> None: ...
+
+    def flush(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -213,8 +243,11 @@ class MailChannel(Closing):
             now=outgoing.now,
             message_id=message_id_for(outgoing.digest_id, self.settings) or None,
         )
-        self.transport.send(message)
+        self.transport.send(WireMessage.of(message))
         return str(message["Message-ID"])
+
+    def flush(self) -> None:
+        self.transport.flush()
 
     def close(self) -> None:
         self.transport.close()

@@ -13,13 +13,13 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from email.message import EmailMessage
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from digest.deliver import Channel, ChannelContext, Closing
-from digest.deliver.message import MailChannel
+from digest.deliver.message import MailChannel, WireMessage
+from digest.deliver.smtp_session import Session, SmtpSession, TlsSession, Watchdog
 from digest.errors import (
     ConfigError,
     DeliveryError,
@@ -40,6 +40,7 @@ class SmtpSettings(Section):
     username: str | None = None
     password_env: str = "DIGEST_SMTP_PASSWORD"
     timeout: float = Field(30.0, gt=0)
+    deadline: float = Field(60.0, gt=0)
     retries: int = Field(3, ge=0, le=10)
 
 
@@ -105,7 +106,8 @@ class SmtpTransport(Closing):
         self._sleep = sleep
         self._backoff = backoff
         self._max_backoff = max_backoff
-        self._smtp: smtplib.SMTP | None = None
+        self._smtp: SmtpSession | None = None
+        self._watchdog = Watchdog()
         self._broken: DeliveryError | None = None
         self._local_hostname: str | None = None
         self.connections = 0
@@ -115,24 +117,25 @@ class SmtpTransport(Closing):
         """``host:port`` of the server, for error messages."""
         return f"{self.settings.host}:{self.settings.port}"
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: WireMessage) -> None:
         """Send ``message``; returns only after the server answered 250 to its data."""
         if self._broken is not None:
             raise type(self._broken)(
                 f"not tried: {self._broken.message}", where=self.where, hint=self._broken.hint
             ) from self._broken
-        recipient = ", ".join(str(v) for v in message.get_all("To", []))
+        recipient = ", ".join(message.recipients)
         attempts = self.settings.retries + 1
         for attempt in range(attempts):
             try:
                 self._deliver(message)
                 return
             except _Retry as retry:
-                if attempt + 1 < attempts:
+                if attempt + 1 < attempts and not retry.final:
                     self._sleep(min(self._backoff * 2**attempt, self._max_backoff))
                     continue
+                tries = f" (after {attempt + 1} attempts)" if attempt else ""
                 final = TemporaryDeliveryError(
-                    f"{retry.reason} (after {attempts} attempts)",
+                    f"{retry.reason}{tries}",
                     where=self.where if retry.unreachable else f"{self.where} -> {recipient}",
                     hint=retry.hint or "the message stays pending; the next run sends it again",
                 )
@@ -140,20 +143,36 @@ class SmtpTransport(Closing):
                     self._broken = final
                 raise final from retry.__cause__
 
-    def _deliver(self, message: EmailMessage) -> None:
+    def _deliver(self, message: WireMessage) -> None:
         smtp = self._connection()
+        smtp.data_sent = False
         try:
-            refused = smtp.send_message(message)
-        except smtplib.SMTPServerDisconnected as exc:
-            self._drop()
-            raise _Retry(f"connection lost: {exc}") from exc
+            with self._watchdog.step(self.settings.deadline):
+                refused = smtp.sendmail(message.sender, list(message.recipients), message.data)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             self._answer(code, text, exc)
         except smtplib.SMTPResponseException as exc:
             self._answer(exc.smtp_code, exc.smtp_error, exc)
-        except (OSError, smtplib.SMTPException) as exc:
+        except OSError as exc:  # includes SMTPServerDisconnected and other SMTPExceptions
             self._drop()
+            if smtp.data_sent:
+                # The server may have kept it: never again in this run; the next run resends.
+                raise _Retry(
+                    "the connection dropped after the whole message was sent, before the "
+                    "server answered: it may or may not have been delivered",
+                    hint="it stays pending and is sent once more next run",
+                    final=True,
+                ) from exc
+            if self._watchdog.fired:
+                raise _Retry(
+                    f"no answer within the {self.settings.deadline:g} s deadline",
+                    hint="the server is too slow; raise [delivery.smtp] deadline or try later",
+                    final=True,
+                    unreachable=True,
+                ) from exc
+            if isinstance(exc, smtplib.SMTPServerDisconnected):
+                raise _Retry(f"connection lost: {exc}") from exc
             raise _Retry(f"SMTP conversation failed: {exc}") from exc
         if refused:
             # one message, one recipient: a partial refusal still means this one was refused
@@ -172,33 +191,55 @@ class SmtpTransport(Closing):
             hint="the server will not accept this message as is; check the address",
         ) from exc
 
-    def _connection(self) -> smtplib.SMTP:
+    def _connection(self) -> SmtpSession:
         if self._smtp is None:
             self._smtp = self._connect()
             self.connections += 1
         return self._smtp
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> SmtpSession:
         settings = self.settings
         if self._local_hostname is None:
             self._local_hostname = socket.getfqdn()
-        smtp: smtplib.SMTP | None = None
+        try:
+            with self._watchdog.step(settings.deadline):
+                return self._open_session(settings)
+        except BaseException as exc:
+            if self._watchdog.fired:
+                # A server that does not greet in time is not asked again in this run.
+                self._broken = TemporaryDeliveryError(
+                    f"no greeting or answer within the {settings.deadline:g} s deadline while "
+                    "opening the session",
+                    where=self.where,
+                    hint="is this an SMTP server, and is it up? the next run tries again",
+                )
+                raise _Retry(self._broken.message, final=True, unreachable=True) from exc
+            translated = self._connect_error(exc) if isinstance(exc, Exception) else None
+            if translated is None:
+                raise
+            raise translated from exc
+
+    def _open_session(self, settings: SmtpSettings) -> SmtpSession:
+        smtp: SmtpSession | None = None
         try:
             if settings.security == "ssl":
-                smtp = smtplib.SMTP_SSL(
-                    settings.host,
-                    settings.port,
+                smtp = TlsSession(
+                    self._watchdog,
+                    host=settings.host,
+                    port=settings.port,
                     local_hostname=self._local_hostname,
                     timeout=settings.timeout,
                     context=self._context,
                 )
             else:
-                smtp = smtplib.SMTP(
-                    settings.host,
-                    settings.port,
+                smtp = Session(
+                    self._watchdog,
+                    host=settings.host,
+                    port=settings.port,
                     local_hostname=self._local_hostname,
                     timeout=settings.timeout,
                 )
+            assert smtp is not None
             if smtp.sock is not None:
                 # the message body ends in a short segment that Nagle would hold until the
                 # server's delayed ACK: measurably slower per message on a reused connection
@@ -210,13 +251,10 @@ class SmtpTransport(Closing):
             if settings.username:
                 smtp.login(settings.username, self._password or "")
             return smtp
-        except BaseException as exc:
+        except BaseException:
             if smtp is not None:
                 smtp.close()
-            translated = self._connect_error(exc) if isinstance(exc, Exception) else None
-            if translated is None:
-                raise
-            raise translated from exc
+            raise
 
     def _connect_error(self, exc: Exception) -> Exception | None:
         """Translate a failure to open a session; remember those that retrying cannot fix."""
@@ -273,14 +311,23 @@ class _Retry(Exception):
     """Internal: this attempt failed in a way another attempt may fix.
 
     ``unreachable``: the server itself could not be reached, so when the retries run out the
-    transport stops trying for the rest of the run.
+    transport stops trying for the rest of the run. ``final``: do not retry at all (the message
+    may have been delivered, or the server is too slow to be worth asking again).
     """
 
-    def __init__(self, reason: str, *, hint: str | None = None, unreachable: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        hint: str | None = None,
+        unreachable: bool = False,
+        final: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.hint = hint
         self.unreachable = unreachable
+        self.final = final
 
 
 def _text(reply: bytes | str) -> str:

@@ -33,10 +33,20 @@ from digest.render.environment import (
     render_template,
 )
 from digest.render.inline import Inliner
-from digest.render.views import BODY_LEVELS, PaperView, english_date, paper_view
-from digest.untrusted import clean_text, safe_url
+from digest.render.views import (
+    BODY_LEVELS,
+    MAX_KEYWORD,
+    MAX_NAME,
+    MAX_TITLE,
+    PaperView,
+    english_date,
+    paper_view,
+)
+from digest.untrusted import clean_text, clip, safe_url
 
 __all__ = ["RenderSettings", "Renderer"]
+
+FOOTER_TERMS = 12  # interests listed per kind in the footer (a subscriber may have thousands)
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,12 @@ class Renderer:
             html = self._html_part(base, views, [])
             if _size(html) <= budget:
                 return self._finish(base, views, [], html, 0)
-        return self._over_budget(base, views, budget)
+        try:
+            return self._over_budget(base, views, budget)
+        except RenderError as exc:
+            raise RenderError(
+                f"{subscriber.email}: {exc.message}", where=exc.where, hint=exc.hint
+            ) from exc
 
     def _over_budget(self, base: dict[str, Any], views: list[PaperView], budget: int) -> Rendered:
         """Keep the most cards that fit in full, listing the rest as links (bisecting both)."""
@@ -122,9 +137,10 @@ class Renderer:
                 )
             if listed == 0:
                 raise RenderError(
-                    "the email layout alone exceeds the size budget",
+                    f"the email layout alone exceeds the size budget of {budget:,} bytes",
                     where="[digest] max_html_bytes",
-                    hint="raise max_html_bytes or slim down the templates",
+                    hint="shorten this subscriber's name or interests, raise max_html_bytes, "
+                    "or slim down the templates",
                 )
             listed //= 2
 
@@ -188,10 +204,10 @@ class Renderer:
                 if count == 0
                 else ("1 new paper" if count == 1 else f"{count} new papers")
             )
-            return clean_text(f"{title} — {day_short}: {papers}")
+            return clean_text(f"{clip(title, MAX_TITLE)} — {day_short}: {papers}")
 
         interests = [
-            (label, ", ".join(clean_text(term) for term in terms))
+            (label, _listed(terms))
             for label, terms in (
                 ("keywords", subscriber.keywords),
                 ("all of", subscriber.require),
@@ -213,7 +229,7 @@ class Renderer:
             "new_count": new_count,
             "matched_count": matched_count,
             "subject_for": subject_for,
-            "subscriber_name": clean_text(subscriber.name),
+            "subscriber_name": clip(clean_text(subscriber.name), MAX_NAME),
             "subscriber_email": subscriber.email,
             "interests": interests,
             "interests_text": "; ".join(f"{label} {terms}" for label, terms in interests),
@@ -224,6 +240,13 @@ class Renderer:
             "unsubscribe_mailto": mailto,
             "unsubscribe_address": mailto.removeprefix("mailto:") if mailto else None,
         }
+
+
+def _listed(terms: Sequence[str]) -> str:
+    """Interests for the footer: the first few, each shortened, and how many more there are."""
+    shown = [clip(clean_text(term), MAX_KEYWORD) for term in terms[:FOOTER_TERMS]]
+    more = len(terms) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 def _size(html: str) -> int:

@@ -14,9 +14,16 @@ from markupsafe import Markup
 
 from digest.models import Match
 from digest.render.highlight import highlight, merge_spans, shorten
-from digest.untrusted import clean_text, safe_url
+from digest.untrusted import clean_text, clip, safe_url
 
 MAX_AUTHORS = 3
+# What one field of one paper may take in an email: a source can hand over a 2 MB "title", and
+# one such record must cost only itself a shortened line, never the digest its size budget.
+MAX_TITLE = 300
+MAX_NAME = 80
+MAX_ORGANIZATION = 120
+MAX_KEYWORD = 60
+MAX_KEYWORDS = 12
 # (sentences, characters) of abstract per paper: the first level that fits the size budget wins.
 BODY_LEVELS = ((3, 600), (2, 360), (1, 200))
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -65,7 +72,7 @@ def paper_view(match: Match, level: int) -> PaperView:
     paper = match.paper
     link = next((url for url in (safe_url(paper.hf_url), safe_url(paper.arxiv_url)) if url), None)
     meta: list[str] = []
-    names = [clean_text(name) for name in paper.authors if clean_text(name)]
+    names = [clip(clean_text(name), MAX_NAME) for name in paper.authors[:10] if clean_text(name)]
     total = max(paper.author_count or 0, len(names))
     if names:
         shown = names[:MAX_AUTHORS]
@@ -74,7 +81,7 @@ def paper_view(match: Match, level: int) -> PaperView:
     elif total:
         meta.append(f"{total} authors")
     if paper.organization and clean_text(paper.organization):
-        meta.append(clean_text(paper.organization))
+        meta.append(clip(clean_text(paper.organization), MAX_ORGANIZATION))
     if paper.published:
         meta.append(f"{paper.published.day}\u00a0{MONTHS[paper.published.month - 1][:3]}\u00a0"
                     f"{paper.published.year}")  # fmt: skip
@@ -93,14 +100,20 @@ def paper_view(match: Match, level: int) -> PaperView:
         ("Project page", paper.project_page),
     ):
         if value and clean_text(value):
-            links.append(LinkView(label, safe_url(value), clean_text(value)))
+            links.append(
+                LinkView(label, safe_url(value), clip(clean_text(value), MAX_ORGANIZATION))
+            )
     return PaperView(
         key=paper.key,
-        title=clean_text(paper.title),
+        title=clip(clean_text(paper.title), MAX_TITLE),
         link=link,
         meta=tuple(meta),
         upvotes=paper.upvotes,
-        keywords=tuple(k for k in (clean_text(k) for k in match.keywords) if k),
+        keywords=tuple(
+            clip(k, MAX_KEYWORD)
+            for k in (clean_text(k) for k in match.keywords[:MAX_KEYWORDS])
+            if k
+        ),
         body=highlight(excerpt.text, ranges),
         body_text=excerpt.text,
         body_label="AI summary" if field == "ai_summary" else "",

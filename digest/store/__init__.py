@@ -1,20 +1,24 @@
 """The Store interface: papers already seen, the per-subscriber delivery ledger, the run lock.
 
-Every backend (``sqlite`` by default, see :data:`digest.registry.STORES`) keeps these promises
+Every backend (``sqlite`` by default; see :data:`digest.registry.STORES`) keeps these promises
 (DESIGN.md 1-4), and the pipeline relies on nothing else:
 
 - A paper is *known* when the store has it by versionless arXiv id or by any title it was ever
   seen under (the rule is :mod:`digest.identity`'s); known papers come back under the key they
-  were first stored with, so the ledger never holds one paper under two keys.
-- The ledger holds, per subscriber and paper, ``pending`` before a send, ``sent`` only once the
-  transport accepted the message, ``failed`` when it refused. A ``sent`` mark is never turned
-  back, and anything not ``sent`` stays owed (:meth:`Store.owed_papers`), whatever its age.
-- Every call that writes is one transaction: nothing is half-written.
+  were first stored with, so the ledger never holds one paper under two keys. Identities are kept
+  for good; the records of papers that can no longer be offered are pruned.
+- The ledger holds one row per digest (:mod:`digest.store.ledger`): ``pending`` from the plan
+  (:meth:`Store.plan_digests`) until the channel accepted it (:meth:`Store.mark_sent`) or refused
+  it (:meth:`Store.mark_failed`). A sent digest is never turned back, and the papers of an open
+  one stay owed (:meth:`Store.owed_papers`), whatever their age.
+- Every call that writes is one transaction: nothing is half-written. Marks come in groups (one
+  transaction and one fsync for many digests); the journal (:mod:`digest.store.journal`) keeps
+  what a channel accepted until the store has recorded it.
 - A store opened ``readonly`` never creates, writes or migrates anything.
-- :meth:`Store.run_lock` lets one run at a time send; a run that dies releases it.
+- :meth:`Store.run_lock` lets one run at a time plan and send; a run that dies releases it.
 
-Reads for the plan are made for all subscribers in one call each (:meth:`Store.owed_papers`,
-:meth:`Store.delivered_keys`), and cover only the papers that can still be offered.
+Reads for the plan are made for all subscribers in one call each and cover only papers that can
+still be offered (the lookback window and what is owed), never a subscriber's whole history.
 """
 
 from __future__ import annotations
@@ -24,13 +28,34 @@ from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from digest import registry
 from digest.errors import StoreError
 from digest.models import Paper
 
-__all__ = ["Observed", "SeenPaper", "Store", "StoreStats", "open_store", "scheme_of"]
+__all__ = [
+    "Accepted",
+    "Connection",
+    "Observed",
+    "OpenDigest",
+    "PlannedDigest",
+    "PruneReport",
+    "Refused",
+    "SeenPaper",
+    "Store",
+    "StoreStats",
+    "SubscriberState",
+    "address_of",
+    "open_store",
+    "scheme_of",
+]
+
+
+def address_of(email: str) -> str:
+    """An address as stores key it: Ada@Example.org and ada@example.org are one subscriber, so
+    a change of case in the config never sends anyone a paper twice."""
+    return email.strip().lower()
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,62 @@ class Observed:
 
 
 @dataclass(frozen=True)
+class PlannedDigest:
+    """What a run means to send one subscriber: the keys listed, those passed over."""
+
+    email: str
+    papers: tuple[str, ...]
+    passed_over: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OpenDigest:
+    """A digest recorded as pending: its row, its stable name, what it lists."""
+
+    row: int
+    email: str
+    digest_id: str
+    papers: tuple[str, ...]
+    passed_over: tuple[str, ...] = ()
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A digest the channel accepted, with its receipt (a Message-ID, a feed urn)."""
+
+    row: int
+    email: str
+    receipt: str
+    papers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A digest the channel refused, why, and whether retrying can help."""
+
+    row: int
+    email: str
+    reason: str
+    permanent: bool = False
+
+
+@dataclass(frozen=True)
+class SubscriberState:
+    """What the store knows of one subscriber (the config says who is subscribed)."""
+
+    email: str
+    status: str = "active"  # active, unsubscribed, suspended
+    changed: str | None = None
+    how: str | None = None
+    bounces: int = 0
+    last_error: str | None = None
+    last_sent: str | None = None
+    digests_sent: int = 0
+    papers_received: int = 0
+
+
+@dataclass(frozen=True)
 class SeenPaper:
     """One row of ``digest seen list``."""
 
@@ -56,18 +137,27 @@ class SeenPaper:
 
 
 @dataclass(frozen=True)
+class PruneReport:
+    """What :meth:`Store.prune` removed."""
+
+    digests: int
+    records: int
+
+
+@dataclass(frozen=True)
 class StoreStats:
     """Counts for ``digest seen stats``."""
 
     location: str
     schema_version: int
-    size: int  # bytes on disk (the SQLite file and its -wal)
+    size: int  # bytes on disk (the SQLite file and its -wal), or the database's size
     papers: int
     first_seen: dt.datetime | None
     last_seen: dt.datetime | None
-    sent: int
+    sent: int  # papers delivered, counted per subscriber, in digests still held
     pending: int
     failed: int
+    digests: int
     subscribers: int
     runs: int
 
@@ -76,26 +166,49 @@ class StoreStats:
         return [
             ("store", self.location),
             ("schema version", str(self.schema_version)),
-            ("file size (bytes)", str(self.size)),
+            ("size (bytes)", str(self.size)),
             ("papers seen", str(self.papers)),
             ("first seen", self.first_seen.isoformat() if self.first_seen else "-"),
             ("last seen", self.last_seen.isoformat() if self.last_seen else "-"),
-            ("deliveries sent", str(self.sent)),
-            ("deliveries pending", str(self.pending)),
-            ("deliveries failed", str(self.failed)),
+            ("digests sent", str(self.digests)),
+            ("papers delivered", str(self.sent)),
+            ("papers pending", str(self.pending)),
+            ("papers failed", str(self.failed)),
             ("subscribers", str(self.subscribers)),
             ("runs", str(self.runs)),
         ]
 
 
+class Cursor(Protocol):
+    """What the shared SQL reads back from a statement."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """The DB-API subset the shared SQL (:mod:`.papers`, :mod:`.ledger`) runs on, ``?`` params."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Any, /) -> Cursor: ...
+
+
 class Store(Protocol):
-    """What the pipeline and the ``seen`` commands need of a store (see the module docstring)."""
+    """What the pipeline and the ``seen``/``subscribers`` commands need of a store."""
 
     location: str
     readonly: bool
 
-    def close(self) -> None:
-        """Release the connection."""
+    @property
+    def journal_path(self) -> Path:
+        """Where this host keeps the journal of accepted digests for this store."""
+
+    def close(self) -> None: ...
 
     def run_lock(self, *, now: dt.datetime | None = None) -> AbstractContextManager[None]:
         """Hold the run lock for a ``with`` block, or raise ``LockedError`` at once."""
@@ -109,49 +222,49 @@ class Store(Protocol):
         """The latest record of every paper first seen at or after ``since``, newest first."""
 
     def owed_papers(self, emails: Collection[str]) -> dict[str, list[Paper]]:
-        """Per address (as given), the papers marked pending or failed and never sent."""
+        """Per address (as given), the papers of its open digests, of any age."""
 
-    def delivered_keys(self, emails: Collection[str], keys: Collection[str]) -> dict[str, set[str]]:
-        """Per address, which of ``keys`` not to offer again: sent, or passed over by a sent
-        digest because of the subscriber's ``max_papers``."""
+    def delivered_keys(self, emails: Collection[str], since: dt.datetime) -> dict[str, set[str]]:
+        """Per address, the keys its digests sent since ``since`` listed or passed over."""
 
-    def begin_run(self, now: dt.datetime, *, dry_run: bool = False) -> int:
-        """Record the start of a run and return its id."""
+    def begin_run(self, now: dt.datetime, *, dry_run: bool = False) -> int: ...
 
-    def finish_run(self, run_id: int, now: dt.datetime, summary: str) -> None:
-        """Record the end of run ``run_id`` and its summary."""
+    def finish_run(self, run_id: int, now: dt.datetime, summary: str) -> None: ...
 
-    def mark_pending(self, run_id: int, email: str, keys: Sequence[str], now: dt.datetime) -> None:
-        """Record that ``keys`` are about to be sent to ``email`` (a sent mark stays sent)."""
+    def plan_digests(
+        self, run_id: int, day: dt.date, planned: Sequence[PlannedDigest], now: dt.datetime
+    ) -> list[OpenDigest]:
+        """Record ``planned`` as pending, re-using each subscriber's open digest, in one go."""
 
-    def mark_sent(
-        self,
-        run_id: int,
-        email: str,
-        keys: Sequence[str],
-        message_id: str,
-        now: dt.datetime,
-        *,
-        passed_over: Sequence[str] = (),
+    def mark_sent(self, run_id: int, accepted: Sequence[Accepted], now: dt.datetime) -> int:
+        """Record digests the channel accepted (durably); how many were not recorded before."""
+
+    def mark_failed(self, run_id: int, refused: Sequence[Refused], now: dt.datetime) -> None:
+        """Record digests the channel refused; their papers stay owed."""
+
+    def subscriber_states(
+        self, emails: Collection[str] | None = None
+    ) -> dict[str, SubscriberState]:
+        """What the store knows of each subscriber, by address."""
+
+    def set_subscriber_status(
+        self, email: str, status: str, how: str, now: dt.datetime, *, error: str | None = None
     ) -> None:
-        """Record that the transport accepted ``message_id`` carrying ``keys`` for ``email``."""
+        """Unsubscribe, suspend or reactivate a subscriber."""
 
-    def mark_failed(
-        self, run_id: int, email: str, keys: Sequence[str], reason: str, now: dt.datetime
-    ) -> None:
-        """Record that sending ``keys`` to ``email`` failed; they stay owed."""
+    def prune(self, now: dt.datetime, keep: dt.timedelta) -> PruneReport:
+        """Drop what can no longer matter: digests sent and records of papers first seen more
+        than ``keep`` ago (what is owed is kept)."""
 
-    def list_seen(self, limit: int | None = None) -> list[SeenPaper]:
-        """The papers seen, newest first, with how many subscribers received each."""
+    def list_seen(self, limit: int | None = None) -> list[SeenPaper]: ...
 
-    def stats(self) -> StoreStats:
-        """Counts of papers, deliveries by status, subscribers and runs."""
+    def stats(self) -> StoreStats: ...
 
     def forget(self, key: str) -> bool:
-        """Remove the paper with this key or arXiv id and its ledger rows; False if unknown."""
+        """Remove the paper with this key or arXiv id; False when no such paper is stored."""
 
     def reset(self) -> None:
-        """Forget every paper, delivery and run; keep the schema."""
+        """Forget every paper, digest and run; keep the schema."""
 
     def __enter__(self) -> Store: ...
 
@@ -162,7 +275,8 @@ def scheme_of(location: str) -> str:
     """The backend a ``[digest] store`` value names: its URL scheme, ``sqlite`` for a path."""
     head, sep, _ = location.partition("://")
     if sep and head.isascii() and head.replace("+", "").isalnum() and len(head) > 1:
-        return head.lower()
+        scheme = head.lower()
+        return "postgresql" if scheme in ("postgres", "postgresql+psycopg") else scheme
     return "sqlite"
 
 

@@ -1,16 +1,16 @@
 """The default store: one SQLite file (WAL) beside its run lock, for one sending host.
 
-The file, its schema and its transactions are :mod:`digest.store.sqlite_file`'s; this module is
-what the store means. A ``sent`` mark is a durable (fsynced) commit: losing one would mean
-sending that digest twice, while losing anything else only means redoing work (papers are seen
-again, a ``pending`` mark is rewritten before its send).
+The file, its schema and its transactions are :mod:`digest.store.sqlite_file`'s; the SQL of
+the papers and the ledger is shared with every backend (:mod:`digest.store.papers`,
+:mod:`digest.store.ledger`). A group of ``sent`` marks is one durable (fsynced) commit: losing
+one would mean sending those digests twice, while losing anything else only means redoing work
+(papers are seen again, a plan is made again).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import sqlite3
 from collections.abc import Collection, Iterator, Sequence
@@ -21,16 +21,41 @@ from digest.errors import StoreError
 from digest.identity import Resolver
 from digest.identity import arxiv_id as parse_arxiv_id
 from digest.models import Paper
-from digest.store import Observed, SeenPaper, StoreStats, sqlite_file
+from digest.store import (
+    Accepted,
+    Observed,
+    OpenDigest,
+    PlannedDigest,
+    PruneReport,
+    Refused,
+    SeenPaper,
+    StoreStats,
+    SubscriberState,
+    address_of,
+    ledger,
+    sqlite_file,
+)
 from digest.store.lock import RunLock
+from digest.store.papers import (
+    PRUNED,
+    PaperTable,
+    forget_paper,
+    load_paper,
+    prune_records,
+    recent_records,
+    records_of,
+    save_papers,
+    seen_rows,
+    title_of,
+)
 from digest.store.sqlite_file import Database
 from digest.store.sqlite_migrations import MIGRATIONS
-from digest.store.sqlite_papers import PaperTable, load_paper, save_papers
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
 
 SCHEMA_VERSION = sqlite_file.SCHEMA_VERSION
 _LOADED_MAX = 10_000  # parsed paper records kept per store
+RUNS_KEPT = 1000  # rows of the runs table kept by prune
 _T = TypeVar("_T")
 
 
@@ -79,6 +104,12 @@ class SqliteStore:
         """Who held the lock :meth:`run_lock` took over from a run that died, if it did."""
         return self._lock.stale
 
+    @property
+    def journal_path(self) -> Path:
+        """The journal of accepted digests, beside the store's real file."""
+        real = Path(os.path.realpath(self.path))
+        return real.with_name(real.name + ".journal")
+
     @contextlib.contextmanager
     def run_lock(self, *, now: dt.datetime | None = None) -> Iterator[None]:
         """Hold the run lock (see :mod:`digest.store.lock`); a read-only store takes none: it
@@ -102,7 +133,7 @@ class SqliteStore:
         stamp = _iso(now)
 
         def classify(conn: sqlite3.Connection) -> Resolver:
-            resolver = Resolver(PaperTable(conn, self.path), stable_keys=True)
+            resolver = Resolver(PaperTable(conn, self.location), stable_keys=True)
             for paper in papers:
                 resolver.add(paper)
             if record:
@@ -120,55 +151,33 @@ class SqliteStore:
 
     def recent_papers(self, since: dt.datetime) -> list[Paper]:
         """The latest record of every paper first seen at or after ``since``, newest first."""
-        rows = self._db.read(
-            "read recent papers",
-            lambda conn: conn.execute(
-                "SELECT key, record FROM papers WHERE first_seen >= ? "
-                "ORDER BY first_seen DESC, key",
-                (_iso(since),),
-            ).fetchall(),
-        )
+        rows = self._db.read("read recent papers", lambda conn: recent_records(conn, _iso(since)))
         return [self._paper(key, record) for key, record in rows]
 
-    # --- the deliveries ledger -------------------------------------------------------------------
+    # --- the ledger (see digest.store.ledger) ----------------------------------------------------
 
     def owed_papers(self, emails: Collection[str]) -> dict[str, list[Paper]]:
-        """Per address (as given), papers marked pending or failed and never sent, of any age."""
-        wanted = _by_address(emails)
-        rows = self._db.read(
-            "read pending deliveries",
-            lambda conn: conn.execute(
-                "SELECT d.email, p.key, p.record FROM deliveries AS d INDEXED BY deliveries_open "
-                "JOIN papers AS p ON p.key = d.paper_key WHERE d.status != 'sent' "
-                "ORDER BY p.first_seen DESC, p.key"
-            ).fetchall(),
-        )
-        owed: dict[str, list[Paper]] = {email: [] for email in emails}
-        for address, key, record in rows:
-            for email in wanted.get(address, ()):
-                owed[email].append(self._paper(key, record))
-        return owed
+        """Per address (as given), the papers of its open digests, of any age."""
 
-    def delivered_keys(self, emails: Collection[str], keys: Collection[str]) -> dict[str, set[str]]:
-        """Per address (as given), which of ``keys`` it must not be offered again: accepted by
-        the transport, or passed over by a sent digest because of its ``max_papers``."""
-        wanted = _by_address(emails)
-        listed = json.dumps(sorted(set(keys)))
-        rows = self._db.read(
-            "read deliveries",
-            lambda conn: conn.execute(
-                "SELECT email, paper_key FROM deliveries "
-                "WHERE paper_key IN (SELECT value FROM json_each(?)) AND status = 'sent' "
-                "UNION ALL SELECT email, paper_key FROM passed_over "
-                "WHERE paper_key IN (SELECT value FROM json_each(?))",
-                (listed, listed),
-            ).fetchall(),
-        )
-        delivered: dict[str, set[str]] = {email: set() for email in emails}
-        for address, key in rows:
-            for email in wanted.get(address, ()):
-                delivered[email].add(key)
-        return delivered
+        def read(conn: sqlite3.Connection) -> tuple[dict[str, list[str]], dict[str, str]]:
+            keys = ledger.owed(conn)
+            return keys, records_of(conn, (k for ks in keys.values() for k in ks))
+
+        keys, records = self._db.read("read what is owed", read, several=True)
+        return {
+            email: [
+                self._paper(key, records[key])
+                for key in dict.fromkeys(keys.get(address_of(email), ()))
+                if key in records and records[key] != PRUNED
+            ]
+            for email in emails
+        }
+
+    def delivered_keys(self, emails: Collection[str], since: dt.datetime) -> dict[str, set[str]]:
+        """Per address (as given), the keys its digests sent since ``since`` listed or passed
+        over: what must not be offered again among papers first seen since then."""
+        sent = self._db.read("read deliveries", lambda conn: ledger.delivered(conn, _iso(since)))
+        return {email: sent.get(address_of(email), set()) for email in emails}
 
     def begin_run(self, now: dt.datetime, *, dry_run: bool = False) -> int:
         """Record the start of a run and return its id (0, recording nothing, for a dry run on a
@@ -205,103 +214,96 @@ class SqliteStore:
 
         self._db.write("record the end of the run", update)
 
-    def mark_pending(self, run_id: int, email: str, keys: Sequence[str], now: dt.datetime) -> None:
-        """Record that ``keys`` are about to be sent to ``email`` (a sent row stays sent)."""
-        self._ledger(
-            "INSERT INTO deliveries (email, paper_key, status, run_id, updated) "
-            "VALUES (?, ?, 'pending', ?, ?) "
-            "ON CONFLICT (email, paper_key) DO UPDATE SET "
-            "status = 'pending', run_id = excluded.run_id, updated = excluded.updated "
-            "WHERE deliveries.status != 'sent'",
-            [(_address(email), key, run_id, _iso(now)) for key in keys],
+    def plan_digests(
+        self, run_id: int, day: dt.date, planned: Sequence[PlannedDigest], now: dt.datetime
+    ) -> list[OpenDigest]:
+        """Record ``planned`` as pending, re-using each subscriber's open digest, in one go."""
+        stamp = _iso(now)
+        return self._db.write(
+            "record the plan",
+            lambda conn: ledger.plan_digests(conn, run_id, day.isoformat(), planned, stamp),
         )
 
-    def mark_sent(
-        self,
-        run_id: int,
-        email: str,
-        keys: Sequence[str],
-        message_id: str,
-        now: dt.datetime,
-        *,
-        passed_over: Sequence[str] = (),
-    ) -> None:
-        """Record that the transport accepted ``message_id`` carrying ``keys`` for ``email``.
-
-        ``passed_over``: papers that matched but fell below the subscriber's ``max_papers`` cut;
-        recorded in the same transaction so they are not offered again.
-        """
-        address, stamp = _address(email), _iso(now)
-
-        def record(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "INSERT INTO deliveries "
-                "(email, paper_key, status, run_id, message_id, updated, attempts) "
-                "VALUES (?, ?, 'sent', ?, ?, ?, 1) "
-                "ON CONFLICT (email, paper_key) DO UPDATE SET "
-                "status = 'sent', run_id = excluded.run_id, message_id = excluded.message_id, "
-                "reason = NULL, updated = excluded.updated, attempts = deliveries.attempts + 1 "
-                "WHERE deliveries.status != 'sent'",
-                [(address, key, run_id, message_id, stamp) for key in keys],
-            )
-            conn.executemany(
-                "INSERT OR IGNORE INTO passed_over (email, paper_key, run_id, updated) "
-                "VALUES (?, ?, ?, ?)",
-                [(address, key, run_id, stamp) for key in passed_over if key not in keys],
-            )
-
-        self._db.write("record deliveries", record, durable=True)
-
-    def mark_failed(
-        self, run_id: int, email: str, keys: Sequence[str], reason: str, now: dt.datetime
-    ) -> None:
-        """Record that sending ``keys`` to ``email`` failed; they stay owed."""
-        self._ledger(
-            "INSERT INTO deliveries "
-            "(email, paper_key, status, run_id, reason, updated, attempts) "
-            "VALUES (?, ?, 'failed', ?, ?, ?, 1) "
-            "ON CONFLICT (email, paper_key) DO UPDATE SET "
-            "status = 'failed', run_id = excluded.run_id, reason = excluded.reason, "
-            "updated = excluded.updated, attempts = deliveries.attempts + 1 "
-            "WHERE deliveries.status != 'sent'",
-            [(_address(email), key, run_id, reason, _iso(now)) for key in keys],
+    def mark_sent(self, run_id: int, accepted: Sequence[Accepted], now: dt.datetime) -> int:
+        """Record digests the channel accepted, in one durable (fsynced) transaction."""
+        if not accepted:
+            return 0
+        stamp = _iso(now)
+        return self._db.write(
+            "record deliveries",
+            lambda conn: ledger.record_sent(conn, run_id, accepted, stamp),
+            durable=True,
         )
+
+    def mark_failed(self, run_id: int, refused: Sequence[Refused], now: dt.datetime) -> None:
+        """Record digests the channel refused; their papers stay owed."""
+        if refused:
+            stamp = _iso(now)
+            self._db.write(
+                "record failed deliveries",
+                lambda conn: ledger.record_failed(conn, run_id, refused, stamp),
+            )
+
+    def subscriber_states(
+        self, emails: Collection[str] | None = None
+    ) -> dict[str, SubscriberState]:
+        """What the store knows of each subscriber, by address."""
+        return self._db.read(
+            "read subscribers", lambda conn: ledger.subscriber_states(conn, emails)
+        )
+
+    def set_subscriber_status(
+        self, email: str, status: str, how: str, now: dt.datetime, *, error: str | None = None
+    ) -> None:
+        """Unsubscribe, suspend or reactivate a subscriber."""
+        stamp = _iso(now)
+        self._db.write(
+            "record the subscriber's status",
+            lambda conn: ledger.set_status(conn, email, status, how, stamp, error=error),
+        )
+
+    def prune(self, now: dt.datetime, keep: dt.timedelta) -> PruneReport:
+        """Drop digests sent, and records of papers first seen, more than ``keep`` ago."""
+        before = _iso(now - keep)
+
+        def prune(conn: sqlite3.Connection) -> PruneReport:
+            owed = {key for keys in ledger.owed(conn).values() for key in keys}
+            digests = ledger.prune_digests(conn, before)
+            records = prune_records(conn, before, owed)
+            conn.execute(
+                "DELETE FROM runs WHERE id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?) "
+                "AND id NOT IN (SELECT run_id FROM digests WHERE run_id IS NOT NULL)",
+                (RUNS_KEPT,),
+            )
+            return PruneReport(digests=digests, records=records)
+
+        report = self._db.write("prune the store", prune)
+        if report.digests or report.records:
+            self._db.reclaim()
+        return report
 
     # --- inspection and editing (``digest seen``) ------------------------------------------------
 
     def list_seen(self, limit: int | None = None) -> list[SeenPaper]:
         """The papers seen, newest first, with how many subscribers received each."""
-        rows = self._db.read(
-            "list the papers seen",
-            lambda conn: conn.execute(
-                "SELECT p.key, p.arxiv_id, json_extract(p.record, '$.title'), p.first_seen, "
-                "(SELECT COUNT(*) FROM deliveries AS d "
-                " WHERE d.paper_key = p.key AND d.status = 'sent') "
-                "FROM papers AS p ORDER BY p.first_seen DESC, p.key LIMIT ?",
-                (-1 if limit is None else max(limit, 0),),
-            ).fetchall(),
-        )
+        rows = self._db.read("list the papers seen", lambda conn: seen_rows(conn, limit))
         return [
-            SeenPaper(key, arxiv, str(title), _time(first), sent)
-            for key, arxiv, title, first, sent in rows
+            SeenPaper(str(key), arxiv, title_of(str(record)), _time(str(first)), int(sent))
+            for key, arxiv, record, first, sent in rows
         ]
 
     def stats(self) -> StoreStats:
-        """Counts of papers, deliveries by status, subscribers and runs."""
+        """Counts of papers, digests and papers delivered, subscribers and runs."""
 
         def count(conn: sqlite3.Connection) -> tuple[Any, ...]:
             papers, first, last = conn.execute(
                 "SELECT COUNT(*), MIN(first_seen), MAX(last_seen) FROM papers"
             ).fetchone()
-            by_status = dict(
-                conn.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall()
-            )
-            subscribers = conn.execute("SELECT COUNT(DISTINCT email) FROM deliveries").fetchone()
-            runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()
-            version = conn.execute("PRAGMA user_version").fetchone()
-            return papers, first, last, by_status, subscribers[0], runs[0], version[0]
+            runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            return papers, first, last, ledger.ledger_counts(conn), runs, version
 
-        papers, first, last, by_status, subscribers, runs, version = self._db.read(
+        papers, first, last, counts, runs, version = self._db.read(
             "count the store", count, several=True
         )
         size = 0
@@ -315,43 +317,40 @@ class SqliteStore:
             papers=papers,
             first_seen=_time(first) if first else None,
             last_seen=_time(last) if last else None,
-            sent=by_status.get("sent", 0),
-            pending=by_status.get("pending", 0),
-            failed=by_status.get("failed", 0),
-            subscribers=subscribers,
+            sent=counts["sent"],
+            pending=counts["pending"],
+            failed=counts["failed"],
+            digests=counts["digests"],
+            subscribers=counts["subscribers"],
             runs=runs,
         )
 
     def forget(self, key: str) -> bool:
-        """Remove the paper with this key or arXiv id (any version), and its ledger rows.
+        """Remove the paper with this key or arXiv id (any version) and its place in digests.
 
         A forgotten paper is new again the next time a source carries it, and goes out again to
         the subscribers it matches. Returns False when no such paper is stored.
         """
         arxiv = parse_arxiv_id(key)
-        cursor = self._db.write(
-            "forget the paper",
-            lambda conn: conn.execute(
-                "DELETE FROM papers WHERE key = ? OR arxiv_id = ?", (key.strip(), arxiv)
-            ),
-        )
-        return cursor.rowcount > 0
+
+        def forget(conn: sqlite3.Connection) -> bool:
+            keys = forget_paper(conn, key.strip(), arxiv)
+            for found in keys:
+                ledger.forget_key(conn, found)
+            return bool(keys)
+
+        return self._db.write("forget the paper", forget)
 
     def reset(self) -> None:
-        """Forget every paper, delivery and run; keep the schema."""
+        """Forget every paper, digest, subscriber state and run; keep the schema."""
 
         def wipe(conn: sqlite3.Connection) -> None:
-            for table in ("deliveries", "passed_over", "paper_titles", "papers", "runs"):
+            for table in ("digests", "subscribers", "paper_titles", "papers", "runs"):
                 conn.execute(f"DELETE FROM {table}")  # table names are constants
 
         self._db.write("reset the store", wipe)
 
     # --- plumbing --------------------------------------------------------------------------------
-
-    def _ledger(self, sql: str, rows: list[tuple[Any, ...]], *, durable: bool = False) -> None:
-        self._db.write(
-            "record deliveries", lambda conn: conn.executemany(sql, rows), durable=durable
-        )
 
     def _paper(self, key: str, record: str) -> Paper:
         # Thousands of subscribers are owed the same few papers: validate each record once.
@@ -360,22 +359,9 @@ class SqliteStore:
             return cached[1]
         if len(self._loaded) >= _LOADED_MAX:
             self._loaded.clear()
-        paper = load_paper(self.path, key, record)
+        paper = load_paper(self.location, key, record)
         self._loaded[key] = (record, paper)
         return paper
-
-
-def _address(email: str) -> str:
-    # One subscriber written Ada@Example.org in one config and ada@example.org in the next is
-    # still one subscriber: never send them a paper twice over a change of case.
-    return email.strip().lower()
-
-
-def _by_address(emails: Collection[str]) -> dict[str, list[str]]:
-    wanted: dict[str, list[str]] = {}
-    for email in emails:
-        wanted.setdefault(_address(email), []).append(email)
-    return wanted
 
 
 def _iso(when: dt.datetime) -> str:

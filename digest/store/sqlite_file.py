@@ -296,6 +296,16 @@ class Database:
         """Close the connection."""
         self._conn.close()
 
+    def reclaim(self) -> None:
+        """Fold the WAL back into the file and empty it (after pruning, after a big run).
+
+        Pages freed by pruning are reused for new rows, so the file stops growing at its working
+        size; emptying the WAL keeps the ``-wal`` beside it from holding a run's worth of pages.
+        """
+        if not self.readonly:
+            with contextlib.suppress(sqlite3.Error):  # busy readers: the next run folds it
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def write(
         self, action: str, work: Callable[[sqlite3.Connection], _T], *, durable: bool = False
     ) -> _T:

@@ -69,4 +69,72 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX passed_over_paper ON passed_over (paper_key)",
     ),
+    # 4: one ledger row per digest instead of one per (subscriber, paper), subscribers with
+    # their state and totals, a per-paper sent count. Existing rows are converted: each sent
+    # message becomes a sent digest, papers passed over a sent digest of their own run, what was
+    # owed one open digest per subscriber; nothing a later run needs is lost.
+    (
+        """CREATE TABLE digests (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL,
+            digest_id TEXT NOT NULL,
+            day TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+            papers TEXT NOT NULL DEFAULT '',
+            passed_over TEXT NOT NULL DEFAULT '',
+            run_id INTEGER REFERENCES runs (id) ON DELETE SET NULL,
+            message_id TEXT,
+            reason TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            claimed_by TEXT,
+            lease_until TEXT,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            UNIQUE (email, digest_id)
+        )""",
+        "CREATE INDEX digests_open ON digests (email) WHERE status IN ('pending', 'failed')",
+        "CREATE INDEX digests_sent ON digests (updated) WHERE status = 'sent'",
+        "CREATE INDEX digests_day ON digests (day)",
+        """CREATE TABLE subscribers (
+            email TEXT PRIMARY KEY,
+            status TEXT NOT NULL DEFAULT 'active'
+                CHECK (status IN ('active', 'unsubscribed', 'suspended')),
+            changed TEXT,
+            how TEXT,
+            bounces INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            last_sent TEXT,
+            digests_sent INTEGER NOT NULL DEFAULT 0,
+            papers_received INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID""",
+        "ALTER TABLE papers ADD COLUMN sent_to INTEGER NOT NULL DEFAULT 0",
+        """UPDATE papers SET sent_to = (
+            SELECT COUNT(*) FROM deliveries AS d
+            WHERE d.paper_key = papers.key AND d.status = 'sent'
+        )""",
+        """INSERT INTO digests (email, digest_id, day, status, papers, run_id, message_id,
+                               attempts, created, updated)
+           SELECT email, 'migrated.' || COALESCE(run_id, 0) || '.' || COALESCE(message_id, ''),
+                  substr(MIN(updated), 1, 10), 'sent', group_concat(paper_key, ' '), run_id,
+                  message_id, MAX(attempts), MIN(updated), MAX(updated)
+           FROM deliveries WHERE status = 'sent' GROUP BY email, run_id, message_id""",
+        """INSERT INTO digests (email, digest_id, day, status, passed_over, run_id, attempts,
+                               created, updated)
+           SELECT email, 'migrated-passed.' || COALESCE(run_id, 0), substr(MIN(updated), 1, 10),
+                  'sent', group_concat(paper_key, ' '), run_id, 0, MIN(updated), MAX(updated)
+           FROM passed_over GROUP BY email, run_id""",
+        """INSERT INTO digests (email, digest_id, day, status, papers, run_id, reason, attempts,
+                               created, updated)
+           SELECT email, 'migrated-open', substr(MIN(updated), 1, 10),
+                  CASE WHEN SUM(status = 'failed') > 0 THEN 'failed' ELSE 'pending' END,
+                  group_concat(paper_key, ' '), MAX(run_id), MAX(reason), MAX(attempts),
+                  MIN(updated), MAX(updated)
+           FROM deliveries WHERE status != 'sent' GROUP BY email""",
+        """INSERT INTO subscribers (email, last_sent, digests_sent, papers_received)
+           SELECT email, MAX(updated), COUNT(DISTINCT COALESCE(run_id, 0) || message_id),
+                  COUNT(*)
+           FROM deliveries WHERE status = 'sent' GROUP BY email""",
+        "DROP TABLE deliveries",
+        "DROP TABLE passed_over",
+    ),
 )

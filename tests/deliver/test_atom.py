@@ -87,23 +87,49 @@ def test_the_feed_keeps_only_the_newest_entries(tmp_path: Path) -> None:
     assert len(read_feed(config).entries) == KEEP
 
 
+class Killed(BaseException):
+    """Stands for the process dying: nothing after it runs, no handler catches it."""
+
+
 def test_a_crash_between_writing_and_recording_leaves_a_valid_feed_and_no_copies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = make_config(tmp_path, ["000_a074cbbb5062396c.txt"])
 
     def crash(*args: object, **kwargs: object) -> None:
-        raise StoreError("disk gone", where="digest.db")
+        raise Killed
 
     with monkeypatch.context() as patch:
         patch.setattr(SqliteStore, "mark_sent", crash)
-        with pytest.raises(StoreError):
+        with pytest.raises(Killed):
             run(config, NOW)
     written = read_feed(config)  # the feed was written whole before the crash
     assert written.entries
 
-    again = run(config, NOW + dt.timedelta(days=1))  # the papers are still owed: sent again
-    assert again.outcomes[0].sent
+    again = run(config, NOW + dt.timedelta(days=1))
+    # The journal told the next run what had been delivered: it records it, sends nothing.
+    assert again.exit_code == 0 and not any(o.sent for o in again.outcomes)
     feed = read_feed(config)
     assert sorted(e.id for e in feed.entries) == sorted(e.id for e in written.entries)
     assert not list(config.resolve("feeds").glob(".*.tmp"))
+
+
+def test_a_store_that_cannot_record_is_caught_up_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path, ["000_a074cbbb5062396c.txt"])
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise StoreError("database is locked", where="digest.db")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SqliteStore, "mark_sent", refuse)
+        first = run(config, NOW)
+    assert first.exit_code == 1 and first.unrecorded == 1
+    assert any("wait in the journal" in line for line in first.problems())
+    entries = len(read_feed(config).entries)
+    again = run(config, NOW + dt.timedelta(days=1))
+    assert not any(o.sent for o in again.outcomes) and again.exit_code == 0
+    assert len(read_feed(config).entries) == entries
+    with SqliteStore.open(config.store_path) as store:
+        assert store.stats().digests == 1

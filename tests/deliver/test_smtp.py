@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 from collections.abc import Iterator
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from digest.config import Config, SubscriberSection, config_schema
 from digest.deliver import MessageSettings
-from digest.deliver.message import MailChannel, build_message
+from digest.deliver.message import MailChannel, WireMessage, build_message
 from digest.deliver.smtp import SmtpSettings, SmtpTransport
 from digest.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from digest.models import Rendered
@@ -25,14 +24,14 @@ NOW = dt.datetime(2025, 3, 24, 7, 0, tzinfo=dt.UTC)
 DELIVERY = MessageSettings(sender="Paper Digest <digest@example.org>")
 
 
-def message_for(address: str, subject: str = "Daily Papers digest") -> EmailMessage:
+def message_for(address: str, subject: str = "Daily Papers digest") -> WireMessage:
     rendered = Rendered(
         subject=f"{subject} for {address}",
         html=f"<p>papers for {address}</p>",
         text=f"papers for {address}\n",
     )
     section = SubscriberSection.model_validate({"email": address, "name": "Reader Ünïcode"})
-    return build_message(rendered, section.to_subscriber(), DELIVERY, now=NOW)
+    return WireMessage.of(build_message(rendered, section.to_subscriber(), DELIVERY, now=NOW))
 
 
 def smtp_settings(port: int, **overrides: object) -> SmtpSettings:

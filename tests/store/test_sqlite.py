@@ -19,6 +19,7 @@ from digest.errors import LockedError, StoreError
 from digest.models import Paper
 from digest.sources.hf_api import parse_api
 from digest.sources.text_page import parse_text_page
+from digest.store import Accepted, OpenDigest, PlannedDigest, Refused
 from digest.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -49,13 +50,46 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
         yield opened
 
 
+EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
 def owed(store: SqliteStore, email: str) -> list[Paper]:
     return store.owed_papers([email])[email]
 
 
-def delivered(store: SqliteStore, email: str) -> set[str]:
-    """What ``email`` must not be offered again, among every paper the store holds."""
-    return store.delivered_keys([email], [row.key for row in store.list_seen()])[email]
+def delivered(store: SqliteStore, email: str, since: dt.datetime = EPOCH) -> set[str]:
+    """What ``email`` must not be offered again among papers first seen since ``since``."""
+    return store.delivered_keys([email], since)[email]
+
+
+def plan(
+    store: SqliteStore, run: int, email: str, keys: list[str], now: dt.datetime, over: list[str]
+) -> OpenDigest:
+    (digest,) = store.plan_digests(
+        run, now.date(), [PlannedDigest(email, tuple(keys), tuple(over))], now
+    )
+    return digest
+
+
+def send(
+    store: SqliteStore,
+    run: int,
+    email: str,
+    keys: list[str],
+    now: dt.datetime,
+    *,
+    passed_over: list[str] | None = None,
+) -> OpenDigest:
+    """Plan one digest and record the channel's acceptance, as a run would."""
+    digest = plan(store, run, email, keys, now, passed_over or [])
+    store.mark_sent(run, [Accepted(digest.row, email, "<m@example.org>", tuple(keys))], now)
+    return digest
+
+
+def fail(store: SqliteStore, run: int, email: str, keys: list[str], now: dt.datetime) -> OpenDigest:
+    digest = plan(store, run, email, keys, now, [])
+    store.mark_failed(run, [Refused(digest.row, email, "SMTP 451 try later")], now)
+    return digest
 
 
 def side_files(path: Path) -> dict[str, int]:
@@ -169,8 +203,7 @@ def test_failed_delivery_is_owed_until_sent_then_never_again(store: SqliteStore)
     papers = store.observe(api_papers(API_SAMPLE), NOW).new[:3]
     keys = [p.key for p in papers]
     run = store.begin_run(NOW)
-    store.mark_pending(run, ADA, keys, NOW)
-    store.mark_failed(run, ADA, keys, "SMTP 451 try later", NOW)
+    first = fail(store, run, ADA, keys, NOW)
     store.finish_run(run, NOW, "1 failed")
 
     # Long after the lookback window, the papers are still owed.
@@ -180,14 +213,13 @@ def test_failed_delivery_is_owed_until_sent_then_never_again(store: SqliteStore)
     assert delivered(store, ADA) == set()
 
     run = store.begin_run(later)
-    store.mark_pending(run, ADA, keys, later)
-    store.mark_sent(run, ADA, keys, "<m2@example.org>", later)
+    again = send(store, run, ADA, keys, later)
+    assert again.digest_id == first.digest_id  # the open digest is re-used: same name
     assert owed(store, ADA) == []
     assert delivered(store, ADA) == set(keys)
 
-    # A sent row is never turned back into an owed one.
-    store.mark_pending(run, ADA, keys, later)
-    store.mark_failed(run, ADA, keys, "late failure", later)
+    # A sent digest is never turned back into an owed one.
+    store.mark_failed(run, [Refused(again.row, ADA, "late failure")], later)
     assert owed(store, ADA) == [] and delivered(store, ADA) == set(keys)
     stats = store.stats()
     assert (stats.sent, stats.pending, stats.failed, stats.subscribers, stats.runs) == (
@@ -197,15 +229,28 @@ def test_failed_delivery_is_owed_until_sent_then_never_again(store: SqliteStore)
         1,
         2,
     )
+    assert stats.digests == 1
     assert delivered(store, "bob@example.org") == set()
+    state = store.subscriber_states()["ada@example.org"]
+    assert (state.digests_sent, state.papers_received, state.bounces) == (1, 3, 0)
+
+
+def test_recording_a_sent_digest_twice_counts_it_once(store: SqliteStore) -> None:
+    key = store.observe([Paper(arxiv_id="2401.00001", title="Once")], NOW).new[0].key
+    run = store.begin_run(NOW)
+    digest = plan(store, run, ADA, [key], NOW, [])
+    accepted = [Accepted(digest.row, ADA, "<m@x>", (key,))]
+    assert store.mark_sent(run, accepted, NOW) == 1
+    assert store.mark_sent(run, accepted, NOW) == 0  # a journal replayed after the store had it
+    assert store.list_seen()[0].sent == 1
+    assert store.subscriber_states()["ada@example.org"].digests_sent == 1
 
 
 def test_papers_passed_over_by_a_sent_digest_are_not_offered_again(store: SqliteStore) -> None:
     papers = store.observe(api_papers(API_SAMPLE), NOW).new[:5]
     sent, over = [p.key for p in papers[:2]], [p.key for p in papers[2:]]
     run = store.begin_run(NOW)
-    store.mark_pending(run, ADA, sent, NOW)
-    store.mark_sent(run, ADA, sent, "<m1@example.org>", NOW, passed_over=over)
+    send(store, run, ADA, sent, NOW, passed_over=over)
     assert delivered(store, ADA) == set(sent) | set(over)
     assert owed(store, ADA) == []
     assert store.stats().sent == 2  # passed over is not delivered
@@ -214,26 +259,52 @@ def test_papers_passed_over_by_a_sent_digest_are_not_offered_again(store: Sqlite
     assert delivered(store, ADA) == set(sent) | set(over[1:])
 
 
-def test_a_run_killed_between_pending_and_sent_leaves_papers_owed(tmp_path: Path) -> None:
+def test_deliveries_are_read_only_for_the_window(store: SqliteStore) -> None:
+    old = store.observe([Paper(arxiv_id="2401.00001", title="Old")], NOW).new[0].key
+    send(store, store.begin_run(NOW), ADA, [old], NOW)
+    later = NOW + dt.timedelta(days=10)
+    new = store.observe([Paper(arxiv_id="2401.00002", title="New")], later).new[0].key
+    send(store, store.begin_run(later), ADA, [new], later)
+    assert delivered(store, ADA, since=later - dt.timedelta(days=4)) == {new}
+    assert delivered(store, ADA) == {old, new}
+
+
+def test_a_run_killed_between_plan_and_send_leaves_papers_owed(tmp_path: Path) -> None:
     path = tmp_path / "digest.db"
     with SqliteStore.open(path) as store:
         key = store.observe([Paper(title="Owed paper")], NOW).new[0].key
-        store.mark_pending(store.begin_run(NOW), ADA, [key], NOW)
+        plan(store, store.begin_run(NOW), ADA, [key], NOW, [])
     with SqliteStore.open(path) as store:
         assert [p.key for p in owed(store, ADA)] == [key]
 
 
-def test_ledger_rows_need_stored_papers(store: SqliteStore) -> None:
+def test_a_second_digest_on_one_day_gets_a_name_of_its_own(store: SqliteStore) -> None:
+    keys = [p.key for p in store.observe(api_papers(API_SAMPLE), NOW).new[:2]]
     run = store.begin_run(NOW)
-    with pytest.raises(StoreError, match="FOREIGN KEY") as caught:
-        store.mark_sent(run, ADA, ["2401.99999"], "<m@x>", NOW)
-    assert caught.value.where == str(store.path)
+    first = send(store, run, ADA, keys[:1], NOW)
+    second = send(store, run, ADA, keys[1:], NOW + dt.timedelta(hours=5))
+    assert second.digest_id == f"{first.digest_id}-2"
+
+
+def test_prune_drops_old_digests_and_records_but_keeps_identities_and_what_is_owed(
+    store: SqliteStore,
+) -> None:
+    papers = store.observe(api_papers(API_SAMPLE), NOW).new
+    run = store.begin_run(NOW)
+    send(store, run, ADA, [papers[0].key], NOW)
+    fail(store, run, "bob@example.org", [papers[1].key], NOW)
+    report = store.prune(NOW + dt.timedelta(days=40), keep=dt.timedelta(days=10))
+    assert report.digests == 1 and report.records == len(papers) - 1
+    # Identity survives: the same papers read again are not new, and Bob's are still owed.
+    assert store.observe(api_papers(API_SAMPLE), NOW + dt.timedelta(days=40)).new == []
+    assert [p.key for p in owed(store, "bob@example.org")] == [papers[1].key]
+    assert store.subscriber_states()["ada@example.org"].digests_sent == 1
 
 
 def test_forget_by_versioned_id_and_reset(store: SqliteStore) -> None:
     store.observe(api_papers(API_FOR_PAGES), NOW)
     run = store.begin_run(NOW)
-    store.mark_sent(run, ADA, ["2305.06349", "2308.10874"], "<m@x>", NOW)
+    send(store, run, ADA, ["2305.06349", "2308.10874"], NOW)
 
     assert store.forget("2305.06349v3") is True
     assert store.forget("2305.06349") is False
@@ -252,7 +323,7 @@ def test_forget_by_versioned_id_and_reset(store: SqliteStore) -> None:
 def test_list_seen_and_stats_describe_the_store(store: SqliteStore) -> None:
     store.observe([Paper(title="First")], NOW - dt.timedelta(days=1))
     store.observe([Paper(arxiv_id="2401.01234", title="Second")], NOW)
-    store.mark_sent(store.begin_run(NOW), ADA, ["2401.01234"], "<m@x>", NOW)
+    send(store, store.begin_run(NOW), ADA, ["2401.01234"], NOW)
 
     rows = store.list_seen()
     assert [(r.title, r.sent) for r in rows] == [("Second", 1), ("First", 0)]
@@ -266,36 +337,43 @@ def test_list_seen_and_stats_describe_the_store(store: SqliteStore) -> None:
 
 def test_one_read_answers_for_ten_thousand_subscribers(tmp_path: Path) -> None:
     path = tmp_path / "digest.db"
+    emails = [f"user{n}@example.org" for n in range(10_000)]
     with SqliteStore.open(path) as store:
         papers = [Paper(arxiv_id=f"2401.{n:05d}", title=f"Paper {n}") for n in range(200)]
         store.observe(papers, NOW)
-    # Bulk-load a realistic ledger directly: 10k subscribers, 10 sent and 2 failed rows each.
-    emails = [f"user{n}@example.org" for n in range(10_000)]
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("BEGIN")
-    conn.executemany(
-        "INSERT INTO deliveries (email, paper_key, status, updated) VALUES (?, ?, ?, ?)",
-        (
-            (email, papers[(n + k) % 200].key, "sent" if k < 10 else "failed", "x")
-            for n, email in enumerate(emails)
-            for k in range(12)
-        ),
-    )
-    conn.execute("COMMIT")
-    conn.close()
+        run = store.begin_run(NOW)
+        # 10k subscribers: 10 papers sent and 2 owed each, planned and recorded in bulk.
+        sent = store.plan_digests(
+            run,
+            NOW.date(),
+            [
+                PlannedDigest(e, tuple(papers[(n + k) % 200].key for k in range(10)))
+                for n, e in enumerate(emails)
+            ],
+            NOW,
+        )
+        store.mark_sent(run, [Accepted(d.row, d.email, "<m@x>", d.papers) for d in sent], NOW)
+        later = NOW + dt.timedelta(hours=1)
+        failed = store.plan_digests(
+            run,
+            later.date(),
+            [
+                PlannedDigest(e, tuple(papers[(n + k) % 200].key for k in (10, 11)))
+                for n, e in enumerate(emails)
+            ],
+            later,
+        )
+        store.mark_failed(run, [Refused(d.row, d.email, "451") for d in failed], later)
 
     with SqliteStore.open(path) as store:
-        everyone = store.delivered_keys(emails, [p.key for p in papers])
+        everyone = store.delivered_keys(emails, NOW - dt.timedelta(days=1))
         owed_to = store.owed_papers(emails)
-        only_early = store.delivered_keys(emails[:2], [p.key for p in papers[:5]])
+        none_yet = store.delivered_keys(emails[:2], NOW + dt.timedelta(days=1))
     assert all(len(everyone[e]) == 10 and len(owed_to[e]) == 2 for e in emails)
     assert everyone[emails[3]] == {papers[(3 + k) % 200].key for k in range(10)}
     assert [p.key for p in owed_to[emails[3]]] == [papers[13].key, papers[14].key]
-    # Only the keys asked about are read: never a subscriber's whole history.
-    assert only_early == {
-        emails[0]: {p.key for p in papers[:5]},
-        emails[1]: {p.key for p in papers[1:5]},
-    }
+    # Only digests sent in the window are read: never a subscriber's whole history.
+    assert none_yet == {emails[0]: set(), emails[1]: set()}
 
 
 def test_open_waits_out_a_refused_wal_switch(
@@ -333,16 +411,19 @@ def test_a_version_1_store_is_migrated_on_open_and_keeps_its_data(tmp_path: Path
         assert conn.execute("PRAGMA user_version").fetchone() == (1,)
 
     with SqliteStore.open(path) as store:
-        assert store.stats().schema_version == SCHEMA_VERSION == 3
+        assert store.stats().schema_version == SCHEMA_VERSION == 4
         reckoning = Paper(title="RECKONING: Reasoning through\n  Dynamic Knowledge Encoding")
         mora = Paper(arxiv_id="2403.13248v2", title="Mora")
         seen = store.observe([reckoning, mora], NOW)
         assert seen.new == [] and len(seen.known) == 2
         assert delivered(store, ADA) == {reckoning.key}
         assert [p.key for p in owed(store, ADA)] == ["2403.13248"]
+        ada = store.subscriber_states()["ada@example.org"]
+        assert (ada.digests_sent, ada.papers_received) == (1, 1)
+        assert [r.sent for r in store.list_seen() if r.key == reckoning.key] == [1]
     with sqlite3.connect(path) as conn:
-        attempts = conn.execute("SELECT status, attempts FROM deliveries ORDER BY status")
-        assert attempts.fetchall() == [("failed", 1), ("sent", 1)]
+        digests = conn.execute("SELECT status, attempts FROM digests ORDER BY status")
+        assert digests.fetchall() == [("failed", 1), ("sent", 1)]
         titles = conn.execute("SELECT COUNT(*) FROM paper_titles").fetchone()
         assert titles == (3,)  # two backfilled, plus Mora's short title seen just now
 
@@ -365,7 +446,7 @@ def test_readonly_store_leaves_the_file_byte_identical(tmp_path: Path) -> None:
     path = tmp_path / "digest.db"
     with SqliteStore.open(path) as store:
         store.observe(text_page_papers(), NOW)
-        store.mark_failed(store.begin_run(NOW), ADA, [store.list_seen()[0].key], "x", NOW)
+        fail(store, store.begin_run(NOW), ADA, [store.list_seen()[0].key], NOW)
     before, siblings = path.read_bytes(), side_files(path)
     assert "digest.db-wal" not in siblings
 
@@ -378,7 +459,8 @@ def test_readonly_store_leaves_the_file_byte_identical(tmp_path: Path) -> None:
         assert store.begin_run(NOW, dry_run=True) == 0
         for write in (
             lambda: store.observe(fresh.new, NOW),
-            lambda: store.mark_sent(1, ADA, ["x"], "<m>", NOW),
+            lambda: store.mark_sent(1, [Accepted(1, ADA, "<m>", ("x",))], NOW),
+            lambda: store.plan_digests(1, NOW.date(), [PlannedDigest(ADA, ("x",))], NOW),
             lambda: store.forget(fresh.known[0].key),
             store.reset,
         ):

@@ -1,0 +1,131 @@
+"""Sending a planned run: each open digest rendered, handed to the channel, recorded in groups.
+
+The order of things is what keeps the promises:
+
+1. the plan is in the store (every digest ``pending``) before anything is sent;
+2. a digest the channel accepted is written to the journal at once, then joins the current group;
+3. a group is recorded when it is full or old (:data:`GROUP_SIZE`, :data:`GROUP_SECONDS`): the
+   channel makes what it accepted durable (``flush``), the journal is fsynced, and the store marks
+   the whole group in one transaction;
+4. when the store cannot be written (another process holds it, its disk is full), sending goes
+   on, the group waits in the journal, and the next run records it before it sends anything.
+
+So a process killed at any moment loses nothing and duplicates at most the digest in flight (the
+channel accepted it, the journal had not yet heard); a power cut can also lose the journal lines
+of the group being sent, which are then sent again (an outbox file is replaced, not added).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from digest.deliver import Channel, Outgoing
+from digest.errors import DeliveryError, PermanentDeliveryError, RenderError, StoreError
+from digest.models import Match, Rendered, Subscriber
+from digest.report import SubscriberOutcome
+from digest.store import Accepted, OpenDigest, Refused, Store
+from digest.store.journal import Journal
+
+GROUP_SIZE = 100
+GROUP_SECONDS = 2.0
+
+Render = Callable[[Subscriber], Rendered]
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Sending:
+    """One run's sends: the outcomes so far, the group not yet recorded, what the store missed."""
+
+    store: Store
+    channel: Channel
+    journal: Journal
+    run_id: int
+    now: dt.datetime
+    clock: Callable[[], float] = time.monotonic
+    outcomes: list[SubscriberOutcome] = field(default_factory=list)
+    store_problem: str | None = None
+    _accepted: list[Accepted] = field(default_factory=list)
+    _refused: list[Refused] = field(default_factory=list)
+    _since: float = 0.0
+
+    def send(
+        self,
+        subscriber: Subscriber,
+        digest: OpenDigest,
+        render: Render,
+        matches: Sequence[Match],
+        *,
+        matched: int,
+        day: dt.date,
+    ) -> None:
+        """Render and send one digest; its outcome joins :attr:`outcomes`."""
+        email = subscriber.email
+        try:
+            rendered = render(subscriber)
+            listed = {match.paper.key: match for match in matches}
+            outgoing = Outgoing(
+                subscriber=subscriber,
+                rendered=rendered,
+                day=day,
+                now=self.now,
+                digest_id=digest.digest_id,
+                matches=tuple(listed[k] for k in rendered.paper_keys if k in listed),
+            )
+            receipt = self.channel.send(outgoing)
+        except (DeliveryError, RenderError) as exc:
+            permanent = isinstance(exc, PermanentDeliveryError | RenderError)
+            self._refused.append(Refused(digest.row, email, str(exc), permanent))
+            self.outcomes.append(
+                SubscriberOutcome(
+                    email, matched, len(digest.papers), error=str(exc), permanent=permanent
+                )
+            )
+            self._maybe_record()
+            return
+        accepted = Accepted(digest.row, email, receipt, digest.papers)
+        self.journal.append(accepted, self.run_id)
+        self._accepted.append(accepted)
+        self.outcomes.append(SubscriberOutcome(email, matched, len(digest.papers), sent=True))
+        self._maybe_record()
+
+    def _maybe_record(self) -> None:
+        pending = len(self._accepted) + len(self._refused)
+        if not self._since:
+            self._since = self.clock()
+        if pending >= GROUP_SIZE or self.clock() - self._since >= GROUP_SECONDS:
+            self.record()
+
+    def record(self) -> None:
+        """Record the current group (see the module docstring for the order of things)."""
+        self._since = 0.0
+        if not (self._accepted or self._refused):
+            return
+        try:
+            self.channel.flush()
+            self.journal.sync()
+            self.store.mark_sent(self.run_id, self._accepted, self.now)
+            self._accepted.clear()
+            self.store.mark_failed(self.run_id, self._refused, self.now)
+            self._refused.clear()
+            self.store_problem = None
+        except StoreError as exc:
+            # The sends stand: the journal has them, and the next run records them first.
+            self.store_problem = str(exc)
+        except DeliveryError as exc:
+            self.store_problem = f"the channel could not make its deliveries durable: {exc}"
+
+    @property
+    def unrecorded(self) -> int:
+        """Accepted digests the store has not recorded (they wait in the journal)."""
+        return len(self._accepted)
+
+    def finish(self) -> bool:
+        """Record what is left; whether everything accepted is in the store."""
+        self.record()
+        recorded = not self._accepted
+        self.journal.close(recorded=recorded)
+        return recorded

@@ -1,0 +1,236 @@
+"""The delivery ledger, in SQL every backend runs: one row per digest, and each subscriber's state.
+
+A digest row holds the paper keys it lists (space-separated: keys never contain spaces) and
+those it passed over (ranked below ``max_papers``). It is ``pending`` from the plan until the
+channel accepted it (``sent``) or refused it (``failed``); a subscriber has at most one open
+(pending or failed) digest, which the next plan re-uses under the same ``digest_id``, so a resend
+after a crash replaces an outbox file instead of adding one, and carries the same Message-ID.
+
+What must never be offered again is read from the sent digests of the window only
+(:func:`delivered`), never a subscriber's whole history, and sent digests older than the window
+can be deleted (:func:`prune_digests`): the counters of ``subscribers`` keep their totals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from digest.store import (
+    Accepted,
+    Connection,
+    OpenDigest,
+    PlannedDigest,
+    Refused,
+    SubscriberState,
+    address_of,
+)
+from digest.store.papers import count_sent
+
+OPEN = ("pending", "failed")
+
+
+def digest_stem(address: str, day: str) -> str:
+    """``YYYYMMDD.<address hash>``: the name of an address's first digest of a day."""
+    tag = hashlib.sha256(address.encode("utf-8")).hexdigest()[:12]
+    return f"{day.replace('-', '')}.{tag}"
+
+
+def plan_digests(
+    conn: Connection, run_id: int | None, day: str, planned: Sequence[PlannedDigest], stamp: str
+) -> list[OpenDigest]:
+    """Record ``planned`` as pending (re-using each subscriber's open digest); return them."""
+    open_rows = {
+        str(email): (int(row), str(name), int(attempts))
+        for row, email, name, attempts in conn.execute(
+            "SELECT id, email, digest_id, attempts FROM digests WHERE status IN (?, ?)", OPEN
+        ).fetchall()
+    }
+    used = {
+        (str(email), str(name))
+        for email, name in conn.execute(
+            "SELECT email, digest_id FROM digests WHERE day = ?", (day,)
+        ).fetchall()
+    }
+    out: list[OpenDigest] = []
+    for plan in planned:
+        address = address_of(plan.email)
+        papers, over = " ".join(plan.papers), " ".join(plan.passed_over)
+        if address in open_rows:
+            row, name, attempts = open_rows[address]
+            conn.execute(
+                "UPDATE digests SET status = 'pending', papers = ?, passed_over = ?, run_id = ?, "
+                "updated = ? WHERE id = ?",
+                (papers, over, run_id, stamp, row),
+            )
+        else:
+            name = stem = digest_stem(address, day)
+            number = 1
+            while (address, name) in used:
+                number += 1
+                name = f"{stem}-{number}"
+            used.add((address, name))
+            row = int(
+                conn.execute(
+                    "INSERT INTO digests (email, digest_id, day, status, papers, passed_over, "
+                    "run_id, attempts, created, updated) "
+                    "VALUES (?, ?, ?, 'pending', ?, ?, ?, 0, ?, ?) RETURNING id",
+                    (address, name, day, papers, over, run_id, stamp, stamp),
+                ).fetchone()[0]
+            )
+            attempts = 0
+        out.append(OpenDigest(row, plan.email, name, plan.papers, plan.passed_over, attempts))
+    return out
+
+
+def record_sent(
+    conn: Connection, run_id: int | None, accepted: Sequence[Accepted], stamp: str
+) -> int:
+    """Mark ``accepted`` sent (a digest already sent stays as it was); how many were marked."""
+    marked = 0
+    delivered: list[str] = []
+    for item in accepted:
+        cursor = conn.execute(
+            "UPDATE digests SET status = 'sent', message_id = ?, run_id = ?, updated = ?, "
+            "reason = NULL, attempts = attempts + 1 WHERE id = ? AND status != 'sent'",
+            (item.receipt, run_id, stamp, item.row),
+        )
+        if cursor.rowcount != 1:
+            continue  # replayed from the journal after it had been recorded: count it once
+        marked += 1
+        delivered.extend(item.papers)
+        conn.execute(
+            "INSERT INTO subscribers (email, last_sent, digests_sent, papers_received) "
+            "VALUES (?, ?, 1, ?) ON CONFLICT (email) DO UPDATE SET "
+            "last_sent = excluded.last_sent, digests_sent = subscribers.digests_sent + 1, "
+            "papers_received = subscribers.papers_received + excluded.papers_received, "
+            "bounces = 0, last_error = NULL",
+            (address_of(item.email), stamp, len(item.papers)),
+        )
+    count_sent(conn, delivered)
+    return marked
+
+
+def record_failed(
+    conn: Connection, run_id: int | None, refused: Sequence[Refused], stamp: str
+) -> None:
+    """Mark ``refused`` failed (they stay owed); a permanent refusal counts as a bounce."""
+    for item in refused:
+        conn.execute(
+            "UPDATE digests SET status = 'failed', reason = ?, run_id = ?, updated = ?, "
+            "attempts = attempts + 1 WHERE id = ? AND status != 'sent'",
+            (item.reason, run_id, stamp, item.row),
+        )
+        conn.execute(
+            "INSERT INTO subscribers (email, last_error, bounces) VALUES (?, ?, ?) "
+            "ON CONFLICT (email) DO UPDATE SET last_error = excluded.last_error, "
+            "bounces = CASE WHEN excluded.bounces > 0 THEN subscribers.bounces + 1 ELSE 0 END",
+            (address_of(item.email), item.reason[:500], 1 if item.permanent else 0),
+        )
+
+
+def owed(conn: Connection) -> dict[str, list[str]]:
+    """Per address, the keys its open digests list (owed, whatever their age)."""
+    found: dict[str, list[str]] = {}
+    for email, papers in conn.execute(
+        "SELECT email, papers FROM digests WHERE status IN (?, ?) ORDER BY id", OPEN
+    ).fetchall():
+        found.setdefault(str(email), []).extend(str(papers).split())
+    return found
+
+
+def delivered(conn: Connection, since: str) -> dict[str, set[str]]:
+    """Per address, the keys its digests sent since ``since`` listed or passed over."""
+    found: dict[str, set[str]] = {}
+    for email, papers, over in conn.execute(
+        "SELECT email, papers, passed_over FROM digests WHERE status = 'sent' AND updated >= ?",
+        (since,),
+    ).fetchall():
+        keys = found.setdefault(str(email), set())
+        keys.update(str(papers).split())
+        keys.update(str(over).split())
+    return found
+
+
+def pending_digests(conn: Connection) -> list[OpenDigest]:
+    """Every pending digest, oldest first."""
+    return [
+        OpenDigest(
+            int(row),
+            str(email),
+            str(name),
+            tuple(str(p).split()),
+            tuple(str(o).split()),
+            int(attempts),
+        )
+        for row, email, name, p, o, attempts in conn.execute(
+            "SELECT id, email, digest_id, papers, passed_over, attempts FROM digests "
+            "WHERE status = 'pending' ORDER BY id"
+        ).fetchall()
+    ]
+
+
+def forget_key(conn: Connection, key: str) -> None:
+    """Remove ``key`` from every digest, so a forgotten paper can be offered again."""
+    pattern = "% " + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + " %"
+    rows = conn.execute(
+        "SELECT id, papers, passed_over FROM digests WHERE "
+        "(' ' || papers || ' ') LIKE ? ESCAPE '\\' OR (' ' || passed_over || ' ') LIKE ? "
+        "ESCAPE '\\'",
+        (pattern, pattern),
+    ).fetchall()
+    for row, papers, over in rows:
+        keep = " ".join(k for k in str(papers).split() if k != key)
+        keep_over = " ".join(k for k in str(over).split() if k != key)
+        conn.execute(
+            "UPDATE digests SET papers = ?, passed_over = ? WHERE id = ?", (keep, keep_over, row)
+        )
+
+
+def prune_digests(conn: Connection, before: str) -> int:
+    """Delete sent digests last changed before ``before``; how many went."""
+    cursor = conn.execute("DELETE FROM digests WHERE status = 'sent' AND updated < ?", (before,))
+    return max(cursor.rowcount, 0)
+
+
+def ledger_counts(conn: Connection) -> dict[str, int]:
+    """Papers listed in sent / pending / failed digests, digests sent, subscribers known."""
+    counts = {"sent": 0, "pending": 0, "failed": 0, "digests": 0}
+    for status, papers in conn.execute("SELECT status, papers FROM digests").fetchall():
+        if status in counts:
+            counts[str(status)] += len(str(papers).split())
+        counts["digests"] += status == "sent"
+    subscribers = conn.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0]
+    counts["subscribers"] = int(subscribers)
+    return counts
+
+
+def subscriber_states(
+    conn: Connection, addresses: Iterable[str] | None = None
+) -> dict[str, SubscriberState]:
+    """Every subscriber the store knows (or those of ``addresses``), by address."""
+    rows: list[Any] = conn.execute(
+        "SELECT email, status, changed, how, bounces, last_error, last_sent, digests_sent, "
+        "papers_received FROM subscribers"
+    ).fetchall()
+    wanted = None if addresses is None else {address_of(a) for a in addresses}
+    return {
+        str(row[0]): SubscriberState(*row)
+        for row in rows
+        if wanted is None or str(row[0]) in wanted
+    }
+
+
+def set_status(
+    conn: Connection, address: str, status: str, how: str, stamp: str, *, error: str | None = None
+) -> None:
+    """Set a subscriber's status (``active``, ``unsubscribed``, ``suspended``) and why."""
+    conn.execute(
+        "INSERT INTO subscribers (email, status, changed, how, last_error) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET status = excluded.status, "
+        "changed = excluded.changed, how = excluded.how, "
+        "last_error = COALESCE(excluded.last_error, subscribers.last_error), "
+        "bounces = CASE WHEN excluded.status = 'active' THEN 0 ELSE subscribers.bounces END",
+        (address_of(address), status, stamp, how, error),
+    )
