@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sub(actions, "stats", "counts, dates and size", "seen stats", common)
     forget = _sub(actions, "forget", "forget one paper", "seen forget 2401.01234", common)
     forget.add_argument("key", help="a paper key or arXiv id (any version)")
+    _sub(actions, "prune", "drop what can no longer matter (runs do it too)", "seen prune", common)
     reset = _sub(actions, "reset", "forget everything", "seen reset --yes", common)
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser

@@ -169,6 +169,20 @@ def seen_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def seen_prune(args: argparse.Namespace) -> int:
+    from digest.plan import retention
+
+    config = load(args)
+    keep = retention(config.digest.lookback_days)
+    with open_config_store(config) as store, store.run_lock():
+        report = store.prune(now(), keep)
+    print(
+        f"pruned {report.digests} sent digests and {report.records} paper records older than "
+        f"{keep.days} days (identities and what is owed are kept)"
+    )
+    return 0
+
+
 def seen_reset(args: argparse.Namespace) -> int:
     config = load(args)
     where = config.digest.store

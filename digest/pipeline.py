@@ -20,7 +20,7 @@ from digest.config import Config, channel_options
 from digest.deliver import Channel, ChannelContext, MessageSettings, open_channel
 from digest.errors import RenderError, StoreError, UsageError
 from digest.models import Batch, Rendered, Subscriber
-from digest.plan import Plan, make_plan
+from digest.plan import Plan, make_plan, retention
 from digest.render import Renderer, RenderSettings
 from digest.render.preview import write_preview
 from digest.report import RunReport, SubscriberOutcome
@@ -246,9 +246,11 @@ def run(
         unrecorded=sending.unrecorded,
         store_problem=sending.store_problem,
     )
-    # The summary is printed anyway, and the run's sends are recorded or journaled.
+    # The summary is printed anyway, and the run's sends are recorded or journaled; what can no
+    # longer matter is pruned so the store stays the size of its window.
     with contextlib.suppress(StoreError):
         store.finish_run(run_id, now, "\n".join(report.summary()))
+        store.prune(now, retention(config.digest.lookback_days))
     return report
 
 

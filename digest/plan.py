@@ -20,6 +20,13 @@ from digest.models import Batch, Match, Paper, Subscriber
 from digest.store import Store
 
 CLOCK_MARGIN = dt.timedelta(days=1)
+WEEKLY_WINDOW = dt.timedelta(days=7)
+
+
+def retention(lookback_days: int) -> dt.timedelta:
+    """How long sent digests and paper records can still matter: a paper may be offered while
+    it is in the lookback window, or in a weekly subscriber's week, plus a margin for clocks."""
+    return dt.timedelta(days=lookback_days) + WEEKLY_WINDOW + 2 * CLOCK_MARGIN
 
 
 @dataclass
@@ -49,7 +56,13 @@ def make_plan(
     """Observe ``batch`` in ``store`` (recording it when ``record``) and match every subscriber."""
     observed = store.observe(batch.papers, now, record=record)
     since = now - dt.timedelta(days=lookback_days)
-    candidates = unique_by_key([*store.recent_papers(since), *([] if record else observed.new)])
+    recent = store.recent_papers(since)
+    if not record:
+        # What a run would have stored: the known papers merged with what was read now (a new
+        # upvote count changes the ranking), and the new ones, first seen now.
+        merged = {paper.key: paper for paper in observed.known}
+        recent = [merged.get(paper.key, paper) for paper in recent] + observed.new
+    candidates = unique_by_key(recent)
     interests = compile_interests(subscribers)
     emails = [s.email for s in subscribers]
     owed_by_email = store.owed_papers(emails)

@@ -10,9 +10,10 @@ ones, so it never imports an implementation itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
 
 HF_API_URL = "https://huggingface.co/api/daily_papers"
 BUNDLED_PREFIX = "bundled:"
@@ -26,9 +27,29 @@ class Section(BaseModel):
 
 def http_url(value: str | None) -> str | None:
     """``value`` when it is an http(s) URL; ValueError (a config message) otherwise."""
-    if value is not None and not value.startswith(("http://", "https://")):
+    if value is None:
+        return value
+    if not value.startswith(("http://", "https://")):
         raise ValueError(f"url must start with http:// or https://, got {value!r}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid URL: {exc}") from None
+    if not parts.hostname or any(ch.isspace() or ch == "\x00" for ch in value):
+        raise ValueError(f"{value!r} is not a valid URL (no host, or spaces in it)")
     return value
+
+
+def local_path(value: str | None) -> str | None:
+    """``value`` when it can name a file; ValueError (a config message) otherwise."""
+    if value is not None and "\x00" in value:
+        raise ValueError("a path cannot contain a NUL character")
+    return value
+
+
+LocalPath = Annotated[str, AfterValidator(local_path)]
+"""A config value naming a file or folder."""
 
 
 class SourceSettings(Section):
@@ -58,6 +79,11 @@ class LocatedSource(SourceSettings):
     @classmethod
     def _http_only(cls, value: str | None) -> str | None:
         return http_url(value)
+
+    @field_validator("path")
+    @classmethod
+    def _a_path(cls, value: str | None) -> str | None:
+        return local_path(value)
 
     @model_validator(mode="after")
     def _one_location(self) -> LocatedSource:

@@ -24,7 +24,7 @@ from digest.deliver import Channel, ChannelContext, Closing, MessageSettings, Ou
 from digest.errors import TemporaryDeliveryError
 from digest.models import Match
 from digest.render.highlight import shorten
-from digest.settings import ChannelOption
+from digest.settings import ChannelOption, LocalPath
 from digest.untrusted import clean_text, safe_url
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -36,7 +36,7 @@ ElementTree.register_namespace("", ATOM)
 class AtomChannel:
     """``method = "atom"``, ``[delivery] feeds`` (default ``feeds``): one feed per subscriber."""
 
-    option: ClassVar[ChannelOption] = ChannelOption("feeds", str, "feeds")
+    option: ClassVar[ChannelOption] = ChannelOption("feeds", LocalPath, "feeds")
 
     @classmethod
     def open(cls, settings: str, context: ChannelContext) -> Channel:

@@ -25,7 +25,7 @@ from typing import ClassVar
 from digest.deliver import Channel, ChannelContext, Closing, utc_now
 from digest.deliver.message import MailChannel, WireMessage
 from digest.errors import DeliveryError, TemporaryDeliveryError
-from digest.settings import ChannelOption
+from digest.settings import ChannelOption, LocalPath
 
 Clock = Callable[[], dt.datetime]
 
@@ -33,7 +33,7 @@ Clock = Callable[[], dt.datetime]
 class FileChannel:
     """``method = "file"``: each digest an ``.eml`` file in ``[delivery] outbox``."""
 
-    option: ClassVar[ChannelOption] = ChannelOption("outbox", str, "outbox")
+    option: ClassVar[ChannelOption] = ChannelOption("outbox", LocalPath, "outbox")
 
     @classmethod
     def open(cls, settings: str, context: ChannelContext) -> Channel:
@@ -51,7 +51,7 @@ class FileChannel:
 class MaildirChannel:
     """``method = "maildir"``: each digest a message in ``[delivery] maildir``'s ``new/``."""
 
-    option: ClassVar[ChannelOption] = ChannelOption("maildir", str, "Maildir")
+    option: ClassVar[ChannelOption] = ChannelOption("maildir", LocalPath, "Maildir")
 
     @classmethod
     def open(cls, settings: str, context: ChannelContext) -> Channel:

@@ -189,7 +189,7 @@ def _paper(entry: Any, index: int, origin: str, page_date: dt.date | None) -> Pa
             or page_date,
             upvotes=_count(paper.get("upvotes")),
             ai_summary=_text(paper.get("ai_summary")),
-            ai_keywords=tuple(k for k in _list(paper.get("ai_keywords")) if isinstance(k, str)),
+            ai_keywords=tuple(t for t in map(_text, _list(paper.get("ai_keywords"))) if t),
             github_repo=_http_url(paper.get("githubRepo")),
             github_stars=_count(paper.get("githubStars")),
             project_page=_http_url(paper.get("projectPage")),

@@ -74,7 +74,10 @@ class SqliteStore:
     def open_location(cls, location: str, *, base_dir: Path, readonly: bool) -> SqliteStore:
         """The store a ``[digest] store`` value names: a path, or ``sqlite:///path``."""
         raw = location.removeprefix("sqlite://") if location.startswith("sqlite://") else location
-        path = Path(raw).expanduser()
+        try:
+            path = Path(raw).expanduser()
+        except RuntimeError as exc:  # "~nosuchuser/..."
+            raise StoreError(f"{exc}", where=location, hint="use an absolute path") from exc
         return cls.open(path if path.is_absolute() else base_dir / path, readonly=readonly)
 
     @classmethod
