@@ -92,7 +92,9 @@ def test_no_module_is_over_the_size_limit(name: str) -> None:
     assert lines <= MAX_LINES, f"{name} has {lines} lines; split it by what it owns"
 
 
-@pytest.mark.parametrize("name", ["digest.config", "digest.config_errors", "digest.config_sections", "digest.settings"])
+@pytest.mark.parametrize(
+    "name", ["digest.config", "digest.config_errors", "digest.config_sections", "digest.settings"]
+)
 def test_configuration_imports_no_stage(name: str) -> None:
     stages = {m for m in runtime_imports(name) if m.startswith(STAGES)}
     assert stages == set(), f"{name} imports {sorted(stages)}"

@@ -26,12 +26,13 @@ from digest.addresses import parse_mailbox, wire_address
 from digest.deliver import Closing, MessageSettings, Outgoing
 from digest.errors import PermanentDeliveryError
 from digest.models import Rendered, Subscriber
-from digest.untrusted import LINE_BREAKS, strip_controls
+from digest.untrusted import LINE_BREAKS, clip, strip_controls
 
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _URI_IN_HEADER = re.compile(r"^[!#-;=?-\[\]_a-z~]+$")  # printable ASCII minus space " < > \ ^ `
 _PHRASE_SPECIALS = re.compile(r"[^\w\s'!&+-]")
 
+MAX_NAME = 78
 # Values of these headers are lists of <URI>s or a msg-id: the default folder would turn a long
 # URI into RFC 2047 encoded-words, which mail clients then cannot follow, so they are folded here
 # only between list items.
@@ -147,7 +148,8 @@ def _address(name: str, addr: str, *, where: str) -> Address:
             str(exc), where=where, hint="use an ASCII local@domain.example address; fix the config"
         ) from None
     local, domain = wire.rsplit("@", 1)
-    return Address(display_name=strip_controls(name), username=local, domain=domain)
+    # A display name is a courtesy: a 200 KB one would only make every relay refuse the header.
+    return Address(display_name=clip(strip_controls(name), MAX_NAME), username=local, domain=domain)
 
 
 def _list_id(configured: str | None, title: str, domain: str) -> str:

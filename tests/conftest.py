@@ -1,0 +1,98 @@
+"""Shared fixtures: a real local HTTP server (127.0.0.1, a free port, in a thread) that plays
+scripted responses."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+@dataclass
+class Reply:
+    """One scripted response; ``hang`` keeps the request waiting until the test ends."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    hang: bool = False
+
+
+@dataclass
+class Script:
+    """Responses per path (consumed in order; the last one repeats) and what was asked."""
+
+    replies: dict[str, list[Reply]] = field(default_factory=dict)
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def take(self, path: str, headers: dict[str, str]) -> Reply:
+        """Record a request and count it in flight until ``done``; its scripted reply."""
+        with self.lock:
+            self.requests.append((path, headers))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            queue = self.replies.get(path) or self.replies.get("*") or [Reply(404)]
+            return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    def done(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+
+class LocalServer:
+    """The running server: its base URL and its script."""
+
+    def __init__(self, script: Script, port: int) -> None:
+        self.script = script
+        self.url = f"http://127.0.0.1:{port}"
+
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.script.requests]
+
+
+def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            reply = script.take(self.path, dict(self.headers.items()))
+            try:
+                if reply.hang:
+                    script.release.wait(10)
+                    return
+                time.sleep(reply.delay)
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+            finally:
+                script.done()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # keep pytest output clean
+
+    return Handler
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    script = Script()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield LocalServer(script, httpd.server_address[1])
+    finally:
+        script.release.set()
+        httpd.shutdown()
+        httpd.server_close()
