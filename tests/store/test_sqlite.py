@@ -5,17 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from digest.errors import LockedError, StoreError
+from digest.errors import StoreError
 from digest.models import Paper
 from digest.sources.hf_api import parse_api
 from digest.sources.text_page import parse_text_page
@@ -563,86 +559,6 @@ def test_a_store_in_an_unwritable_directory_is_a_clear_error(tmp_path: Path) -> 
         SqliteStore.open(path)
     assert caught.value.where == str(path) and "writable" in (caught.value.hint or "")
     assert not path.exists()
-
-
-# --- the run lock (promise 4) ------------------------------------------------------------------
-
-LOCKER = """
-import sys, time
-from pathlib import Path
-from digest.errors import LockedError
-from digest.store.sqlite import SqliteStore
-path, go, release = (Path(a) for a in sys.argv[1:4])
-while not go.exists():
-    time.sleep(0.005)
-with SqliteStore.open(path) as store:
-    try:
-        with store.run_lock():
-            print("acquired", flush=True)
-            deadline = time.monotonic() + 20
-            while not release.exists() and time.monotonic() < deadline:
-                time.sleep(0.01)
-    except LockedError as exc:
-        print(f"locked|{exc.message}|{exc.hint}", flush=True)
-"""
-
-
-def start_locker(tmp_path: Path, path: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", LOCKER, str(path), str(tmp_path / "go"), str(tmp_path / "release")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def test_two_processes_started_together_exactly_one_gets_the_lock(tmp_path: Path) -> None:
-    path = tmp_path / "digest.db"  # created by both at once, too
-    procs = [start_locker(tmp_path, path) for _ in range(2)]
-    try:
-        (tmp_path / "go").touch()
-        # The loser reports at once; only then may the winner let go.
-        deadline = time.monotonic() + 20
-        while sum(p.poll() is not None for p in procs) < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        (tmp_path / "release").touch()
-        results = [p.communicate(timeout=20) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    outputs = [out.strip() for out, _ in results]
-    assert sorted(o.split("|")[0] for o in outputs) == ["acquired", "locked"], results
-    winner = procs[[o.split("|")[0] for o in outputs].index("acquired")]
-    loser = next(o for o in outputs if o.startswith("locked"))
-    assert f"another digest run is in progress (pid {winner.pid} since " in loser
-
-
-def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
-    path = tmp_path / "digest.db"
-    (tmp_path / "go").touch()
-    proc = start_locker(tmp_path, path)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "acquired"
-        with SqliteStore.open(path) as store:
-            with (
-                pytest.raises(LockedError, match=f"pid {proc.pid} since") as caught,
-                store.run_lock(),
-            ):
-                pass
-            assert caught.value.where == str(path) and caught.value.exit_code == 1
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
-            with store.run_lock():
-                assert store.stale_lock is not None and f"pid {proc.pid}" in store.stale_lock
-            # Released cleanly this time: the next holder finds nothing stale.
-            with store.run_lock():
-                assert store.stale_lock is None
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
 
 
 def test_a_directory_is_not_a_store(tmp_path: Path) -> None:
