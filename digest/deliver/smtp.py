@@ -149,6 +149,8 @@ class SmtpTransport(Closing):
         try:
             with self._watchdog.step(self.settings.deadline):
                 refused = smtp.sendmail(message.sender, list(message.recipients), message.data)
+            if self._watchdog.fired:  # smtplib may have read a reply cut short as a whole one
+                raise smtplib.SMTPServerDisconnected("cut off at the deadline")
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             self._answer(code, text, exc)
@@ -203,7 +205,11 @@ class SmtpTransport(Closing):
             self._local_hostname = socket.getfqdn()
         try:
             with self._watchdog.step(settings.deadline):
-                return self._open_session(settings)
+                smtp = self._open_session(settings)
+            if self._watchdog.fired:  # a greeting cut short can pass for a whole one
+                smtp.close()
+                raise smtplib.SMTPServerDisconnected("cut off at the deadline")
+            return smtp
         except BaseException as exc:
             if self._watchdog.fired:
                 # A server that does not greet in time is not asked again in this run.
