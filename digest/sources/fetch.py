@@ -56,6 +56,7 @@ def make_client(
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
+        event_hooks={"response": [_refuse_foreign_redirect]},
         transport=transport or DeadlineTransport(),
         trust_env=False,  # proxies are routed by DeadlineTransport, deadlines included
     )
@@ -176,6 +177,20 @@ def _too_big(url: str, max_bytes: int, what: str) -> FetchError:
         where=url,
         hint="raise [fetch] max_bytes if this source is really that large",
     )
+
+
+def _refuse_foreign_redirect(response: httpx.Response) -> None:
+    """Stop a redirect to anything but http(s) before httpx tries to build a request of it."""
+    if not response.is_redirect:
+        return
+    location = response.headers.get("Location", "")
+    scheme = location.partition(":")[0].lower() if ":" in location.split("/", 1)[0] else ""
+    if scheme and scheme not in ("http", "https"):
+        raise FetchError(
+            f"redirected to {location[:80]!r}, which is not an http(s) URL",
+            where=str(response.request.url),
+            hint="only http and https are fetched; check the source's URL",
+        )
 
 
 def _redirect_target(response: httpx.Response, url: str) -> str:
