@@ -13,10 +13,11 @@ import os
 from dataclasses import dataclass, field
 
 from digest.config import Config, channel_options
-from digest.errors import ConfigError, SourceError
+from digest.errors import ConfigError, RenderError, SourceError
 from digest.models import Match, Paper, Subscriber
 
 SHOWN_SUBSCRIBERS = 5
+LARGEST_CHECKED = 20  # subscribers whose own part of an email is rendered by check
 
 
 @dataclass
@@ -70,6 +71,20 @@ def check_templates(config: Config) -> None:
     day = dt.date(2024, 1, 1)
     renderer.render(sample, [match], day=day, new_count=1, matched_count=1)
     renderer.render(sample, [], day=day, new_count=0, matched_count=0)
+    # The subscribers with the most of their own in an email (name, interests): if even an
+    # email of one paper cannot carry them, `run` would fail them every morning.
+    own = sorted(config.subscriber_list, key=_own_size, reverse=True)[:LARGEST_CHECKED]
+    for subscriber in own:
+        try:
+            renderer.render(subscriber, [match], day=day, new_count=1, matched_count=1)
+        except RenderError as exc:
+            raise ConfigError(exc.message, where=str(config.path), hint=exc.hint) from exc
+
+
+def _own_size(subscriber: Subscriber) -> int:
+    terms = (*subscriber.keywords, *subscriber.require, *subscriber.exclude,
+             *subscriber.authors, *subscriber.organizations)  # fmt: skip
+    return len(subscriber.name) + len(subscriber.email) + sum(len(t) + 2 for t in terms)
 
 
 def _check_sources(config: Config) -> None:

@@ -1,0 +1,70 @@
+"""`digest check` beyond the schema: interests, templates, sources, the store, the channel, and
+a subscriber whose own part of an email cannot fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from digest.check import check_config
+from digest.config import load_config
+from digest.errors import ConfigError
+
+BUNDLED = Path(__file__).resolve().parent.parent / "templates" / "digest.html.j2"
+
+
+def write(folder: Path, text: str) -> Path:
+    path = folder / "digest.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_subscriber_whose_email_cannot_fit_is_named(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    bloated = BUNDLED.read_text().replace(
+        "<body",
+        '{% if subscriber_email == "big@example.org" %}' + "x" * 20_000 + "{% endif %}<body",
+    )
+    (tmp_path / "mine" / "digest.html.j2").write_text(bloated)
+    config = load_config(
+        write(
+            tmp_path,
+            '[digest]\nmax_html_bytes = 12000\ntemplates = "mine"\n'
+            '[[subscribers]]\nemail = "ada@example.org"\n'
+            '[[subscribers]]\nemail = "big@example.org"\nname = "Big"\n',
+        )
+    )
+    with pytest.raises(
+        ConfigError, match=r"big@example\.org: the email layout alone exceeds"
+    ) as caught:
+        check_config(config)
+    assert caught.value.where == str(tmp_path / "digest.toml")
+
+
+def test_a_glob_matching_nothing_fails_and_an_unset_password_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    glob = write(tmp_path, '[[sources]]\nkind = "page"\npath = "saved/*.txt"\n')
+    with pytest.raises(ConfigError, match=r"sources\[0\].path: the pattern matches no file"):
+        check_config(load_config(glob))
+    monkeypatch.delenv("SOME_PW", raising=False)
+    smtp = write(
+        tmp_path,
+        '[delivery]\nmethod = "smtp"\n[delivery.smtp]\nhost = "smtp.example.org"\n'
+        'username = "me"\npassword_env = "SOME_PW"\n',
+    )
+    report = check_config(load_config(smtp))
+    assert any("$SOME_PW is not set" in warning for warning in report.warnings)
+    assert any("nobody is subscribed" in warning for warning in report.warnings)
+    assert any(line.startswith("  delivery: smtp -> smtp.example.org:587") for line in report.lines)
+
+
+def test_check_lists_sources_and_subscribers(tmp_path: Path) -> None:
+    subscribers = "".join(f'[[subscribers]]\nemail = "r{n}@example.org"\n' for n in range(8))
+    text = '[[sources]]\nkind = "page"\npath = "bundled:samples/*.txt"\n' + subscribers
+    report = check_config(load_config(write(tmp_path, text)))
+    assert "  sources (1):" in report.lines
+    assert any("subscribers (8): r0@example.org, r1@example.org" in line and "and 3 more" in line
+               for line in report.lines)  # fmt: skip
+    assert report.warnings == []
