@@ -14,12 +14,13 @@ import datetime as dt
 import email
 import email.policy
 import email.utils
+import functools
 import re
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import EmailPolicy
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
 from digest.addresses import parse_mailbox, wire_address
@@ -27,6 +28,9 @@ from digest.deliver import Closing, MessageSettings, Outgoing
 from digest.errors import PermanentDeliveryError
 from digest.models import Rendered, Subscriber
 from digest.untrusted import LINE_BREAKS, clip, strip_controls
+
+if TYPE_CHECKING:
+    from digest.deliver.wire import WireBuilder
 
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _URI_IN_HEADER = re.compile(r"^[!#-;=?-\[\]_a-z~]+$")  # printable ASCII minus space " < > \ ^ `
@@ -49,6 +53,14 @@ class _DigestPolicy(EmailPolicy):
     def fold_binary(self, name: str, value: str) -> bytes:
         folded = self._fold_verbatim(name, value)
         return folded.encode("ascii") if folded is not None else super().fold_binary(name, value)
+
+    def fold_header(self, name: str, value: str) -> str:
+        """``name: value`` folded for the wire (7bit: non-ASCII as RFC 2047 encoded words)."""
+        folded = self._fold_verbatim(name, value)
+        if folded is not None:
+            return folded
+        header = self.header_factory(name, value)
+        return str(header.fold(policy=self))
 
     def _fold_verbatim(self, name: str, value: str) -> str | None:
         text = str(value)
@@ -78,11 +90,11 @@ def build_message(
     """
     title = settings.title
     delivery = settings
-    sender = _sender(delivery.sender)
-    recipient = _address(
+    sender = sender_address(delivery.sender)
+    recipient = recipient_address(
         subscriber.name, subscriber.email, where=f"subscribers[{subscriber.email}]"
     )
-    subject = _one_line(rendered.subject, where=f"subject for {subscriber.email}")
+    subject = one_line(rendered.subject, where=f"subject for {subscriber.email}")
 
     message = EmailMessage(policy=POLICY)
     message["From"] = sender
@@ -93,14 +105,14 @@ def build_message(
         now if now.tzinfo is not None else now.replace(tzinfo=dt.UTC)
     )
     message["Message-ID"] = (
-        f"<{_one_line(message_id, where='message id')}>"
+        f"<{one_line(message_id, where='message id')}>"
         if message_id
         else email.utils.make_msgid(domain=sender.domain)
     )
     if delivery.reply_to:
-        message["Reply-To"] = _sender(delivery.reply_to, where="delivery.reply_to")
-    message["List-Id"] = _list_id(delivery.list_id, title, sender.domain)
-    unsubscribe = _unsubscribe_uris(delivery, subscriber.email)
+        message["Reply-To"] = sender_address(delivery.reply_to, where="delivery.reply_to")
+    message["List-Id"] = list_id_header(delivery.list_id, title, sender.domain)
+    unsubscribe = unsubscribe_uris(delivery, subscriber.email)
     if unsubscribe:
         message["List-Unsubscribe"] = ", ".join(f"<{uri}>" for uri in unsubscribe)
         if any(uri.startswith("https://") for uri in unsubscribe):
@@ -114,7 +126,8 @@ def build_message(
     return message
 
 
-def _one_line(value: str, *, where: str) -> str:
+def one_line(value: str, *, where: str) -> str:
+    """``value`` when it holds no line break; PermanentDeliveryError (an injection) otherwise."""
     if any(ch in LINE_BREAKS for ch in value):
         raise PermanentDeliveryError(
             f"line break in {value!r} would inject a mail header",
@@ -124,8 +137,8 @@ def _one_line(value: str, *, where: str) -> str:
     return value
 
 
-def _sender(value: str, *, where: str = "delivery.from") -> Address:
-    _one_line(value, where=where)
+def sender_address(value: str, *, where: str = "delivery.from") -> Address:
+    one_line(value, where=where)
     try:
         name, addr = parse_mailbox(value)
     except ValueError as exc:
@@ -135,12 +148,13 @@ def _sender(value: str, *, where: str = "delivery.from") -> Address:
             hint='write it as "Name <address@example.org>" or just address@example.org; '
             "fix the config",
         ) from None
-    return _address(name, addr, where=where)
+    return recipient_address(name, addr, where=where)
 
 
-def _address(name: str, addr: str, *, where: str) -> Address:
-    _one_line(name, where=where)
-    _one_line(addr, where=where)
+def recipient_address(name: str, addr: str, *, where: str) -> Address:
+    """``name <addr>`` as a header Address; PermanentDeliveryError when it cannot be sent."""
+    one_line(name, where=where)
+    one_line(addr, where=where)
     try:
         wire = wire_address(addr)  # non-ASCII domains go on the wire as IDNA (punycode)
     except ValueError as exc:
@@ -152,9 +166,10 @@ def _address(name: str, addr: str, *, where: str) -> Address:
     return Address(display_name=clip(strip_controls(name), MAX_NAME), username=local, domain=domain)
 
 
-def _list_id(configured: str | None, title: str, domain: str) -> str:
+def list_id_header(configured: str | None, title: str, domain: str) -> str:
+    """The List-Id value: the configured label, else one made of the title and domain."""
     if configured:
-        _one_line(configured, where="delivery.list_id")
+        one_line(configured, where="delivery.list_id")
         label = configured.strip()
         if "<" in label:
             return label
@@ -167,11 +182,12 @@ def _list_id(configured: str | None, title: str, domain: str) -> str:
         return f"<{label}>"
     slug = re.sub(r"[^a-z0-9]+", "-", title.casefold()).strip("-")[:60].strip("-") or "digest"
     # the description is cosmetic: keep only characters a phrase may hold without quoting
-    phrase = " ".join(_PHRASE_SPECIALS.sub(" ", _one_line(title, where="digest.title")).split())
+    phrase = " ".join(_PHRASE_SPECIALS.sub(" ", one_line(title, where="digest.title")).split())
     return f"{phrase} <{slug}.{domain}>" if phrase else f"<{slug}.{domain}>"
 
 
-def _unsubscribe_uris(delivery: MessageSettings, email_address: str) -> list[str]:
+def unsubscribe_uris(delivery: MessageSettings, email_address: str) -> list[str]:
+    """The List-Unsubscribe URIs for one subscriber (mailto and/or https)."""
     uris: list[str] = []
     for field, template in (
         ("delivery.unsubscribe_mailto", delivery.unsubscribe_mailto),
@@ -179,7 +195,7 @@ def _unsubscribe_uris(delivery: MessageSettings, email_address: str) -> list[str
     ):
         if not template:
             continue
-        uri = _one_line(template, where=field).replace("{email}", quote(email_address, safe="@"))
+        uri = one_line(template, where=field).replace("{email}", quote(email_address, safe="@"))
         if not _URI_IN_HEADER.match(uri):
             raise PermanentDeliveryError(
                 f"{uri!r} has characters a header URI cannot carry",
@@ -235,18 +251,25 @@ class MailChannel(Closing):
     def __init__(self, transport: Transport, settings: MessageSettings) -> None:
         self.transport = transport
         self.settings = settings
+        self._builder: WireBuilder | None = None
+        self._builder_now: dt.datetime | None = None
 
     def send(self, outgoing: Outgoing) -> str:
         """Build and send; the receipt is the message's Message-ID."""
-        message = build_message(
+        from digest.deliver.wire import WireBuilder  # the fast builder of the same message
+
+        if self._builder is None or self._builder_now != outgoing.now:
+            self._builder, self._builder_now = (
+                WireBuilder(self.settings, outgoing.now),
+                outgoing.now,
+            )
+        message = self._builder.build(
             outgoing.rendered,
             outgoing.subscriber,
-            self.settings,
-            now=outgoing.now,
-            message_id=message_id_for(outgoing.digest_id, self.settings) or None,
+            message_id_for(outgoing.digest_id, self.settings) or None,
         )
-        self.transport.send(WireMessage.of(message))
-        return str(message["Message-ID"])
+        self.transport.send(message)
+        return message.message_id
 
     def flush(self) -> None:
         self.transport.flush()
@@ -259,6 +282,11 @@ def message_id_for(digest_id: str, settings: MessageSettings) -> str:
     """``digest.<id>@<sender domain>`` for a digest id (empty for none)."""
     if not digest_id:
         return ""
-    domain = _sender(settings.sender).domain
+    domain = _sender_domain(settings.sender)
     safe = re.sub(r"[^A-Za-z0-9.-]+", "-", digest_id)
     return f"digest.{safe}@{domain}"
+
+
+@functools.lru_cache(maxsize=64)
+def _sender_domain(sender: str) -> str:
+    return sender_address(sender).domain

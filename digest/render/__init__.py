@@ -46,6 +46,7 @@ from digest.untrusted import clean_text, clip, safe_url
 
 __all__ = ["RenderSettings", "Renderer"]
 
+_CACHED = 50_000  # views and cards kept per renderer (a run has a few thousand distinct ones)
 FOOTER_TERMS = 12  # interests listed per kind in the footer (a subscriber may have thousands)
 
 
@@ -80,8 +81,31 @@ class Renderer:
         self._text = load_template(self._env, TEXT_TEMPLATE)
         stylesheet = render_template(load_template(self._env, STYLESHEET))
         self._inliner = Inliner(stylesheet) if inline else _NoInlining()
+        self._views: dict[tuple[int, int], tuple[Match, PaperView]] = {}
+        self._cards: dict[int, tuple[PaperView, str]] = {}
         # Cards are poured into the inlined layout through this text token, unguessable by sources.
         self._slot = f"DIGESTCARDS{os.urandom(8).hex()}"
+
+    def _view(self, match: Match, level: int) -> PaperView:
+        """The view of ``match`` at ``level``, made once per run: thousands of subscribers share
+        the same few matches (the matcher shares equal Match values), and so their views."""
+        key = (id(match), level)
+        cached = self._views.get(key)
+        if cached is None or cached[0] is not match:
+            if len(self._views) >= _CACHED:
+                self._views.clear()
+            cached = self._views[key] = (match, paper_view(match, level))
+        return cached[1]
+
+    def _card_of(self, view: PaperView) -> str:
+        """The inlined card of ``view``, rendered and inlined once per view."""
+        cached = self._cards.get(id(view))
+        if cached is None or cached[0] is not view:
+            if len(self._cards) >= _CACHED:
+                self._cards.clear()
+            card = self._inliner.fragment(render_template(self._card, {"paper": view}))
+            cached = self._cards[id(view)] = (view, card)
+        return cached[1]
 
     @property
     def inliner(self) -> Inliner | _NoInlining:
@@ -105,7 +129,7 @@ class Renderer:
         views: list[PaperView] = []
         html = ""
         for level in range(len(BODY_LEVELS)):
-            views = [paper_view(match, level) for match in matches]
+            views = [self._view(match, level) for match in matches]
             html = self._html_part(base, views, [])
             if _size(html) <= budget:
                 return self._finish(base, views, [], html, 0)
@@ -169,9 +193,7 @@ class Renderer:
         overflow: Sequence[PaperView],
         rest: int = 0,
     ) -> str:
-        cards = "".join(
-            self._inliner.fragment(render_template(self._card, {"paper": view})) for view in full
-        )
+        cards = "".join(self._card_of(view) for view in full)
         context = dict(
             base, papers=full, overflow=overflow, overflow_rest=rest, cards=Markup(self._slot)
         )

@@ -15,10 +15,10 @@ or duplicated by the parser) falls back to a plain premailer pass over the real 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections import OrderedDict
-from typing import Any
 
 _CSS_LOG_LEVEL = logging.CRITICAL
 # Attributes whose values can steer CSS or that premailer itself reads or writes; every other
@@ -60,41 +60,68 @@ def premailer_transform(html: str) -> str:
 def skeleton(html: str) -> tuple[str, list[str]]:
     """``html`` with text runs and content attribute values replaced by placeholders."""
     values: list[str] = []
-
-    def hole(value: str) -> str:
-        values.append(value)
-        return f"DGPH{len(values) - 1}HPGD"
-
     out: list[str] = []
     pos = 0
     for token in _TOKEN.finditer(html):
-        text = html[pos : token.start()]
-        out.append(hole(text) if text.strip() else text)
+        start = token.start()
+        if start > pos:
+            text = html[pos:start]
+            if text.strip():
+                out.append(f"DGPH{len(values)}HPGD")
+                values.append(text)
+            else:
+                out.append(text)
         tag = token.group(0)
-        is_start_tag = token.group(1) is None and tag[1] not in "!/"
-        out.append(_start_tag_skeleton(tag, hole) if is_start_tag else tag)
+        if token.group(1) is None and tag[1] not in "!/":
+            # The same tags recur in every email: their split into fixed parts and content
+            # values is worked out once per distinct tag.
+            pieces, contents = _start_tag_parts(tag)
+            if contents:
+                for piece, content in zip(pieces, contents, strict=False):
+                    out.append(f"{piece}DGPH{len(values)}HPGD")
+                    values.append(content)
+                out.append(pieces[-1])
+            else:
+                out.append(tag)
+        else:
+            out.append(tag)
         pos = token.end()
     tail = html[pos:]
-    out.append(hole(tail) if tail.strip() else tail)
+    if tail.strip():
+        out.append(f"DGPH{len(values)}HPGD")
+        values.append(tail)
+    else:
+        out.append(tail)
     return "".join(out), values
 
 
-def _start_tag_skeleton(tag: str, hole: Any) -> str:
+@functools.lru_cache(maxsize=16_384)
+def _start_tag_parts(tag: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A start tag as fixed pieces around its content attribute values: the tag is
+    ``pieces[0] + contents[0] + pieces[1] + ...`` with each value written as ``"value"``."""
     match = _START_TAG.match(tag)
     if match is None:
-        return tag
+        return (tag,), ()
     name, attributes, self_closing = match.groups()
-
-    def attribute(found: re.Match[str]) -> str:
+    pieces: list[str] = []
+    contents: list[str] = []
+    current = f"<{name}"
+    position = 0
+    for found in _ATTRIBUTE.finditer(attributes):
+        current += attributes[position : found.start()]
+        position = found.end()
         key, assignment = found.group(1), found.group(2)
         if assignment is None or key.lower() in _STYLE_ATTRIBUTES:
-            return found.group(0)
+            current += found.group(0)
+            continue
         raw = assignment.split("=", 1)[1].strip()
         if raw[:1] in "\"'":
             raw = raw[1:-1]
-        return f'{key}="{hole(raw.replace(chr(34), "&#34;"))}"'
-
-    return f"<{name}{_ATTRIBUTE.sub(attribute, attributes)}{self_closing}>"
+        pieces.append(f'{current}{key}="')
+        contents.append(raw.replace(chr(34), "&#34;"))
+        current = '"'
+    pieces.append(f"{current}{attributes[position:]}{self_closing}>")
+    return tuple(pieces), tuple(contents)
 
 
 def fill(template: str, values: list[str]) -> str | None:
