@@ -9,6 +9,7 @@ second; anything else goes through the library itself.
 
 from __future__ import annotations
 
+import functools
 import re
 from email.utils import getaddresses
 
@@ -43,8 +44,14 @@ def _simple(raw: str) -> bool:
     if len(raw) > 254 or not _SIMPLE.match(raw):
         return False
     local, domain = raw.rsplit("@", 1)
-    domain = domain.lower()
-    if len(local) > 64 or len(domain) > 253 or "--" in domain:
+    return len(local) <= 64 and _plain_domain(domain.lower())
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_domain(domain: str) -> bool:
+    """Whether a (lower-case, LDH) domain passes email-validator as written: not too long, no
+    IDNA-reserved ``--``, not a special-use name (``localhost``, ``.test``, ...)."""
+    if len(domain) > 253 or "--" in domain:
         return False
     return not any(domain == name or domain.endswith("." + name) for name in _SPECIAL_USE)
 

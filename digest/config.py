@@ -12,7 +12,6 @@ import functools
 import operator
 import os
 from collections.abc import Mapping
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,8 +20,9 @@ from pydantic import (
     PrivateAttr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     create_model,
-    model_validator,
+    field_validator,
 )
 
 from digest import registry
@@ -31,8 +31,9 @@ from digest.config_sections import (
     DeliverySection,
     DigestSection,
     FetchSection,
+    Problem,
     ScheduleSection,
-    SubscriberSection,
+    subscriber_problems,
 )
 from digest.errors import ConfigError
 from digest.models import Subscriber
@@ -44,7 +45,6 @@ __all__ = [
     "DigestSection",
     "FetchSection",
     "ScheduleSection",
-    "SubscriberSection",
     "bundled_path",
     "channel_options",
     "config_schema",
@@ -53,7 +53,10 @@ __all__ = [
     "load_config",
     "parse_config",
     "source_from",
+    "subscriber_from",
 ]
+
+PROBLEMS = "digest.subscriber_problems"  # the validation context's list of gathered problems
 
 DEFAULT_CONFIG_NAME = "digest.toml"
 CONFIG_ENV = "DIGEST_CONFIG"
@@ -80,29 +83,34 @@ class Config(Section):
     fetch: FetchSection = FetchSection()
     sources: tuple[SourceSettings, ...] = ()
     delivery: DeliverySection = Field(default_factory=DeliverySection)
-    subscribers: tuple[SubscriberSection, ...] = ()
+    subscribers: tuple[Subscriber, ...] = ()
 
     _path: Path | None = PrivateAttr(default=None)
 
-    @model_validator(mode="after")
-    def _unique_subscribers(self) -> Config:
-        seen: set[str] = set()
-        for sub in self.subscribers:
-            address = sub.email.casefold()
-            if address in seen:
-                raise ValueError(f"{sub.email} is listed twice; merge the two entries")
-            seen.add(address)
-        return self
+    @field_validator("subscribers")
+    @classmethod
+    def _checked_subscribers(
+        cls, value: tuple[Subscriber, ...], info: ValidationInfo
+    ) -> tuple[Subscriber, ...]:
+        # The problems are gathered (with where they are) rather than raised one by one, so a
+        # file with several gets them all in one message, each with its line.
+        checked, problems = subscriber_problems(value)
+        if problems:
+            found = (info.context or {}).get(PROBLEMS)
+            if found is None:
+                raise ValueError(problems[0][1])
+            found.extend(problems)
+        return checked
 
     @property
     def path(self) -> Path | None:
         """The file this configuration was read from, if any."""
         return self._path
 
-    @cached_property
+    @property
     def subscriber_list(self) -> tuple[Subscriber, ...]:
         """Every subscriber as the stages take them, in the file's order."""
-        return tuple(section.to_subscriber() for section in self.subscribers)
+        return self.subscribers
 
     @property
     def base_dir(self) -> Path:
@@ -231,9 +239,31 @@ def parse_config(text: str, path: Path) -> Config:
         data = tomli.loads(text)
     except tomli.TOMLDecodeError as exc:
         raise toml_error(exc, path) from exc
+    problems: list[Problem] = []
     try:
-        config = config_schema().model_validate(data)
+        config = config_schema().model_validate(data, context={PROBLEMS: problems})
     except ValidationError as exc:
-        raise describe_errors(exc, text, path, config_schema()) from exc
+        raise describe_errors(exc, text, path, config_schema(), problems) from exc
+    if problems:
+        raise describe_errors(None, text, path, config_schema(), problems)
+    config._path = path.resolve()
+    return config
+
+
+def subscriber_from(entry: Mapping[str, Any]) -> Subscriber:
+    """One ``[[subscribers]]`` entry checked as in a config file (ConfigError otherwise)."""
+    config = parse_config_data({"subscribers": [dict(entry)]}, Path("subscriber.toml"))
+    return config.subscribers[0]
+
+
+def parse_config_data(data: Mapping[str, Any], path: Path) -> Config:
+    """Validate already-parsed TOML ``data`` said to come from ``path``."""
+    problems: list[Problem] = []
+    try:
+        config = config_schema().model_validate(dict(data), context={PROBLEMS: problems})
+    except ValidationError as exc:
+        raise describe_errors(exc, "", path, config_schema(), problems) from exc
+    if problems:
+        raise describe_errors(None, "", path, config_schema(), problems)
     config._path = path.resolve()
     return config

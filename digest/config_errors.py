@@ -8,6 +8,7 @@ known key for a misspelt one, and turns the messages of discriminated unions (``
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Sequence
@@ -34,11 +35,18 @@ def toml_error(exc: Exception, path: Path) -> ConfigError:
 
 
 def describe_errors(
-    exc: ValidationError, text: str, path: Path, schema: type[BaseModel]
+    exc: ValidationError | None,
+    text: str,
+    path: Path,
+    schema: type[BaseModel],
+    gathered: Sequence[tuple[tuple[str | int, ...], str]] = (),
 ) -> ConfigError:
-    """Every problem of ``exc`` as one line; the hint says where every key is documented."""
-    problems = [_describe(error, text, path, schema) for error in exc.errors()]
-    return ConfigError("\n".join(dict.fromkeys(problems)), where=None, hint=HINT)
+    """Every problem of ``exc`` and every ``gathered`` (location, message) as one line each; the
+    hint says where every key is documented."""
+    errors: list[Any] = list(exc.errors()) if exc is not None else []
+    errors += [{"loc": loc, "msg": message, "type": "value_error"} for loc, message in gathered]
+    lines = [_describe(error, text, path, schema) for error in errors]
+    return ConfigError("\n".join(dict.fromkeys(lines)), where=None, hint=HINT)
 
 
 def _describe(error: Any, text: str, path: Path, schema: type[BaseModel]) -> str:
@@ -48,7 +56,7 @@ def _describe(error: Any, text: str, path: Path, schema: type[BaseModel]) -> str
     line = _line_of(text, loc) or _line_of(text, loc[:-1])
     where = f"{path}:{line}" if line else str(path)
     kind = error["type"]
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's, a dataclass's
         known = _known_keys(raw_loc[:-1], schema)
         guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
         fix = f"did you mean {guess[0]!r}?" if guess else f"known keys: {', '.join(known)}"
@@ -118,11 +126,24 @@ def _known_keys(loc: Sequence[str | int], schema: type[BaseModel]) -> list[str]:
         field = model.model_fields.get(str(part))
         if field is None:
             break
+        item = _dataclass_of(field.annotation)
+        if item is not None:  # [[subscribers]] entries are validated into a dataclass
+            return sorted(f.name for f in dataclasses.fields(item))
         members = _models_of(field.annotation)
         if not members:
             break
         model, candidates = members[0], members if len(members) > 1 else []
     return sorted(f.alias or name for name, f in model.model_fields.items())
+
+
+def _dataclass_of(annotation: Any) -> type | None:
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _dataclass_of(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _tag_of(model: type[BaseModel]) -> str | None:

@@ -1,14 +1,18 @@
 """The tables of the config file, each a frozen model whose errors say what to write instead.
 
 ``[digest]``, ``[schedule]``, ``[fetch]``, the common keys of ``[delivery]`` (each channel adds
-its own, see :mod:`digest.config`) and ``[[subscribers]]``. Text that becomes a mail header
+its own, see :mod:`digest.config`) and the checks of ``[[subscribers]]`` (whose entries are
+validated straight into :class:`digest.models.Subscriber` values). Text that becomes a mail header
 must be one line; names lose their control characters; addresses follow
 :mod:`digest.addresses`; interests follow :mod:`digest.terms`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import zoneinfo
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -18,11 +22,11 @@ from digest.models import Subscriber
 from digest.schedule.crontab import parse_crontab
 from digest.settings import Section, local_path
 from digest.terms import term_key
-from digest.untrusted import LINE_BREAKS, has_letters, strip_controls
+from digest.untrusted import has_letters, has_line_break, strip_controls
 
 
 def _one_line(value: str, what: str) -> str:
-    if any(ch in LINE_BREAKS for ch in value):
+    if has_line_break(value):
         raise ValueError(f"must be one line ({what})")
     return value
 
@@ -144,61 +148,80 @@ class DeliverySection(Section):
         return getattr(self, key)
 
 
-class SubscriberSection(Section):
-    """One ``[[subscribers]]`` entry: who gets the digest and which papers interest them."""
+Problem = tuple[tuple[str | int, ...], str]
+"""Where in the file (a pydantic-style location) and what is wrong."""
 
-    email: str
-    name: str = ""
-    keywords: tuple[str, ...] = ()
-    require: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    authors: tuple[str, ...] = ()
-    organizations: tuple[str, ...] = ()
-    min_upvotes: int | None = Field(None, ge=0)
-    max_papers: int = Field(15, ge=1, le=500)
 
-    @field_validator("email")
-    @classmethod
-    def _usable_email(cls, value: str) -> str:
-        wire_address(value)
-        return value
+def subscriber_problems(
+    subscribers: Sequence[Subscriber],
+) -> tuple[tuple[Subscriber, ...], list[Problem]]:
+    """The ``[[subscribers]]`` as they will be used (names without control characters), and
+    what is wrong with any of them: an address nobody can send to, a name over several lines,
+    a term that cannot match, a term both wanted and excluded, an address listed twice.
 
-    @field_validator("name")
-    @classmethod
-    def _one_line_name(cls, value: str) -> str:
-        return strip_controls(_one_line(value, "it becomes part of the To: header"))
-
-    @model_validator(mode="after")
-    def _sensible_interests(self) -> SubscriberSection:
-        for field in ("keywords", "require", "exclude", "authors", "organizations"):
-            for term in getattr(self, field):
-                if not term.strip():
-                    raise ValueError(f"{self.email}: {field} has an empty entry; remove it")
-                if not has_letters(term):
-                    raise ValueError(
-                        f"{self.email}: {field} entry {term!r} has no letters or digits; remove it"
+    One loop over plain values, so a list of 100,000 is checked in a fraction of a second;
+    repeated terms and domains are judged once.
+    """
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    checked: list[Subscriber] = []
+    for index, subscriber in enumerate(subscribers):
+        email = subscriber.email
+        try:
+            wire_address(email)
+        except ValueError as exc:
+            problems.append((("subscribers", index, "email"), str(exc)))
+        name = subscriber.name
+        if name:
+            if has_line_break(name):
+                problems.append(
+                    (("subscribers", index, "name"), "must be one line (it becomes the To: header)")
+                )
+            clean = strip_controls(name)
+            if clean != name:
+                subscriber = dataclasses.replace(subscriber, name=clean)
+        for field, terms in (
+            ("keywords", subscriber.keywords),
+            ("require", subscriber.require),
+            ("exclude", subscriber.exclude),
+            ("authors", subscriber.authors),
+            ("organizations", subscriber.organizations),
+        ):
+            for term in terms:
+                problem = _term_problem(term)
+                if problem is not None:
+                    problems.append(
+                        (
+                            ("subscribers", index, field),
+                            f"{email}: {field} {problem.format(term=term)}",
+                        )
                     )
-        wanted = {term_key(t) for t in [*self.keywords, *self.require]}
-        clash = sorted(t for t in self.exclude if term_key(t) in wanted)
-        if clash:
-            raise ValueError(
-                f"{self.email}: {clash[0]!r} is both wanted and excluded; keep it in only one list"
+        if subscriber.exclude:
+            wanted = {term_key(t) for t in (*subscriber.keywords, *subscriber.require)}
+            clash = sorted(t for t in subscriber.exclude if term_key(t) in wanted)
+            if clash:
+                problems.append(
+                    (("subscribers", index, "exclude"),
+                     f"{email}: {clash[0]!r} is both wanted and excluded; keep it in only one list")
+                )  # fmt: skip
+        address = email.casefold()
+        if address in seen:
+            problems.append(
+                (("subscribers", index, "email"), f"{email} is listed twice; merge the two entries")
             )
-        return self
+        seen.add(address)
+        checked.append(subscriber)
+    return tuple(checked), problems
 
-    def to_subscriber(self) -> Subscriber:
-        """The domain value matching and rendering take."""
-        return Subscriber(
-            email=self.email,
-            name=self.name,
-            keywords=self.keywords,
-            require=self.require,
-            exclude=self.exclude,
-            authors=self.authors,
-            organizations=self.organizations,
-            min_upvotes=self.min_upvotes,
-            max_papers=self.max_papers,
-        )
+
+@functools.lru_cache(maxsize=65_536)
+def _term_problem(term: str) -> str | None:
+    """What is wrong with an interest as written (terms repeat across subscribers: once each)."""
+    if not term.strip():
+        return "has an empty entry; remove it"
+    if not has_letters(term):
+        return "entry {term!r} has no letters or digits; remove it"
+    return None
 
 
 def is_table(annotation: Any) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -155,8 +155,12 @@ class Rendered(Value):
 class Subscriber:
     """Who gets a digest and which papers interest them: what matching and rendering read.
 
-    Built from a validated ``[[subscribers]]`` entry; every tuple holds the terms as written.
+    A ``[[subscribers]]`` entry is validated straight into this (unknown keys refused, counts
+    bounded); every tuple holds the terms as written. The checks that need more than types
+    (addresses, terms that cannot match) are :func:`digest.config_sections.subscriber_problems`.
     """
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
     email: str
     name: str = ""
@@ -165,8 +169,8 @@ class Subscriber:
     exclude: tuple[str, ...] = ()
     authors: tuple[str, ...] = ()
     organizations: tuple[str, ...] = ()
-    min_upvotes: int | None = None
-    max_papers: int = 15
+    min_upvotes: Annotated[int | None, Field(ge=0)] = None
+    max_papers: Annotated[int, Field(ge=1, le=500)] = 15
 
     @property
     def address(self) -> str:

@@ -72,6 +72,9 @@ def make_plan(
     skip = store.delivered_keys(emails, since - CLOCK_MARGIN)
     ranked = interests.match(candidates, skip=skip, capped=False)
     plan = Plan(batch=batch, new=list(observed.new))
+    # Subscribers with equal interests share one ranked list: cut it once per list and cap.
+    # (The cache holds each list, so no id is reused for another list while it lives.)
+    cuts: dict[tuple[int, int], tuple[list[Match], list[Match], list[str]]] = {}
     for subscriber in subscribers:
         email = subscriber.email
         # A paper whose delivery failed stays owed even after it left the lookback window.
@@ -80,7 +83,14 @@ def make_plan(
             papers = [p for p in [*candidates, *owed] if p.key not in skip[email]]
             ranked[email] = interests.match_one(email, papers, capped=False)
         everything = ranked[email]
-        plan.matches[email] = everything[: subscriber.max_papers]
-        plan.passed_over[email] = [m.paper.key for m in everything[subscriber.max_papers :]]
+        cap = subscriber.max_papers
+        cut = cuts.get((id(everything), cap))
+        if cut is None or cut[0] is not everything:
+            cut = cuts[(id(everything), cap)] = (
+                everything,
+                everything[:cap],
+                [m.paper.key for m in everything[cap:]],
+            )
+        plan.matches[email], plan.passed_over[email] = cut[1], cut[2]
         plan.matched[email] = len(everything)
     return plan

@@ -8,6 +8,7 @@ excluded) and the keyword matcher use these same rules, so they can never disagr
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -61,6 +62,7 @@ def words(term: str) -> list[str]:
     return [plain(w) for w in WORD.findall(term)]
 
 
+@functools.lru_cache(maxsize=65_536)
 def term_key(term: str) -> str:
     """What makes two written terms the same interest ("Agents*" and "agent" are)."""
     return " ".join(fold(w) for w in words(term.strip().rstrip("*")))

@@ -22,6 +22,12 @@ _HAS_WORD = re.compile(r"[^\W_]")
 # str.splitlines() breaks on all of these; any of them in a header could start a new header line
 # in some reader, so every one counts as a line break, not just CR and LF.
 LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+_LINE_BREAK = re.compile("[" + "".join(sorted(LINE_BREAKS)) + "]")
+
+
+def has_line_break(value: str) -> bool:
+    """Whether ``value`` holds any character some reader takes for the end of a line."""
+    return _LINE_BREAK.search(value) is not None
 
 
 def safe_url(value: str | None) -> str | None:

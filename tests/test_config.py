@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from pathlib import Path
@@ -171,6 +172,12 @@ def _keys(model: type[BaseModel], prefix: str) -> set[str]:
     keys: set[str] = set()
     for name, field in model.model_fields.items():
         key = field.alias or name
+        entries = [
+            a for a in getattr(field.annotation, "__args__", ()) if dataclasses.is_dataclass(a)
+        ]
+        if entries:  # [[subscribers]]: a tuple of dataclass entries
+            keys |= {f"{prefix}{key}.{f.name}" for f in dataclasses.fields(entries[0])}
+            continue
         nested = _models(field.annotation)
         for inner in nested:  # every source kind's keys, every channel's table
             keys |= _keys(inner, f"{prefix}{key}.")

@@ -57,16 +57,26 @@ class KeywordMatcher:
         self.kids: list[tuple[int, str]] = []
         self.kid_masks: dict[int, int] = {}  # id -> bit mask of its (id, spelling) pairs
         self._singles: dict[str, KeywordMatcher] = {}
+        # Subscribers who wrote the same interests share one profile, compiled once: a lab of
+        # thousands has far fewer distinct interest lists than readers.
+        by_interests: dict[tuple[object, ...], int] = {}
         for section in subscribers:
             if section.email in self._sections:
                 raise ConfigError(
                     f"{section.email} is listed twice", where="subscribers", hint="merge them"
                 )
             self._sections[section.email] = section
-            profile = self._profile(section)
-            pid = self._profile_ids.setdefault(profile, len(self._profiles))
-            if pid == len(self._profiles):
-                self._profiles.append(profile)
+            written = (
+                section.keywords, section.require, section.exclude, section.authors,
+                section.organizations, section.min_upvotes, section.max_papers,
+            )  # fmt: skip
+            pid = by_interests.get(written)
+            if pid is None:
+                profile = self._profile(section)
+                pid = self._profile_ids.setdefault(profile, len(self._profiles))
+                if pid == len(self._profiles):
+                    self._profiles.append(profile)
+                by_interests[written] = pid
             self._subscribers[section.email] = pid
 
     @property
@@ -148,8 +158,9 @@ class KeywordMatcher:
         """Each subscriber's matches among ``papers``, best first, capped at their max_papers.
 
         Papers whose key is in ``skip[email]`` (already delivered) are dropped before the cap.
-        Every subscriber is in the result, possibly with an empty list. ``capped=False`` returns
-        every match in ranking order, for a caller that records what fell below the cap.
+        Every subscriber is in the result, possibly with an empty list; subscribers with equal
+        interests share one list, so a caller must not change it. ``capped=False`` returns every
+        match in ranking order, for a caller that records what fell below the cap.
         """
         with cyclic_gc_paused():
             # In a call of its own so the run is freed before the collector comes back to life.
@@ -162,7 +173,7 @@ class KeywordMatcher:
         profiles = self._profiles
         if not skip:
             picks = [run.select(profile, 0) for profile in profiles]
-            return {email: picks[pid][:] for email, pid in self._subscribers.items()}
+            return {email: picks[pid] for email, pid in self._subscribers.items()}
         unskipped: list[list[Match] | None] = [None] * len(profiles)
         memo: dict[tuple[int, int], list[Match]] = {}
         result: dict[str, list[Match]] = {}
@@ -177,7 +188,7 @@ class KeywordMatcher:
                 picked = unskipped[pid]
                 if picked is None:
                     picked = unskipped[pid] = run.select(profiles[pid], 0)
-            result[email] = picked[:]
+            result[email] = picked
         return result
 
     def match_one(self, email: str, papers: Sequence[Paper], *, capped: bool = True) -> list[Match]:

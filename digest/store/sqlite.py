@@ -167,19 +167,26 @@ class SqliteStore:
             return keys, records_of(conn, (k for ks in keys.values() for k in ks))
 
         keys, records = self._db.read("read what is owed", read, several=True)
-        return {
-            email: [
-                self._paper(key, records[key])
-                for key in dict.fromkeys(keys.get(address_of(email), ()))
-                if key in records and records[key] != PRUNED
-            ]
-            for email in emails
-        }
+        owed: dict[str, list[Paper]] = {}
+        for email in emails:
+            found = keys.get(address_of(email)) if keys else None
+            owed[email] = (
+                [
+                    self._paper(key, records[key])
+                    for key in dict.fromkeys(found)
+                    if key in records and records[key] != PRUNED
+                ]
+                if found
+                else []
+            )
+        return owed
 
     def delivered_keys(self, emails: Collection[str], since: dt.datetime) -> dict[str, set[str]]:
         """Per address (as given), the keys its digests sent since ``since`` listed or passed
         over: what must not be offered again among papers first seen since then."""
         sent = self._db.read("read deliveries", lambda conn: ledger.delivered(conn, _iso(since)))
+        if not sent:
+            return {email: set() for email in emails}
         return {email: sent.get(address_of(email), set()) for email in emails}
 
     def begin_run(self, now: dt.datetime, *, dry_run: bool = False) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from digest.config import SubscriberSection
+from digest.config import subscriber_from
 from digest.deliver import MessageSettings
 from digest.deliver.message import build_message
 from digest.errors import PermanentDeliveryError
@@ -35,7 +35,7 @@ def delivery(**values: Any) -> MessageSettings:
 
 
 def subscriber(email_address: str = "ada@example.org", name: str = "Ada Lovelace") -> Subscriber:
-    return SubscriberSection.model_validate({"email": email_address, "name": name}).to_subscriber()
+    return subscriber_from({"email": email_address, "name": name})
 
 
 def unchecked(email_address: str, name: str) -> Subscriber:
@@ -229,7 +229,7 @@ def test_line_breaks_in_from_and_reply_to_are_refused(field: str) -> None:
 
 
 def test_an_address_smuggled_into_the_email_field_is_refused() -> None:
-    sub = SubscriberSection.model_construct(email="eve@example.org>, <victim@example.org", name="")
+    sub = unchecked("eve@example.org>, <victim@example.org", "")
     with pytest.raises(PermanentDeliveryError):
         build(to=sub)
 

@@ -11,7 +11,7 @@ import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from digest.config import Config, SubscriberSection, config_schema
+from digest.config import Config, config_schema, subscriber_from
 from digest.deliver import MessageSettings
 from digest.deliver.message import MailChannel, WireMessage, build_message
 from digest.deliver.smtp import SmtpSettings, SmtpTransport
@@ -30,8 +30,8 @@ def message_for(address: str, subject: str = "Daily Papers digest") -> WireMessa
         html=f"<p>papers for {address}</p>",
         text=f"papers for {address}\n",
     )
-    section = SubscriberSection.model_validate({"email": address, "name": "Reader Ünïcode"})
-    return WireMessage.of(build_message(rendered, section.to_subscriber(), DELIVERY, now=NOW))
+    section = subscriber_from({"email": address, "name": "Reader Ünïcode"})
+    return WireMessage.of(build_message(rendered, section, DELIVERY, now=NOW))
 
 
 def smtp_settings(port: int, **overrides: object) -> SmtpSettings:

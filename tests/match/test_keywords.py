@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from digest.config import SubscriberSection, parse_config
+from digest.config import parse_config, subscriber_from
 from digest.errors import ConfigError
 from digest.match import compile_interests
 from digest.match.keywords import KeywordMatcher
@@ -43,7 +43,7 @@ def papers() -> list[Paper]:
 
 def sub(email: str = "ada@example.org", **interests: Any) -> Subscriber:
     interests.setdefault("max_papers", 500)
-    return SubscriberSection(email=email, **interests).to_subscriber()
+    return subscriber_from({"email": email, **interests})
 
 
 def matched(papers: Sequence[Paper], **interests: Any) -> list[Match]:

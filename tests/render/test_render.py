@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from digest.config import SubscriberSection
+from digest.config import subscriber_from
 from digest.errors import RenderError
 from digest.models import Match, Paper, Span, Subscriber
 from digest.render import Renderer, RenderSettings
@@ -104,7 +104,7 @@ def config(
 
 
 def subscriber(**fields: Any) -> Subscriber:
-    return SubscriberSection.model_validate(fields).to_subscriber()
+    return subscriber_from(fields)
 
 
 ADA = subscriber(
