@@ -212,12 +212,12 @@ def run(
         outcomes += [_rehearse(renderer, s, plan, day) for s in due]
         return _report(plan, day, outcomes, dry_run=True)
     journal = Journal.open(store.journal_path, len(due))
+    sending = Sending(store, channel, journal, run_id, now)
     try:
         planned = [
             PlannedDigest(s.email, _keys(plan, s), tuple(plan.passed_over[s.email])) for s in due
         ]
         opened = store.plan_digests(run_id, day, planned, now)
-        sending = Sending(store, channel, journal, run_id, now)
         stopped = False
         for done, (subscriber, digest) in enumerate(zip(due, opened, strict=True), start=1):
             if should_stop():
@@ -235,6 +235,7 @@ def run(
             )
         sending.finish()
     except BaseException:
+        sending.abandon()
         journal.close(recorded=False)  # kept: the next run records what it holds
         raise
     report = _report(

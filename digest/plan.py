@@ -40,7 +40,7 @@ class Plan:
     batch: Batch
     new: list[Paper]
     matches: dict[str, list[Match]] = field(default_factory=dict)
-    passed_over: dict[str, list[str]] = field(default_factory=dict)
+    passed_over: dict[str, tuple[str, ...]] = field(default_factory=dict)
     matched: dict[str, int] = field(default_factory=dict)
 
 
@@ -70,27 +70,17 @@ def make_plan(
     # A digest that listed a paper first seen since `since` was sent after `since`: the sent
     # digests of the window (a day's margin for clocks) are all that can hold a candidate.
     skip = store.delivered_keys(emails, since - CLOCK_MARGIN)
-    ranked = interests.match(candidates, skip=skip, capped=False)
+    ranked = interests.rank(candidates, skip=skip)
     plan = Plan(batch=batch, new=list(observed.new))
-    # Subscribers with equal interests share one ranked list: cut it once per list and cap.
-    # (The cache holds each list, so no id is reused for another list while it lives.)
-    cuts: dict[tuple[int, int], tuple[list[Match], list[Match], list[str]]] = {}
     for subscriber in subscribers:
         email = subscriber.email
         # A paper whose delivery failed stays owed even after it left the lookback window.
         owed = [p for p in owed_by_email[email] if p.key not in candidate_keys]
+        ranking = ranked[email]
         if owed:
             papers = [p for p in [*candidates, *owed] if p.key not in skip[email]]
-            ranked[email] = interests.match_one(email, papers, capped=False)
-        everything = ranked[email]
-        cap = subscriber.max_papers
-        cut = cuts.get((id(everything), cap))
-        if cut is None or cut[0] is not everything:
-            cut = cuts[(id(everything), cap)] = (
-                everything,
-                everything[:cap],
-                [m.paper.key for m in everything[cap:]],
-            )
-        plan.matches[email], plan.passed_over[email] = cut[1], cut[2]
-        plan.matched[email] = len(everything)
+            ranking = interests.rank_one(email, papers)
+        plan.matches[email] = ranking.matches
+        plan.passed_over[email] = ranking.passed_over
+        plan.matched[email] = ranking.matched
     return plan

@@ -10,16 +10,20 @@ The order of things is what keeps the promises:
 4. when the store cannot be written (another process holds it, its disk is full), sending goes
    on, the group waits in the journal, and the next run records it before it sends anything.
 
-So a process killed at any moment loses nothing and duplicates at most the digest in flight (the
-channel accepted it, the journal had not yet heard); a power cut can also lose the journal lines
+So a process killed at any moment loses nothing and duplicates at most the digests in flight (the
+channel accepted them, the journal had not yet heard): one, or with an SMTP pool of ``N``
+connections at most ``2 N``; a power cut can also lose the journal lines
 of the group being sent, which are then sent again (an outbox file is replaced, not added).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from digest.deliver import Channel, Outgoing
@@ -36,9 +40,25 @@ Render = Callable[[Subscriber], Rendered]
 Progress = Callable[[int, int], None]
 
 
+@dataclass(frozen=True)
+class _Handed:
+    """A digest handed to the channel: what its outcome needs once the channel answers."""
+
+    digest: OpenDigest
+    email: str
+    matched: int
+    answer: Future[str]
+
+
 @dataclass
 class Sending:
-    """One run's sends: the outcomes so far, the group not yet recorded, what the store missed."""
+    """One run's sends: the outcomes so far, the group not yet recorded, what the store missed.
+
+    A channel that takes several messages at once (``channel.parallel`` > 1: an SMTP pool) gets
+    them from a few threads, at most twice as many in flight as it has sessions; rendering,
+    the journal and the store stay on the calling thread, and outcomes keep the subscribers'
+    order.
+    """
 
     store: Store
     channel: Channel
@@ -51,6 +71,9 @@ class Sending:
     _accepted: list[Accepted] = field(default_factory=list)
     _refused: list[Refused] = field(default_factory=list)
     _since: float = 0.0
+    _in_flight: deque[_Handed] = field(default_factory=deque)
+    _workers: ThreadPoolExecutor | None = None
+    _recording: bool = True
 
     def send(
         self,
@@ -62,37 +85,89 @@ class Sending:
         matched: int,
         day: dt.date,
     ) -> None:
-        """Render and send one digest; its outcome joins :attr:`outcomes`."""
+        """Render and send one digest; its outcome joins :attr:`outcomes` (at once, or when the
+        channel answers if it sends in parallel)."""
         email = subscriber.email
         try:
             rendered = render(subscriber)
-            listed = {match.paper.key: match for match in matches}
-            outgoing = Outgoing(
-                subscriber=subscriber,
-                rendered=rendered,
-                day=day,
-                now=self.now,
-                digest_id=digest.digest_id,
-                matches=tuple(listed[k] for k in rendered.paper_keys if k in listed),
-            )
-            receipt = self.channel.send(outgoing)
-        except (DeliveryError, RenderError) as exc:
-            permanent = isinstance(exc, PermanentDeliveryError | RenderError)
-            self._refused.append(Refused(digest.row, email, str(exc), permanent))
-            self.outcomes.append(
-                SubscriberOutcome(
-                    email, matched, len(digest.papers), error=str(exc), permanent=permanent
-                )
-            )
-            self._maybe_record()
+        except RenderError as exc:
+            self._refuse(digest, email, matched, exc)
+            return
+        listed = {match.paper.key: match for match in matches}
+        outgoing = Outgoing(
+            subscriber=subscriber,
+            rendered=rendered,
+            day=day,
+            now=self.now,
+            digest_id=digest.digest_id,
+            matches=tuple(listed[k] for k in rendered.paper_keys if k in listed),
+        )
+        parallel = self.channel.parallel
+        if parallel <= 1:
+            answer: Future[str] = Future()
+            try:
+                answer.set_result(self.channel.send(outgoing))
+            except DeliveryError as exc:
+                answer.set_exception(exc)
+            self._complete(_Handed(digest, email, matched, answer))
+            return
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(parallel, thread_name_prefix="digest-send")
+        self._in_flight.append(
+            _Handed(digest, email, matched, self._workers.submit(self.channel.send, outgoing))
+        )
+        while len(self._in_flight) >= 2 * parallel or (
+            self._in_flight and self._in_flight[0].answer.done()
+        ):
+            self._complete(self._in_flight.popleft())
+
+    def _complete(self, handed: _Handed) -> None:
+        digest, email = handed.digest, handed.email
+        try:
+            receipt = handed.answer.result()
+        except DeliveryError as exc:
+            self._refuse(digest, email, handed.matched, exc)
             return
         accepted = Accepted(digest.row, email, receipt, digest.papers)
         self.journal.append(accepted, self.run_id)
         self._accepted.append(accepted)
-        self.outcomes.append(SubscriberOutcome(email, matched, len(digest.papers), sent=True))
+        self.outcomes.append(
+            SubscriberOutcome(email, handed.matched, len(digest.papers), sent=True)
+        )
         self._maybe_record()
 
+    def _refuse(
+        self, digest: OpenDigest, email: str, matched: int, exc: DeliveryError | RenderError
+    ) -> None:
+        permanent = isinstance(exc, PermanentDeliveryError | RenderError)
+        self._refused.append(Refused(digest.row, email, str(exc), permanent))
+        self.outcomes.append(
+            SubscriberOutcome(
+                email, matched, len(digest.papers), error=str(exc), permanent=permanent
+            )
+        )
+        self._maybe_record()
+
+    def abandon(self) -> None:
+        """The run is failing: wait for the digests in flight and journal those accepted (the
+        next run records them), without touching the store."""
+        self._recording = False
+        with contextlib.suppress(Exception):
+            self._drain()
+
+    def _drain(self) -> None:
+        """Wait for every digest in flight and take its outcome."""
+        try:
+            while self._in_flight:
+                self._complete(self._in_flight.popleft())
+        finally:
+            if self._workers is not None:
+                self._workers.shutdown(wait=True, cancel_futures=True)
+                self._workers = None
+
     def _maybe_record(self) -> None:
+        if not self._recording:
+            return
         pending = len(self._accepted) + len(self._refused)
         if not self._since:
             self._since = self.clock()
@@ -124,7 +199,9 @@ class Sending:
         return len(self._accepted)
 
     def finish(self) -> bool:
-        """Record what is left; whether everything accepted is in the store."""
+        """Wait for what is in flight, record what is left; whether everything accepted is in
+        the store."""
+        self._drain()
         self.record()
         recorded = not self._accepted
         self.journal.close(recorded=recorded)

@@ -298,3 +298,46 @@ def test_sigkill_loses_nothing_and_duplicates_at_most_the_message_in_flight(
     else:
         assert duplicated == []
     assert set(per_subscriber) == set(INTERESTS)
+
+
+def test_a_pool_of_connections_sends_each_subscriber_once(
+    tmp_path: Path,
+    expected: dict[str, set[str]],
+    server: tuple[CountingController, Handler],
+) -> None:
+    controller, handler = server
+    config = write_config(tmp_path, controller.port, smtp_extra="connections = 3\n")
+    code, out, err = finish(digest(config, "run"))
+    assert code == 0, err
+    assert "sent 5 of 5 digests" in out
+    assert check_deliveries(handler.received, expected) == Counter(dict.fromkeys(INTERESTS, 1))
+    assert controller.connections == 3
+    # the summary keeps the configured order, whatever order the sessions finished in
+    listed = [line.split(":")[0].strip() for line in out.splitlines() if "@" in line]
+    assert listed == list(INTERESTS)
+
+
+def test_sigkill_with_a_pool_loses_nothing_and_duplicates_only_what_was_in_flight(
+    tmp_path: Path,
+    expected: dict[str, set[str]],
+    server: tuple[CountingController, Handler],
+) -> None:
+    controller, handler = server
+    killer = Killer()
+    handler.after_accept = lambda n: killer.kill() if n == 3 else None
+    config = write_config(tmp_path, controller.port, smtp_extra="connections = 2\n")
+    first = digest(config, "run")
+    killer.attach(first)
+    code, out, err = finish(first)
+    assert code == -signal.SIGKILL and killer.killed, (code, out, err)
+    accepted_before = {r.rcpt_tos[0] for r in handler.received}
+
+    handler.after_accept = None
+    code, out, err = finish(digest(config, "run"))
+    assert code == 0, (out, err)
+    per_subscriber = check_deliveries(handler.received, expected)
+    assert set(per_subscriber) == set(INTERESTS)  # nobody missed a paper
+    duplicated = {address for address, count in per_subscriber.items() if count > 1}
+    assert all(count <= 2 for count in per_subscriber.values())
+    assert duplicated <= accepted_before  # only digests the server had taken before the kill
+    assert len(duplicated) <= 2 * 2  # at most two in flight per connection

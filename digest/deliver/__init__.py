@@ -75,7 +75,11 @@ class Outgoing:
 class Channel(Protocol):
     """Where digests go. ``send`` returns the receipt id once the digest was accepted;
     ``flush`` makes everything accepted so far survive a power cut (the ledger calls it before
-    it records a group of deliveries)."""
+    it records a group of deliveries). ``parallel`` is how many ``send`` calls may run at once,
+    from as many threads (1: one at a time, from one thread)."""
+
+    @property
+    def parallel(self) -> int: ...
 
     def send(self, outgoing: Outgoing) -> str: ...
 
@@ -130,7 +134,10 @@ def target_of(method: str, settings: Any, context: ChannelContext) -> str:
 
 
 class Closing:
-    """Context-manager behaviour for channels and transports with nothing or little to release."""
+    """Context-manager behaviour for channels and transports with nothing or little to release;
+    one send at a time unless a subclass says otherwise."""
+
+    parallel: int = 1
 
     def flush(self) -> None:
         """Make what was accepted durable (nothing to do, unless overridden)."""

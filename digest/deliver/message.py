@@ -232,7 +232,11 @@ class WireMessage:
 
 class Transport(Protocol):
     """Where built messages go. ``send`` returns only when the message was accepted; ``flush``
-    makes the accepted ones durable (an SMTP server already has them: nothing to do)."""
+    makes the accepted ones durable (an SMTP server already has them: nothing to do);
+    ``parallel`` is how many ``send`` calls it takes at once, from as many threads."""
+
+    @property
+    def parallel(self) -> int: ...
 
     def send(self, message: WireMessage) -> None: ...
 
@@ -270,6 +274,11 @@ class MailChannel(Closing):
         )
         self.transport.send(message)
         return message.message_id
+
+    @property
+    def parallel(self) -> int:  # type: ignore[override]  # the transport's, not a class constant
+        """How many messages the transport can take at once (an SMTP pool: its connections)."""
+        return self.transport.parallel
 
     def flush(self) -> None:
         self.transport.flush()

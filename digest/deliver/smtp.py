@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
@@ -27,6 +27,9 @@ from digest.errors import (
     TemporaryDeliveryError,
 )
 from digest.settings import ChannelOption, Section
+
+if TYPE_CHECKING:
+    from digest.deliver.smtp_pool import Backoff
 
 Sleep = Callable[[float], None]
 
@@ -42,6 +45,8 @@ class SmtpSettings(Section):
     timeout: float = Field(30.0, gt=0)
     deadline: float = Field(60.0, gt=0)
     retries: int = Field(3, ge=0, le=10)
+    connections: int = Field(1, ge=1, le=16)
+    max_per_minute: float | None = Field(None, gt=0)
 
 
 class SmtpChannel:
@@ -51,8 +56,22 @@ class SmtpChannel:
 
     @classmethod
     def open(cls, settings: SmtpSettings, context: ChannelContext) -> Channel:
-        """The channel, with the password taken from ``$password_env`` when a username is set."""
-        return MailChannel(smtp_transport(settings, context), context.message)
+        """The channel, with the password taken from ``$password_env`` when a username is set;
+        a pool of sessions under one rate limit with ``connections`` > 1 or ``max_per_minute``."""
+        if settings.connections == 1 and settings.max_per_minute is None:
+            return MailChannel(smtp_transport(settings, context), context.message)
+        from digest.deliver.smtp_pool import Backoff, RateLimit, SmtpPool
+
+        backoff = Backoff(sleep=context.sleep)
+        pool = SmtpPool(
+            [
+                smtp_transport(settings, context, backoff=backoff)
+                for _ in range(settings.connections)
+            ],
+            limit=RateLimit(settings.max_per_minute) if settings.max_per_minute else None,
+            backoff=backoff,
+        )
+        return MailChannel(pool, context.message)
 
     @classmethod
     def target(cls, settings: SmtpSettings, context: ChannelContext) -> str:
@@ -60,7 +79,9 @@ class SmtpChannel:
         return f"{settings.host}:{settings.port}"
 
 
-def smtp_transport(settings: SmtpSettings, context: ChannelContext) -> SmtpTransport:
+def smtp_transport(
+    settings: SmtpSettings, context: ChannelContext, *, backoff: Backoff | None = None
+) -> SmtpTransport:
     """A transport for ``settings``; ConfigError when the password variable is not set."""
     password: str | None = None
     if settings.username:
@@ -77,6 +98,7 @@ def smtp_transport(settings: SmtpSettings, context: ChannelContext) -> SmtpTrans
         password=password,
         ssl_context=context.ssl_context or ssl.create_default_context(),
         sleep=context.sleep,
+        backoff=backoff,
     )
 
 
@@ -97,20 +119,27 @@ class SmtpTransport(Closing):
         password: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         sleep: Sleep = time.sleep,
-        backoff: float = 1.0,
+        first_delay: float = 1.0,
         max_backoff: float = 60.0,
+        backoff: Backoff | None = None,
     ) -> None:
         self.settings = settings
         self._password = password
         self._context = ssl_context or ssl.create_default_context()
         self._sleep = sleep
-        self._backoff = backoff
+        self._first_delay = first_delay
         self._max_backoff = max_backoff
+        self._shared_backoff = backoff
         self._smtp: SmtpSession | None = None
         self._watchdog = Watchdog()
         self._broken: DeliveryError | None = None
         self._local_hostname: str | None = None
         self.connections = 0
+
+    @property
+    def broken(self) -> DeliveryError | None:
+        """Why this transport gave up for the run, once it has."""
+        return self._broken
 
     @property
     def where(self) -> str:
@@ -131,7 +160,12 @@ class SmtpTransport(Closing):
                 return
             except _Retry as retry:
                 if attempt + 1 < attempts and not retry.final:
-                    self._sleep(min(self._backoff * 2**attempt, self._max_backoff))
+                    delay = min(self._first_delay * 2**attempt, self._max_backoff)
+                    if self._shared_backoff is not None:
+                        self._shared_backoff.pause(delay)  # every session of the pool waits
+                        self._shared_backoff.wait()
+                    else:
+                        self._sleep(delay)
                     continue
                 tries = f" (after {attempt + 1} attempts)" if attempt else ""
                 final = TemporaryDeliveryError(

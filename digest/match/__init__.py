@@ -30,12 +30,57 @@ into words once), :mod:`.vocabulary` (every term and name with an id, scanning a
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from digest.models import Match, Paper, Subscriber
 
-__all__ = ["Matcher", "compile_interests"]
+__all__ = ["Matcher", "Ranking", "compile_interests"]
+
+
+class Ranking:
+    """One subscriber's result: the matches that make the email (best first, at most
+    ``max_papers``), how many papers matched in all, and the keys of those ranked below the cap
+    (recorded with the digest, so they are not offered again).
+
+    ``passed_over`` may be given as a function, called the first time it is read: only a run
+    that records its plan needs those keys, and working them out for every subscriber costs as
+    much as the ranking itself. Shared by subscribers whose interests and history are equal:
+    never change it.
+    """
+
+    __slots__ = ("_passed_over", "matched", "matches")
+
+    def __init__(
+        self,
+        matches: list[Match],
+        matched: int,
+        passed_over: tuple[str, ...] | Callable[[], tuple[str, ...]] = (),
+    ) -> None:
+        self.matches = matches
+        self.matched = matched
+        self._passed_over = passed_over
+
+    @property
+    def passed_over(self) -> tuple[str, ...]:
+        """The keys of the matches below the cap, in no particular order."""
+        if callable(self._passed_over):
+            self._passed_over = self._passed_over()
+        return self._passed_over
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Ranking):
+            return NotImplemented
+        return (self.matches, self.matched, sorted(self.passed_over)) == (
+            other.matches,
+            other.matched,
+            sorted(other.passed_over),
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and not immutable
+
+    def __repr__(self) -> str:
+        return f"Ranking({len(self.matches)} of {self.matched} matched)"
 
 
 class Matcher(Protocol):
@@ -45,18 +90,14 @@ class Matcher(Protocol):
     def emails(self) -> list[str]:
         """The subscribers, in the order they were given."""
 
-    def match(
-        self,
-        papers: Sequence[Paper],
-        *,
-        skip: Mapping[str, Collection[str]] | None = None,
-        capped: bool = True,
-    ) -> dict[str, list[Match]]:
-        """Each subscriber's matches among ``papers``, best first (capped at ``max_papers``
-        unless ``capped=False``); keys in ``skip[email]`` are dropped before the cap."""
+    def rank(
+        self, papers: Sequence[Paper], *, skip: Mapping[str, Collection[str]] | None = None
+    ) -> dict[str, Ranking]:
+        """Each subscriber's :class:`Ranking` among ``papers``; keys in ``skip[email]``
+        (already delivered) are dropped before the cap."""
 
-    def match_one(self, email: str, papers: Sequence[Paper], *, capped: bool = True) -> list[Match]:
-        """One subscriber's matches among ``papers``."""
+    def rank_one(self, email: str, papers: Sequence[Paper]) -> Ranking:
+        """One subscriber's :class:`Ranking` among ``papers``."""
 
 
 def compile_interests(subscribers: Sequence[Subscriber]) -> Matcher:

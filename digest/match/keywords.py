@@ -14,6 +14,7 @@ from functools import reduce
 from operator import or_
 
 from digest.errors import ConfigError
+from digest.match import Ranking
 from digest.match.select import Selection, cyclic_gc_paused
 from digest.match.text import TextCache
 from digest.match.vocabulary import Vocabulary
@@ -148,38 +149,39 @@ class KeywordMatcher:
             self.kid_masks[tid] = self.kid_masks.get(tid, 0) | 1 << kid
         return kid
 
-    def match(
-        self,
-        papers: Sequence[Paper],
-        *,
-        skip: Mapping[str, Collection[str]] | None = None,
-        capped: bool = True,
-    ) -> dict[str, list[Match]]:
-        """Each subscriber's matches among ``papers``, best first, capped at their max_papers.
+    def rank(
+        self, papers: Sequence[Paper], *, skip: Mapping[str, Collection[str]] | None = None
+    ) -> dict[str, Ranking]:
+        """Each subscriber's ranking among ``papers``: best first, capped at their max_papers.
 
         Papers whose key is in ``skip[email]`` (already delivered) are dropped before the cap.
-        Every subscriber is in the result, possibly with an empty list; subscribers with equal
-        interests share one list, so a caller must not change it. ``capped=False`` returns every
-        match in ranking order, for a caller that records what fell below the cap.
+        Every subscriber is in the result; subscribers with equal interests and history share
+        one :class:`Ranking`, so a caller must not change it.
         """
         with cyclic_gc_paused():
             # In a call of its own so the run is freed before the collector comes back to life.
-            return self._match(papers, skip, capped)
+            return self._rank(papers, skip)
 
-    def _match(
-        self, papers: Sequence[Paper], skip: Mapping[str, Collection[str]] | None, capped: bool
-    ) -> dict[str, list[Match]]:
-        run = Selection(self, papers, capped=capped)
+    def _rank(
+        self, papers: Sequence[Paper], skip: Mapping[str, Collection[str]] | None
+    ) -> dict[str, Ranking]:
+        run = Selection(self, papers)
         profiles = self._profiles
         if not skip:
             picks = [run.select(profile, 0) for profile in profiles]
             return {email: picks[pid] for email, pid in self._subscribers.items()}
-        unskipped: list[list[Match] | None] = [None] * len(profiles)
-        memo: dict[tuple[int, int], list[Match]] = {}
-        result: dict[str, list[Match]] = {}
+        unskipped: list[Ranking | None] = [None] * len(profiles)
+        memo: dict[tuple[int, int], Ranking] = {}
+        masks: dict[int, tuple[Collection[str], int]] = {}  # by id: histories are often shared
+        result: dict[str, Ranking] = {}
         for email, pid in self._subscribers.items():
             done = skip.get(email)
-            mask = run.skip_mask(done) if done else 0
+            mask = 0
+            if done:
+                known = masks.get(id(done))
+                if known is None or known[0] is not done:
+                    known = masks[id(done)] = (done, run.skip_mask(done))
+                mask = known[1]
             if mask:
                 picked = memo.get((pid, mask))
                 if picked is None:
@@ -191,12 +193,22 @@ class KeywordMatcher:
             result[email] = picked
         return result
 
-    def match_one(self, email: str, papers: Sequence[Paper], *, capped: bool = True) -> list[Match]:
-        """One subscriber's matches among ``papers`` (scanning only that subscriber's terms)."""
+    def rank_one(self, email: str, papers: Sequence[Paper]) -> Ranking:
+        """One subscriber's ranking among ``papers`` (scanning only that subscriber's terms)."""
         single = self._singles.get(email)
         if single is None:
             section = self._sections.get(email)
             if section is None:
                 raise KeyError(f"{email} is not a subscriber of these interests")
             single = self._singles[email] = KeywordMatcher([section], self.texts)
-        return single.match(papers, capped=capped)[email]
+        return single.rank(papers)[email]
+
+    def match(
+        self, papers: Sequence[Paper], *, skip: Mapping[str, Collection[str]] | None = None
+    ) -> dict[str, list[Match]]:
+        """Each subscriber's matches (the ranking's ``matches``), for callers that need no more."""
+        return {email: ranking.matches for email, ranking in self.rank(papers, skip=skip).items()}
+
+    def match_one(self, email: str, papers: Sequence[Paper]) -> list[Match]:
+        """One subscriber's matches among ``papers``."""
+        return self.rank_one(email, papers).matches

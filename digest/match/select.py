@@ -12,10 +12,11 @@ import gc
 from bisect import bisect_right
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from functools import reduce
+from functools import partial, reduce
 from operator import attrgetter, or_
 from typing import TYPE_CHECKING
 
+from digest.match import Ranking
 from digest.match.text import FIELDS, NOT_IN_TEXT_RANK
 from digest.match.vocabulary import Found
 from digest.models import Match, Paper, Span
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from digest.match.keywords import KeywordMatcher, Profile
 
 TITLE_BONUS = 1000.0
+NOTHING = Ranking([], 0)
 
 
 @contextmanager
@@ -52,8 +54,7 @@ class Selection:
     Everything indexed per paper is indexed by its bit.
     """
 
-    def __init__(self, interests: KeywordMatcher, papers: Sequence[Paper], *, capped: bool) -> None:
-        self._capped = capped
+    def __init__(self, interests: KeywordMatcher, papers: Sequence[Paper]) -> None:
         self._kids = interests.kids
         # Base order, a total one: most upvotes first (unknown last), then the key; the input's
         # order never decides, so preview and run rank the same papers the same way.
@@ -86,6 +87,8 @@ class Selection:
         self._upvotes = [-(p.upvotes if p.upvotes is not None else -1) for p in self.papers[::-1]]
         self._up_masks: dict[int, int] = {}
         self._matches: list[dict[object, Match]] = [{} for _ in self.papers]
+        self._keys = [paper.key for paper in self.papers]
+        self._byte_keys: dict[int, tuple[str, ...]] = {}
         self._spans: dict[tuple[int, int, int], Span] = {}
 
     def skip_mask(self, keys: Collection[str]) -> int:
@@ -109,8 +112,8 @@ class Selection:
             mask = self._up_masks[upvotes] = ((1 << count) - 1) << (len(self.papers) - count)
         return mask
 
-    def select(self, profile: Profile, skip: int) -> list[Match]:
-        """The profile's matches, best first, capped; ``skip``: bits of papers to leave out."""
+    def select(self, profile: Profile, skip: int) -> Ranking:
+        """The profile's ranking; ``skip``: bits of papers to leave out."""
         present = self.present
         masks = list(map(present.__getitem__, profile.select))
         candidates = reduce(or_, masks) if masks else self.full
@@ -123,16 +126,36 @@ class Selection:
         if skip:
             candidates &= ~skip
         if not candidates:
-            return []
-        cap = profile.cap if self._capped else len(self.papers)
-        if masks and candidates.bit_count() <= cap:
+            return NOTHING
+        cap = profile.cap
+        matched = candidates.bit_count()
+        if masks and matched <= cap:
             # All of them go out: rank the Matches themselves; picks ascend, so the stable sort
             # keeps the upvote order among equal scores.
             out = self._matches_for(_bits(self.pow2, candidates, cap), profile)
             out.sort(key=_score, reverse=True)
-            return out
+            return Ranking(out, matched)
         picks = _pick(self.pow2, self.title, profile, masks, candidates, cap)
-        return self._matches_for(picks, profile)
+        below = candidates
+        for bit in picks:
+            below ^= self.pow2[bit]
+        return Ranking(self._matches_for(picks, profile), matched, partial(self.keys_of, below))
+
+    def keys_of(self, mask: int) -> tuple[str, ...]:
+        """The keys of the papers whose bits are set, a byte of the mask at a time (the keys of
+        each byte value at each position are worked out once per call)."""
+        out: list[str] = []
+        table = self._byte_keys
+        for position, byte in enumerate(mask.to_bytes((mask.bit_length() + 7) // 8, "little")):
+            if byte:
+                keys = table.get(position << 8 | byte)
+                if keys is None:
+                    base = position * 8
+                    keys = table[position << 8 | byte] = tuple(
+                        self._keys[base + b] for b in range(8) if byte >> b & 1
+                    )
+                out += keys
+        return tuple(out)
 
     def _matches_for(self, picks: list[int], profile: Profile) -> list[Match]:
         matches = self._matches

@@ -24,7 +24,7 @@ still be offered (the lookback window and what is owed), never a subscriber's wh
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,6 +189,8 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
+    def __iter__(self) -> Iterator[Any]: ...
+
 
 class Connection(Protocol):
     """The DB-API subset the shared SQL (:mod:`.papers`, :mod:`.ledger`) runs on, ``?`` params."""
@@ -224,8 +226,11 @@ class Store(Protocol):
     def owed_papers(self, emails: Collection[str]) -> dict[str, list[Paper]]:
         """Per address (as given), the papers of its open digests, of any age."""
 
-    def delivered_keys(self, emails: Collection[str], since: dt.datetime) -> dict[str, set[str]]:
-        """Per address, the keys its digests sent since ``since`` listed or passed over."""
+    def delivered_keys(
+        self, emails: Collection[str], since: dt.datetime
+    ) -> dict[str, frozenset[str]]:
+        """Per address, the keys its digests sent since ``since`` listed or passed over
+        (subscribers with the same history may share one set)."""
 
     def begin_run(self, now: dt.datetime, *, dry_run: bool = False) -> int: ...
 

@@ -14,6 +14,7 @@ can be deleted (:func:`prune_digests`): the counters of ``subscribers`` keep the
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -28,7 +29,9 @@ from digest.store import (
 )
 from digest.store.papers import count_sent
 
-OPEN = ("pending", "failed")
+# Spelled out, not bound: only a literal lets the planner use the partial index ``digests_open``
+# (a year of sent digests would otherwise be scanned to find the few still open).
+OPEN_DIGEST = "status IN ('pending', 'failed')"
 
 
 def digest_stem(address: str, day: str) -> str:
@@ -44,7 +47,7 @@ def plan_digests(
     open_rows = {
         str(email): (int(row), str(name), int(attempts))
         for row, email, name, attempts in conn.execute(
-            "SELECT id, email, digest_id, attempts FROM digests WHERE status IN (?, ?)", OPEN
+            f"SELECT id, email, digest_id, attempts FROM digests WHERE {OPEN_DIGEST}"
         ).fetchall()
     }
     used = {
@@ -134,22 +137,36 @@ def owed(conn: Connection) -> dict[str, list[str]]:
     """Per address, the keys its open digests list (owed, whatever their age)."""
     found: dict[str, list[str]] = {}
     for email, papers in conn.execute(
-        "SELECT email, papers FROM digests WHERE status IN (?, ?) ORDER BY id", OPEN
+        f"SELECT email, papers FROM digests WHERE {OPEN_DIGEST} ORDER BY email, id"
     ).fetchall():
         found.setdefault(str(email), []).extend(str(papers).split())
     return found
 
 
-def delivered(conn: Connection, since: str) -> dict[str, set[str]]:
-    """Per address, the keys its digests sent since ``since`` listed or passed over."""
-    found: dict[str, set[str]] = {}
+def delivered(conn: Connection, since: str) -> dict[str, frozenset[str]]:
+    """Per address, the keys its digests sent since ``since`` listed or passed over.
+
+    Readers with the same interests were sent the same digests: each distinct history is split
+    into one shared frozenset (of interned keys), so a lab of thousands costs a set per history,
+    not per reader, and the digests' texts are held once each while they are read.
+    """
+    texts: dict[str, str] = {}
+    histories: dict[str, list[str]] = {}
     for email, papers, over in conn.execute(
+        # no ORDER BY: sorting by id would walk every sent digest instead of the index's range
         "SELECT email, papers, passed_over FROM digests WHERE status = 'sent' AND updated >= ?",
         (since,),
-    ).fetchall():
-        keys = found.setdefault(str(email), set())
-        keys.update(str(papers).split())
-        keys.update(str(over).split())
+    ):  # row by row: a day of digests need not be held at once
+        text = f"{papers} {over}"
+        histories.setdefault(str(email), []).append(texts.setdefault(text, text))
+    shared: dict[tuple[str, ...], frozenset[str]] = {}
+    found: dict[str, frozenset[str]] = {}
+    for email, parts in histories.items():
+        history = tuple(sorted(parts))
+        keys = shared.get(history)
+        if keys is None:
+            keys = shared[history] = frozenset(map(sys.intern, " ".join(history).split()))
+        found[email] = keys
     return found
 
 

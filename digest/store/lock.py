@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from digest.errors import LockedError, StoreError
 
 RECORD_SIZE = 256
 _BLANK = b" " * RECORD_SIZE
+UNKNOWN = "pid unknown"
+HOLDER_TRIES, HOLDER_PAUSE = 10, 0.05  # a run writes its record right after taking the lock
 
 
 def lock_path_for(store_path: Path) -> Path:
@@ -54,7 +57,7 @@ class RunLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise LockedError(
-                    f"another digest run is in progress ({_holder(fd) or 'pid unknown'})",
+                    f"another digest run is in progress ({_running_holder(fd)})",
                     where=str(self.store_path),
                     hint="wait for it to finish and try again; the lock "
                     f"({self.path.name}) goes away by itself when that process exits",
@@ -110,6 +113,17 @@ class RunLock:
         return fd
 
 
+def _running_holder(fd: int) -> str:
+    """The holder's ``pid N since T``, waiting a moment for a run that has just taken the lock
+    to write it (it writes right after taking it)."""
+    for _ in range(HOLDER_TRIES):
+        holder = _holder(fd)
+        if holder is not None and holder != UNKNOWN:
+            return holder
+        time.sleep(HOLDER_PAUSE)
+    return UNKNOWN
+
+
 def _holder(fd: int) -> str | None:
     """``pid N since T`` from a lock file, or None when its record is blank."""
     raw = os.pread(fd, RECORD_SIZE, 0)
@@ -119,4 +133,4 @@ def _holder(fd: int) -> str | None:
         info = json.loads(raw)
         return f"pid {int(info['pid'])} since {info['since']}"
     except (ValueError, KeyError, TypeError):
-        return "pid unknown"
+        return UNKNOWN

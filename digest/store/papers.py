@@ -142,18 +142,42 @@ def count_sent(conn: Connection, keys: Sequence[str]) -> None:
 
 def prune_records(conn: Connection, before: str, keep: Iterable[str]) -> int:
     """Drop the records of papers first seen before ``before`` except ``keep`` (owed papers):
-    the key, ids and title keys stay, so identity survives; returns how many were emptied."""
+    the key, ids and title keys stay, so identity survives; returns how many were emptied.
+
+    The rows are deleted and written again rather than updated in place: a record shrunk where it
+    stands leaves its page almost empty for good (SQLite does not merge such pages), so a year of
+    papers would hold a page each; rewritten, the small rows pack together and the pages the big
+    records used go back to the free list for tomorrow's papers.
+    """
     kept = sorted(set(keep))
     conn.execute("CREATE TEMPORARY TABLE IF NOT EXISTS kept_keys (key TEXT PRIMARY KEY)")
     conn.execute("DELETE FROM kept_keys")
     conn.executemany("INSERT INTO kept_keys (key) VALUES (?)", [(key,) for key in kept])
-    cursor = conn.execute(
-        "UPDATE papers SET record = ? WHERE first_seen < ? AND record != ? "
-        "AND key NOT IN (SELECT key FROM kept_keys)",
-        (PRUNED, before, PRUNED),
-    )
+    rows = conn.execute(
+        "SELECT key, arxiv_id, title_key, first_seen, last_seen, sent_to FROM papers "
+        "WHERE first_seen < ? AND record != ? AND key NOT IN (SELECT key FROM kept_keys) "
+        "ORDER BY key",
+        (before, PRUNED),
+    ).fetchall()
     conn.execute("DELETE FROM kept_keys")
-    return max(cursor.rowcount, 0)
+    if not rows:
+        return 0
+    keys = [(row[0],) for row in rows]
+    titles: list[tuple[Any, ...]] = []
+    for (key,) in keys:
+        titles.extend(
+            conn.execute(
+                "SELECT title_key, paper_key FROM paper_titles WHERE paper_key = ?", (key,)
+            ).fetchall()
+        )
+    conn.executemany("DELETE FROM papers WHERE key = ?", keys)  # its titles go with it
+    conn.executemany(
+        "INSERT INTO papers (key, arxiv_id, title_key, first_seen, last_seen, sent_to, record) "
+        f"VALUES (?, ?, ?, ?, ?, ?, '{PRUNED}')",
+        [tuple(row) for row in rows],
+    )
+    conn.executemany("INSERT INTO paper_titles (title_key, paper_key) VALUES (?, ?)", titles)
+    return len(rows)
 
 
 PRUNED = "{}"

@@ -181,13 +181,16 @@ class SqliteStore:
             )
         return owed
 
-    def delivered_keys(self, emails: Collection[str], since: dt.datetime) -> dict[str, set[str]]:
+    def delivered_keys(
+        self, emails: Collection[str], since: dt.datetime
+    ) -> dict[str, frozenset[str]]:
         """Per address (as given), the keys its digests sent since ``since`` listed or passed
         over: what must not be offered again among papers first seen since then."""
         sent = self._db.read("read deliveries", lambda conn: ledger.delivered(conn, _iso(since)))
+        nothing: frozenset[str] = frozenset()
         if not sent:
-            return {email: set() for email in emails}
-        return {email: sent.get(address_of(email), set()) for email in emails}
+            return dict.fromkeys(emails, nothing)
+        return {email: sent.get(address_of(email), nothing) for email in emails}
 
     def begin_run(self, now: dt.datetime, *, dry_run: bool = False) -> int:
         """Record the start of a run and return its id (0, recording nothing, for a dry run on a

@@ -296,14 +296,28 @@ def test_max_papers_caps_after_ranking(papers: list[Paper]) -> None:
     assert capped == everything[:7]
 
 
-def test_uncapped_gives_every_match_in_the_same_ranking(papers: list[Paper]) -> None:
+def test_a_ranking_holds_the_cut_the_count_and_what_fell_below(papers: list[Paper]) -> None:
+    everything = matched(papers, keywords=["LLM", "agent"])
     interests = compile_interests([sub(keywords=["LLM", "agent"], max_papers=4)])
-    capped = interests.match(papers)["ada@example.org"]
-    every = interests.match(papers, capped=False)["ada@example.org"]
-    assert len(capped) == 4 and len(every) > 4
-    assert every[:4] == capped
-    assert keys(every) == keys(matched(papers, keywords=["LLM", "agent"]))
-    assert interests.match_one("ada@example.org", papers, capped=False) == every
+    ranking = interests.rank(papers)["ada@example.org"]
+    assert ranking.matches == everything[:4]
+    assert ranking.matched == len(everything) > 4
+    assert sorted(ranking.passed_over) == sorted(keys(everything[4:]))
+    assert interests.rank_one("ada@example.org", papers) == ranking
+
+
+def test_passed_over_keys_are_exact_over_many_bytes_of_papers(papers: list[Paper]) -> None:
+    # over 8 papers per byte of the mask: each byte's keys are looked up from a table
+    many = [p.model_copy(update={"key": f"{p.key}#{n}"}) for n in range(3) for p in papers]
+    assert len(many) > 200
+    for max_papers in (1, 7, 30):
+        interests = compile_interests([sub(keywords=["agent"], max_papers=max_papers)])
+        ranking = interests.rank(many)["ada@example.org"]
+        everything = matched(many, keywords=["agent"], max_papers=500)
+        assert 40 < len(everything) < 500
+        assert ranking.matched == len(everything)
+        assert sorted(ranking.passed_over) == sorted(keys(everything[max_papers:]))
+        assert not set(ranking.passed_over) & set(keys(ranking.matches))
 
 
 def test_skip_drops_delivered_papers_before_the_cap(papers: list[Paper]) -> None:
