@@ -102,6 +102,7 @@ def floor(config_path: Path, sizes: list[int], scratch: Path) -> tuple[float, fl
     from digest.config import load_config
     from digest.plan import make_plan
     from digest.render import Renderer
+    from digest.stage_settings import render_settings
     from digest.store.sqlite import SqliteStore
 
     config = load_config(config_path)
@@ -110,7 +111,7 @@ def floor(config_path: Path, sizes: list[int], scratch: Path) -> tuple[float, fl
         plan = make_plan(
             config.subscriber_list, batch, store=store, now=NOW, lookback_days=3, record=True
         )
-    renderer = Renderer(pipeline.render_settings(config), inline=False)
+    renderer = Renderer(render_settings(config), inline=False)
     started = time.perf_counter()
     for subscriber in config.subscriber_list:
         renderer.render(
@@ -147,15 +148,13 @@ def main() -> None:
                 "from pathlib import Path\n"
                 "from digest import pipeline\n"
                 "from digest.config import load_config\n"
-                "from digest.plan import make_plan\n"
                 "from digest.store.sqlite import SqliteStore\n"
                 f"config = load_config(Path({str(config)!r}))\n"
                 "loaded = time.perf_counter() - t\n"
                 f"now = dt.datetime.fromisoformat({NOW.isoformat()!r})\n"
                 "with SqliteStore.open(config.store_path) as store:\n"
-                "    batch = pipeline.collect(config, client=None, day=now.date())\n"
-                "    plan = make_plan(config.subscriber_list, batch, store=store, now=now,\n"
-                "                     lookback_days=3, record=True)\n"
+                "    _, plan = pipeline.plan_run(config, client=None, store=store, now=now,\n"
+                "                                day=now.date(), record=True)\n"
                 "total = time.perf_counter() - t\n"
                 "print(loaded, total, sum(plan.matched.values()))\n"
             )

@@ -54,8 +54,8 @@ def check_config(config: Config) -> CheckReport:
 
 def check_templates(config: Config) -> None:
     """Render the configured templates on a built-in digest (no CSS inlining needed for that)."""
-    from digest.pipeline import render_settings
     from digest.render import Renderer
+    from digest.stage_settings import render_settings
 
     renderer = Renderer(render_settings(config), inline=False)
     paper = Paper(
@@ -116,7 +116,7 @@ def _store_summary(config: Config) -> tuple[int, str]:
 
 def _channel_target(config: Config, report: CheckReport) -> str:
     from digest.deliver import target_of
-    from digest.pipeline import channel_context
+    from digest.stage_settings import channel_context
 
     delivery = config.delivery
     settings = delivery.option(channel_options()[delivery.method].key)

@@ -208,6 +208,7 @@ def run_once(
     """One `digest run` on ``config``: store, lock, HTTP client and channel opened and closed."""
     from digest import pipeline
     from digest.sources.fetch import make_client
+    from digest.stage_settings import open_configured_channel
 
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(open_config_store(config, readonly=dry_run))
@@ -216,7 +217,7 @@ def run_once(
         client = stack.enter_context(
             make_client(config.fetch.timeout, config.fetch.connect_timeout)
         )
-        channel = None if dry_run else stack.enter_context(pipeline.open_configured_channel(config))
+        channel = None if dry_run else stack.enter_context(open_configured_channel(config))
         return pipeline.run(
             config,
             client=client,

@@ -23,6 +23,7 @@ from pydantic import (
     ValidationInfo,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from digest import registry
@@ -33,6 +34,7 @@ from digest.config_sections import (
     FetchSection,
     Problem,
     ScheduleSection,
+    ServerSection,
     subscriber_problems,
 )
 from digest.errors import ConfigError
@@ -45,6 +47,7 @@ __all__ = [
     "DigestSection",
     "FetchSection",
     "ScheduleSection",
+    "ServerSection",
     "bundled_path",
     "channel_options",
     "config_schema",
@@ -83,6 +86,7 @@ class Config(Section):
     fetch: FetchSection = FetchSection()
     sources: tuple[SourceSettings, ...] = ()
     delivery: DeliverySection = Field(default_factory=DeliverySection)
+    server: ServerSection = ServerSection()
     subscribers: tuple[Subscriber, ...] = ()
 
     _path: Path | None = PrivateAttr(default=None)
@@ -101,6 +105,15 @@ class Config(Section):
                 raise ValueError(problems[0][1])
             found.extend(problems)
         return checked
+
+    @model_validator(mode="after")
+    def _one_unsubscribe_page(self) -> Config:
+        if self.server.base_url and self.delivery.unsubscribe_url:
+            raise ValueError(
+                "[server] base_url and [delivery] unsubscribe_url both name an unsubscribe page; "
+                "keep one (base_url: `digest serve` answers the links itself)"
+            )
+        return self
 
     @property
     def path(self) -> Path | None:

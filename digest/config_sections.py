@@ -106,6 +106,7 @@ class DeliverySection(Section):
     unsubscribe_mailto: str | None = None
     unsubscribe_url: str | None = None
     manage_url: str | None = None
+    suspend_after_bounces: int = Field(3, ge=0, le=100)
 
     @field_validator("sender", "reply_to", "list_id", "unsubscribe_mailto", "unsubscribe_url")
     @classmethod
@@ -146,6 +147,35 @@ class DeliverySection(Section):
     def option(self, key: str) -> Any:
         """The value of a channel's key (see :class:`~digest.settings.ChannelOption`)."""
         return getattr(self, key)
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+class ServerSection(Section):
+    """``[server]``: ``digest serve``, the one-click unsubscribe pages the messages link to."""
+
+    base_url: str | None = None
+    secret_env: str = Field("DIGEST_SERVER_SECRET", min_length=1)
+    host: str = "127.0.0.1"
+    port: int = Field(8025, ge=1, le=65535)
+
+    @field_validator("base_url")
+    @classmethod
+    def _public_https(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = _one_line(value, "it becomes a mail header").rstrip("/")
+        scheme, _, rest = value.partition("://")
+        host = rest.split("/")[0].rsplit(":", 1)[0] if not rest.startswith("[") else "[::1]"
+        if scheme == "https" and rest:
+            return value
+        if scheme == "http" and host in LOOPBACK_HOSTS:
+            return value  # a local test of `digest serve`: mail providers require https
+        raise ValueError(
+            "must be the https:// address people reach `digest serve` at "
+            "(http:// only for localhost, to try it out)"
+        )
 
 
 Problem = tuple[tuple[str | int, ...], str]
@@ -204,6 +234,12 @@ def subscriber_problems(
                     (("subscribers", index, "exclude"),
                      f"{email}: {clash[0]!r} is both wanted and excluded; keep it in only one list")
                 )  # fmt: skip
+        if subscriber.weekday is not None and not subscriber.weekly:
+            problems.append(
+                (("subscribers", index, "weekday"),
+                 f"{email}: weekday applies to weekly digests; add frequency = \"weekly\" "
+                 "or remove it")
+            )  # fmt: skip
         address = email.casefold()
         if address in seen:
             problems.append(

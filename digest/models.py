@@ -9,6 +9,7 @@ objects, so any stage can be tested on hand-made data.
 from __future__ import annotations
 
 import datetime as dt
+import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -151,6 +152,10 @@ class Rendered(Value):
     paper_keys: tuple[str, ...] = ()
 
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = typing.get_args(Weekday)
+
+
 @dataclass(frozen=True, slots=True)
 class Subscriber:
     """Who gets a digest and which papers interest them: what matching and rendering read.
@@ -171,6 +176,18 @@ class Subscriber:
     organizations: tuple[str, ...] = ()
     min_upvotes: Annotated[int | None, Field(ge=0)] = None
     max_papers: Annotated[int, Field(ge=1, le=500)] = 15
+    frequency: Literal["daily", "weekly"] = "daily"
+    weekday: Weekday | None = None  # for weekly digests (default monday)
+
+    @property
+    def weekly(self) -> bool:
+        """Whether this subscriber gets one digest a week rather than one a day."""
+        return self.frequency == "weekly"
+
+    @property
+    def weekday_number(self) -> int:
+        """The day of the week a weekly digest goes out on (Monday is 0)."""
+        return WEEKDAYS.index(self.weekday or "monday")
 
     @property
     def address(self) -> str:

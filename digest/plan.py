@@ -1,9 +1,10 @@
 """What a run will send: the papers it may offer, and each subscriber's ranked matches.
 
-A paper may be offered to a subscriber when it was first seen within the lookback window, or when
-it is owed to them (a delivery that failed or never finished, whatever its age), and they were
-never sent it nor passed it over. Matching ranks those per subscriber; the first ``max_papers``
-make the email, the rest are *passed over*: recorded with the sent email so they do not return
+A paper may be offered to a subscriber when it was first seen within their window (the lookback
+window for daily digests; the week, or since the last digest, for weekly ones), or when it is
+owed to them (a delivery that failed or never finished, whatever its age), and they were never
+sent it nor passed it over. Matching ranks those per subscriber; the first ``max_papers`` make
+the email, the rest are *passed over*: recorded with the sent email so they do not return
 tomorrow. ``run``, ``run --dry-run`` and ``preview`` all plan with :func:`make_plan`, so what a
 preview shows is what the run sends.
 """
@@ -11,13 +12,13 @@ preview shows is what the run sends.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from digest.identity import unique_by_key
 from digest.match import compile_interests
 from digest.models import Batch, Match, Paper, Subscriber
-from digest.store import Store
+from digest.store import Observed, Store
 
 CLOCK_MARGIN = dt.timedelta(days=1)
 WEEKLY_WINDOW = dt.timedelta(days=7)
@@ -34,7 +35,8 @@ class Plan:
     """Papers read and classified, and each subscriber's matches (by email as configured).
 
     ``matches`` are those that make the email (at most ``max_papers``); ``passed_over`` the keys
-    of those ranked below the cut; ``matched`` how many matched in all.
+    of those ranked below the cut; ``matched`` how many matched in all; ``window_papers`` how many
+    papers the window of a subscriber with a window of their own (a weekly digest) held.
     """
 
     batch: Batch
@@ -42,6 +44,11 @@ class Plan:
     matches: dict[str, list[Match]] = field(default_factory=dict)
     passed_over: dict[str, tuple[str, ...]] = field(default_factory=dict)
     matched: dict[str, int] = field(default_factory=dict)
+    window_papers: dict[str, int] = field(default_factory=dict)
+
+    def new_count(self, email: str) -> int:
+        """The papers new to this subscriber's digest: today's, or their window's."""
+        return self.window_papers.get(email, len(self.new))
 
 
 def make_plan(
@@ -52,35 +59,54 @@ def make_plan(
     now: dt.datetime,
     lookback_days: int,
     record: bool,
+    windows: Mapping[str, dt.datetime] | None = None,
 ) -> Plan:
-    """Observe ``batch`` in ``store`` (recording it when ``record``) and match every subscriber."""
+    """Observe ``batch`` in ``store`` (recording it when ``record``) and match every subscriber.
+
+    ``windows`` gives the subscribers whose window is not the lookback window (weekly digests)
+    the time it starts.
+    """
+    windows = windows or {}
     observed = store.observe(batch.papers, now, record=record)
     since = now - dt.timedelta(days=lookback_days)
+    groups: dict[dt.datetime, list[Subscriber]] = {}
+    for subscriber in subscribers:
+        groups.setdefault(windows.get(subscriber.email, since), []).append(subscriber)
+    emails = [s.email for s in subscribers]
+    owed_by_email = store.owed_papers(emails)
+    # A digest that listed a paper first seen since a window's start was sent after it: the sent
+    # digests of the widest window (a day's margin for clocks) are all that can hold a candidate.
+    skip = store.delivered_keys(emails, min(groups, default=since) - CLOCK_MARGIN)
+    plan = Plan(batch=batch, new=list(observed.new))
+    for start, members in groups.items():
+        candidates = _candidates(store, observed, start, record=record)
+        candidate_keys = {p.key for p in candidates}
+        interests = compile_interests(members)
+        ranked = interests.rank(candidates, skip=skip)
+        for subscriber in members:
+            email = subscriber.email
+            if start != since:
+                plan.window_papers[email] = len(candidates)
+            # A paper whose delivery failed stays owed even after it left the window.
+            owed = [p for p in owed_by_email[email] if p.key not in candidate_keys]
+            ranking = ranked[email]
+            if owed:
+                papers = [p for p in [*candidates, *owed] if p.key not in skip[email]]
+                ranking = interests.rank_one(email, papers)
+            plan.matches[email] = ranking.matches
+            plan.passed_over[email] = ranking.passed_over
+            plan.matched[email] = ranking.matched
+    return plan
+
+
+def _candidates(
+    store: Store, observed: Observed, since: dt.datetime, *, record: bool
+) -> list[Paper]:
+    """The papers first seen since ``since``, as the store holds them after this batch."""
     recent = store.recent_papers(since)
     if not record:
         # What a run would have stored: the known papers merged with what was read now (a new
         # upvote count changes the ranking), and the new ones, first seen now.
         merged = {paper.key: paper for paper in observed.known}
         recent = [merged.get(paper.key, paper) for paper in recent] + observed.new
-    candidates = unique_by_key(recent)
-    interests = compile_interests(subscribers)
-    emails = [s.email for s in subscribers]
-    owed_by_email = store.owed_papers(emails)
-    candidate_keys = {p.key for p in candidates}
-    # A digest that listed a paper first seen since `since` was sent after `since`: the sent
-    # digests of the window (a day's margin for clocks) are all that can hold a candidate.
-    skip = store.delivered_keys(emails, since - CLOCK_MARGIN)
-    ranked = interests.rank(candidates, skip=skip)
-    plan = Plan(batch=batch, new=list(observed.new))
-    for subscriber in subscribers:
-        email = subscriber.email
-        # A paper whose delivery failed stays owed even after it left the lookback window.
-        owed = [p for p in owed_by_email[email] if p.key not in candidate_keys]
-        ranking = ranked[email]
-        if owed:
-            papers = [p for p in [*candidates, *owed] if p.key not in skip[email]]
-            ranking = interests.rank_one(email, papers)
-        plan.matches[email] = ranking.matches
-        plan.passed_over[email] = ranking.passed_over
-        plan.matched[email] = ranking.matched
-    return plan
+    return unique_by_key(recent)

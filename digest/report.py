@@ -9,6 +9,12 @@ from dataclasses import dataclass
 from digest.models import SourceFailure
 
 SUMMARY_LIST_LIMIT = 25  # subscribers listed one by one in a run's summary
+SKIPPED_LABELS = {
+    "unsubscribed": "unsubscribed",
+    "suspended": "suspended after bounces",
+    "weekly": "weekly, not due today",
+    "empty": "with no new papers",
+}
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,7 @@ class SubscriberOutcome:
     skipped: str | None = None
     error: str | None = None
     permanent: bool = False
+    kind: str | None = None  # why skipped, in a word: "unsubscribed", "suspended", "weekly", ...
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class RunReport:
     stopped: bool = False
     unrecorded: int = 0
     store_problem: str | None = None
+    suspended: tuple[str, ...] = ()
 
     @property
     def failed_deliveries(self) -> list[SubscriberOutcome]:
@@ -95,8 +103,21 @@ class RunReport:
         for outcome in self.outcomes:
             if every_subscriber or outcome.error:
                 yield f"  {outcome.email}: {outcome.matched} matched, {_state(outcome, verb)}"
+        for address in self.suspended:
+            yield (
+                f"  {address}: suspended: refused for good run after run "
+                f"(`digest subscribers resubscribe {address}` lifts it)"
+            )
         for line in self._store_problems():
             yield f"  {line}"
+        waiting: dict[str, int] = {}
+        for outcome in self.outcomes:
+            if outcome.kind is not None:
+                waiting[outcome.kind] = waiting.get(outcome.kind, 0) + 1
+        if waiting:
+            yield "skipped: " + ", ".join(
+                f"{count} {SKIPPED_LABELS.get(kind, kind)}" for kind, count in waiting.items()
+            )
         papers = sum(o.papers for o in self.outcomes if o.sent)
         yield f"{verb} {sent} of {len(self.outcomes)} digests ({papers} papers in all)" + (
             "; stopped early on request" if self.stopped else ""

@@ -66,7 +66,9 @@ class Sending:
     run_id: int
     now: dt.datetime
     clock: Callable[[], float] = time.monotonic
+    suspend_after: int | None = None
     outcomes: list[SubscriberOutcome] = field(default_factory=list)
+    suspended: list[str] = field(default_factory=list)
     store_problem: str | None = None
     _accepted: list[Accepted] = field(default_factory=list)
     _refused: list[Refused] = field(default_factory=list)
@@ -140,7 +142,8 @@ class Sending:
         self, digest: OpenDigest, email: str, matched: int, exc: DeliveryError | RenderError
     ) -> None:
         permanent = isinstance(exc, PermanentDeliveryError | RenderError)
-        self._refused.append(Refused(digest.row, email, str(exc), permanent))
+        bounced = isinstance(exc, PermanentDeliveryError)
+        self._refused.append(Refused(digest.row, email, str(exc), bounced))
         self.outcomes.append(
             SubscriberOutcome(
                 email, matched, len(digest.papers), error=str(exc), permanent=permanent
@@ -184,7 +187,9 @@ class Sending:
             self.journal.sync()
             self.store.mark_sent(self.run_id, self._accepted, self.now)
             self._accepted.clear()
-            self.store.mark_failed(self.run_id, self._refused, self.now)
+            self.suspended += self.store.mark_failed(
+                self.run_id, self._refused, self.now, suspend_after=self.suspend_after
+            )
             self._refused.clear()
             self.store_problem = None
         except StoreError as exc:

@@ -20,7 +20,7 @@ from digest.deliver import Channel
 from digest.deliver.files import FileTransport
 from digest.deliver.memory import memory_channel, refuse
 from digest.errors import TemporaryDeliveryError
-from digest.pipeline import message_settings, open_configured_channel
+from digest.stage_settings import message_settings, open_configured_channel
 from digest.store.sqlite import SqliteStore
 
 SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"

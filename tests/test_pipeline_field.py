@@ -24,6 +24,7 @@ from digest import pipeline
 from digest.config import Config, parse_config
 from digest.report import RunReport
 from digest.sources.fetch import make_client
+from digest.stage_settings import open_configured_channel
 from digest.store.sqlite import SqliteStore
 from tests.conftest import LocalServer, Reply
 
@@ -49,7 +50,7 @@ def run(config: Config, now: dt.datetime = NOW, client: httpx.Client | None = No
     with contextlib.ExitStack() as stack:
         http = client or stack.enter_context(offline())
         store = stack.enter_context(SqliteStore.open(config.store_path))
-        channel = stack.enter_context(pipeline.open_configured_channel(config))
+        channel = stack.enter_context(open_configured_channel(config))
         return pipeline.run(
             config, client=http, store=store, channel=channel, now=now, day=now.date()
         )

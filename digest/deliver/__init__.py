@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Protocol, Self
 from digest import registry
 from digest.models import Match, Rendered, Subscriber
 from digest.settings import ChannelOption
+from digest.unsubscribe import UnsubscribeLinks
 
 __all__ = [
     "Channel",
@@ -54,6 +55,7 @@ class MessageSettings:
     list_id: str | None = None
     unsubscribe_mailto: str | None = None
     unsubscribe_url: str | None = None
+    links: UnsubscribeLinks | None = None  # `digest serve`'s signed pages
 
 
 @dataclass(frozen=True)

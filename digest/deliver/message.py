@@ -115,8 +115,7 @@ def build_message(
     unsubscribe = unsubscribe_uris(delivery, subscriber.email)
     if unsubscribe:
         message["List-Unsubscribe"] = ", ".join(f"<{uri}>" for uri in unsubscribe)
-        if any(uri.startswith("https://") for uri in unsubscribe):
-            # RFC 8058: one-click is only defined for an https URI that accepts a POST
+        if one_click(delivery, unsubscribe):
             message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.text, subtype="plain", charset="utf-8")
@@ -187,7 +186,8 @@ def list_id_header(configured: str | None, title: str, domain: str) -> str:
 
 
 def unsubscribe_uris(delivery: MessageSettings, email_address: str) -> list[str]:
-    """The List-Unsubscribe URIs for one subscriber (mailto and/or https)."""
+    """The List-Unsubscribe URIs for one subscriber: the ``mailto:``, then the page (the one
+    ``digest serve`` answers, or the operator's ``unsubscribe_url``)."""
     uris: list[str] = []
     for field, template in (
         ("delivery.unsubscribe_mailto", delivery.unsubscribe_mailto),
@@ -203,7 +203,15 @@ def unsubscribe_uris(delivery: MessageSettings, email_address: str) -> list[str]
                 hint="percent-encode spaces, quotes, <, > and non-ASCII characters",
             )
         uris.append(uri)
+    if delivery.links is not None:
+        uris.append(delivery.links.url_for(email_address))  # base64url: safe in a header
     return uris
+
+
+def one_click(delivery: MessageSettings, uris: list[str]) -> bool:
+    """Whether the message offers RFC 8058 one-click: a page that accepts the POST (https, or
+    the local ``http://`` address of ``digest serve`` being tried out)."""
+    return delivery.links is not None or any(uri.startswith("https://") for uri in uris)
 
 
 @dataclass(frozen=True)

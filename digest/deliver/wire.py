@@ -25,6 +25,7 @@ from digest.deliver.message import (
     POLICY,
     WireMessage,
     list_id_header,
+    one_click,
     one_line,
     recipient_address,
     sender_address,
@@ -149,7 +150,7 @@ class WireBuilder:
         uris = unsubscribe_uris(self.settings, subscriber.email)
         if uris:
             headers.append(_fold("List-Unsubscribe", ", ".join(f"<{uri}>" for uri in uris)))
-            if any(uri.startswith("https://") for uri in uris):
+            if one_click(self.settings, uris):
                 headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
         boundary = self._boundary
         headers.append(

@@ -41,7 +41,9 @@ from digest.render.views import (
     PaperView,
     english_date,
     paper_view,
+    week_period,
 )
+from digest.unsubscribe import UnsubscribeLinks
 from digest.untrusted import clean_text, clip, safe_url
 
 __all__ = ["RenderSettings", "Renderer"]
@@ -60,6 +62,8 @@ class RenderSettings:
     unsubscribe_url: str | None = None
     manage_url: str | None = None
     unsubscribe_mailto: str | None = None
+    links: UnsubscribeLinks | None = None  # `digest serve`'s pages (they replace unsubscribe_url)
+    contact: str | None = None  # an address people may write to (``reply_to``), if any
 
 
 class Renderer:
@@ -210,7 +214,7 @@ class Renderer:
         return {
             "listed_count": listed,
             "subject": base["subject_for"](listed),
-            "preheader": titles or "No new papers matched your interests today.",
+            "preheader": titles or base["empty_text"],
         }
 
     def _base_context(
@@ -220,13 +224,23 @@ class Renderer:
         title = clean_text(settings.title)
         day_short = english_date(day, short=True)
 
-        def subject_for(count: int) -> str:
-            papers = (
-                "no new papers"
-                if count == 0
-                else ("1 new paper" if count == 1 else f"{count} new papers")
-            )
-            return clean_text(f"{clip(title, MAX_TITLE)} — {day_short}: {papers}")
+        if subscriber.weekly:
+            heading, period = week_period(day)
+
+            def subject_for(count: int) -> str:
+                papers = "no papers" if count == 0 else f"{count} paper{'s' if count != 1 else ''}"
+                return clean_text(f"{clip(title, MAX_TITLE)} — {heading} · {papers}")
+
+        else:
+            heading, period = english_date(day), None
+
+            def subject_for(count: int) -> str:
+                papers = (
+                    "no new papers"
+                    if count == 0
+                    else ("1 new paper" if count == 1 else f"{count} new papers")
+                )
+                return clean_text(f"{clip(title, MAX_TITLE)} — {day_short}: {papers}")
 
         interests = [
             (label, _listed(terms))
@@ -243,11 +257,27 @@ class Renderer:
         unsubscribe = settings.unsubscribe_url
         manage = settings.manage_url
         mailto = settings.unsubscribe_mailto
+        unsubscribe_url = (
+            settings.links.url_for(subscriber.email)
+            if settings.links is not None
+            else safe_url(unsubscribe.replace("{email}", address))
+            if unsubscribe
+            else None
+        )
         return {
             "title": title,
             "day": day,
             "day_long": english_date(day),
             "day_short": day_short,
+            "weekly": subscriber.weekly,
+            "heading": heading,
+            "period": period,
+            "new_label": "new this week" if subscriber.weekly else "new today",
+            "empty_text": (
+                "No new papers matched your interests this week."
+                if subscriber.weekly
+                else "No new papers matched your interests today."
+            ),
             "new_count": new_count,
             "matched_count": matched_count,
             "subject_for": subject_for,
@@ -256,10 +286,9 @@ class Renderer:
             "interests": interests,
             "interests_text": "; ".join(f"{label} {terms}" for label, terms in interests),
             "manage_url": safe_url(manage.replace("{email}", address)) if manage else None,
-            "unsubscribe_url": (
-                safe_url(unsubscribe.replace("{email}", address)) if unsubscribe else None
-            ),
+            "unsubscribe_url": unsubscribe_url,
             "unsubscribe_mailto": mailto,
+            "contact": settings.contact,
             "unsubscribe_address": mailto.removeprefix("mailto:") if mailto else None,
         }
 

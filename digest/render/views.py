@@ -8,7 +8,7 @@ so no source text is ever trusted as markup.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from markupsafe import Markup
 
@@ -65,6 +65,22 @@ def english_date(day: date, *, short: bool = False) -> str:
     if short:
         return f"{DAYS[day.weekday()][:3]} {day.day:02d} {MONTHS[day.month - 1][:3]} {day.year}"
     return f"{DAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+EN_DASH = "\u2013"
+
+
+def week_period(day: date) -> tuple[str, str]:
+    """``("Week 48", "24\u201330 November 2026")``: the ISO week of a weekly digest sent on ``day``,
+    and the seven days it covers (the day itself and the six before)."""
+    first = day - timedelta(days=6)
+    end = f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+    if (first.year, first.month) == (day.year, day.month):
+        return f"Week {day.isocalendar().week}", f"{first.day}{EN_DASH}{end}"
+    start = f"{first.day} {MONTHS[first.month - 1]}"
+    if first.year != day.year:
+        start += f" {first.year}"
+    return f"Week {day.isocalendar().week}", f"{start} {EN_DASH} {end}"
 
 
 def paper_view(match: Match, level: int) -> PaperView:

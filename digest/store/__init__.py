@@ -102,12 +102,13 @@ class Accepted:
 
 @dataclass(frozen=True)
 class Refused:
-    """A digest the channel refused, why, and whether retrying can help."""
+    """A digest the channel refused, and why; ``bounced`` when the mail server refused the
+    address itself for good (a 5xx): enough of those in a row suspend the subscriber."""
 
     row: int
     email: str
     reason: str
-    permanent: bool = False
+    bounced: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,8 +245,17 @@ class Store(Protocol):
     def mark_sent(self, run_id: int, accepted: Sequence[Accepted], now: dt.datetime) -> int:
         """Record digests the channel accepted (durably); how many were not recorded before."""
 
-    def mark_failed(self, run_id: int, refused: Sequence[Refused], now: dt.datetime) -> None:
-        """Record digests the channel refused; their papers stay owed."""
+    def mark_failed(
+        self,
+        run_id: int,
+        refused: Sequence[Refused],
+        now: dt.datetime,
+        *,
+        suspend_after: int | None = None,
+    ) -> list[str]:
+        """Record digests the channel refused (their papers stay owed); a subscriber whose
+        address bounced in ``suspend_after`` runs in a row is suspended. Returns the addresses
+        suspended now."""
 
     def subscriber_states(
         self, emails: Collection[str] | None = None

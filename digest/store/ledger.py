@@ -116,10 +116,19 @@ def record_sent(
 
 
 def record_failed(
-    conn: Connection, run_id: int | None, refused: Sequence[Refused], stamp: str
-) -> None:
-    """Mark ``refused`` failed (they stay owed); a permanent refusal counts as a bounce."""
+    conn: Connection,
+    run_id: int | None,
+    refused: Sequence[Refused],
+    stamp: str,
+    suspend_after: int | None = None,
+) -> list[str]:
+    """Mark ``refused`` failed (they stay owed). A bounce adds one to the subscriber's bounces in
+    a row (any other failure starts them again at 0, as a sent digest does); at
+    ``suspend_after`` the subscriber is suspended, the server's reply kept. Returns the
+    addresses suspended now."""
+    suspended: list[str] = []
     for item in refused:
+        address = address_of(item.email)
         conn.execute(
             "UPDATE digests SET status = 'failed', reason = ?, run_id = ?, updated = ?, "
             "attempts = attempts + 1 WHERE id = ? AND status != 'sent'",
@@ -129,8 +138,18 @@ def record_failed(
             "INSERT INTO subscribers (email, last_error, bounces) VALUES (?, ?, ?) "
             "ON CONFLICT (email) DO UPDATE SET last_error = excluded.last_error, "
             "bounces = CASE WHEN excluded.bounces > 0 THEN subscribers.bounces + 1 ELSE 0 END",
-            (address_of(item.email), item.reason[:500], 1 if item.permanent else 0),
+            (address, item.reason[:500], 1 if item.bounced else 0),
         )
+        if suspend_after is None or not item.bounced:
+            continue
+        cursor = conn.execute(
+            "UPDATE subscribers SET status = 'suspended', changed = ?, how = ? "
+            "WHERE email = ? AND status = 'active' AND bounces >= ?",
+            (stamp, f"bounced in {suspend_after} runs in a row", address, suspend_after),
+        )
+        if cursor.rowcount == 1:
+            suspended.append(address)
+    return suspended
 
 
 def owed(conn: Connection) -> dict[str, list[str]]:

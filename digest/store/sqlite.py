@@ -248,14 +248,23 @@ class SqliteStore:
             durable=True,
         )
 
-    def mark_failed(self, run_id: int, refused: Sequence[Refused], now: dt.datetime) -> None:
-        """Record digests the channel refused; their papers stay owed."""
-        if refused:
-            stamp = _iso(now)
-            self._db.write(
-                "record failed deliveries",
-                lambda conn: ledger.record_failed(conn, run_id, refused, stamp),
-            )
+    def mark_failed(
+        self,
+        run_id: int,
+        refused: Sequence[Refused],
+        now: dt.datetime,
+        *,
+        suspend_after: int | None = None,
+    ) -> list[str]:
+        """Record digests the channel refused (their papers stay owed), suspending addresses
+        that bounced ``suspend_after`` runs in a row; the addresses suspended now."""
+        if not refused:
+            return []
+        stamp = _iso(now)
+        return self._db.write(
+            "record failed deliveries",
+            lambda conn: ledger.record_failed(conn, run_id, refused, stamp, suspend_after),
+        )
 
     def subscriber_states(
         self, emails: Collection[str] | None = None

@@ -15,6 +15,7 @@ from digest.config import Config, parse_config
 from digest.deliver.atom import KEEP, feed_name
 from digest.errors import StoreError
 from digest.report import RunReport
+from digest.stage_settings import open_configured_channel
 from digest.store.sqlite import SqliteStore
 
 PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "samples" / "text-pages"
@@ -42,7 +43,7 @@ def run(config: Config, now: dt.datetime) -> RunReport:
     with (
         httpx.Client(transport=httpx.MockTransport(offline)) as client,
         SqliteStore.open(config.store_path) as store,
-        pipeline.open_configured_channel(config) as channel,
+        open_configured_channel(config) as channel,
     ):
         return pipeline.run(
             config, client=client, store=store, channel=channel, now=now, day=now.date()

@@ -17,7 +17,7 @@ from digest.deliver import MessageSettings
 from digest.deliver.files import FileTransport, MaildirTransport
 from digest.deliver.message import MailChannel, WireMessage, build_message, message_id_for
 from digest.errors import TemporaryDeliveryError
-from digest.pipeline import open_configured_channel
+from digest.stage_settings import open_configured_channel
 
 from .test_message import NOW, RENDERED, body, build, subscriber
 

@@ -17,7 +17,7 @@ from digest.deliver.message import MailChannel, WireMessage, build_message
 from digest.deliver.smtp import SmtpSettings, SmtpTransport
 from digest.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from digest.models import Rendered
-from digest.pipeline import open_configured_channel
+from digest.stage_settings import open_configured_channel
 from tests.smtp_server import Handler, free_port, smtp_server
 
 NOW = dt.datetime(2025, 3, 24, 7, 0, tzinfo=dt.UTC)

@@ -4,7 +4,7 @@ Golden files: ``tests/fixtures/render/digest.html`` and ``digest.txt`` hold the 
 digest (fixed date, real papers from the API samples, a fixed subscriber). After an intended
 change to the templates or the renderer, regenerate them and review the diff::
 
-    UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_render.py
+    UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/render/test_render.py
 """
 
 from __future__ import annotations
