@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from digest.config import Config, channel_options
-from digest.errors import ConfigError, RenderError, SourceError
+from digest.errors import ConfigError, RenderError, SourceError, UsageError
 from digest.models import Match, Paper, Subscriber
 
 SHOWN_SUBSCRIBERS = 5
@@ -47,9 +47,35 @@ def check_config(config: Config) -> CheckReport:
     report.lines.append(f"  subscribers ({len(subscribers)}): {shown or '-'}{more}")
     report.lines.append(f"  store: {backend} ({papers} papers seen)")
     report.lines.append(f"  delivery: {config.delivery.method} -> {target}")
+    report.lines.append(f"  unsubscribe: {_unsubscribe_ways(config, report)}")
+    weekly = sum(1 for s in subscribers if s.weekly)
+    if weekly:
+        report.lines.append(f"  cadence: {len(subscribers) - weekly} daily, {weekly} weekly")
     if not subscribers:
         report.warnings.append("nobody is subscribed: add a [[subscribers]] entry")
     return report
+
+
+def _unsubscribe_ways(config: Config, report: CheckReport) -> str:
+    """The ways out a message offers (ConfigError when the links' secret is missing)."""
+    from digest.stage_settings import unsubscribe_links
+
+    delivery = config.delivery
+    ways = []
+    if unsubscribe_links(config) is not None:
+        ways.append(f"one-click pages at {config.server.base_url} (run `digest serve`)")
+    if delivery.unsubscribe_url:
+        ways.append(f"your page {delivery.unsubscribe_url}")
+    if delivery.unsubscribe_mailto:
+        ways.append(delivery.unsubscribe_mailto)
+    if not ways:
+        report.warnings.append(
+            "messages offer no way to unsubscribe: set [server] base_url (and run `digest "
+            "serve`) or [delivery] unsubscribe_mailto; Gmail and Yahoo require one-click "
+            "unsubscribe of bulk senders"
+        )
+        return "none"
+    return "; ".join(ways)
 
 
 def check_templates(config: Config) -> None:
@@ -127,3 +153,19 @@ def _channel_target(config: Config, report: CheckReport) -> str:
             f"(export {password_env}=..., or EnvironmentFile= in systemd)"
         )
     return target_of(delivery.method, settings, channel_context(config))
+
+
+def check_smtp(config: Config) -> list[str]:
+    """Open a session with ``[delivery.smtp]`` (TLS, login), quit, and say what the server
+    answered; sends nothing. UsageError without such a table, DeliveryError when it fails."""
+    from digest.deliver.smtp import smtp_transport
+    from digest.stage_settings import channel_context
+
+    smtp = config.delivery.option("smtp")
+    if smtp is None:
+        raise UsageError(
+            "--smtp checks [delivery.smtp], and the config has none",
+            where=str(config.path),
+            hint="add a [delivery.smtp] table (`digest init --print` shows one)",
+        )
+    return smtp_transport(smtp, channel_context(config)).probe()

@@ -29,7 +29,10 @@ COMMAND_HELP = {
     "run": ("one full cycle: fetch, match, render, deliver, record", "run --dry-run"),
     "daemon": ("run on the [schedule] until stopped", "daemon -v"),
     "seen": ("inspect or edit the store", "seen stats"),
+    "subscribers": ("who gets mail, who left, who bounces", "subscribers list"),
+    "serve": ("the unsubscribe pages (one-click, RFC 8058)", "serve --port 8025"),
 }
+GROUPS = ("seen", "subscribers")  # commands with actions, in digest.commands_store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,10 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _handler(args: argparse.Namespace) -> Handler:
+    if args.command in GROUPS:
+        from digest import commands_store
+
+        group: Handler = getattr(commands_store, f"{args.command}_{args.action}")
+        return group
     from digest import commands
 
-    name = args.command if args.command != "seen" else f"seen_{args.action}"
-    handler: Handler = getattr(commands, name)
+    handler: Handler = getattr(commands, args.command)
     return handler
 
 
@@ -120,7 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("path", nargs="?", help="where to write it (default: ./digest.toml)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.add_argument("--print", action="store_true", help="print the commented example instead")
-    _command(commands, "check", common)
+    check = _command(commands, "check", common)
+    check.add_argument(
+        "--smtp", action="store_true",
+        help="also open a session with the SMTP server (TLS, login), quit, and print its answers",
+    )  # fmt: skip
     fetch = _command(commands, "fetch", common)
     fetch.add_argument(
         "--source", action="append", default=[], metavar="PATH_OR_URL",
@@ -131,8 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--subscriber", metavar="EMAIL", help="only this subscriber")
     preview.add_argument("--out", default="preview", metavar="DIR", help="default: ./preview")
     preview.add_argument("--open", action="store_true", help="open the result in a browser")
+    preview.add_argument(
+        "--send-to", metavar="ADDRESS",
+        help="also mail the preview (of --subscriber, else the first subscriber) to ADDRESS over "
+        "[delivery.smtp], subject marked [test]; nothing is recorded",
+    )  # fmt: skip
     run = _command(commands, "run", common)
     run.add_argument("--dry-run", action="store_true", help="do everything but send and record")
+    run.add_argument(
+        "--subscriber", metavar="EMAIL",
+        help="only this subscriber's digest, now (weekly or not), with the real ledger",
+    )  # fmt: skip
     for dated in (fetch, preview, run):
         dated.add_argument("--date", type=_date, help="the digest's day (default: today)")
     _command(commands, "daemon", common)
@@ -146,6 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     _sub(actions, "prune", "drop what can no longer matter (runs do it too)", "seen prune", common)
     reset = _sub(actions, "reset", "forget everything", "seen reset --yes", common)
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    people = _command(commands, "subscribers", common)
+    acts = people.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _sub(
+        acts, "list", "status, cadence, last digest, totals, last error", "subscribers list", common
+    )
+    for verb, summary in (
+        ("unsubscribe", "stop sending to a subscriber (the config still lists them)"),
+        ("resubscribe", "send again to a subscriber who left or was suspended"),
+    ):
+        one = _sub(acts, verb, summary, f"subscribers {verb} ada@example.org", common)
+        one.add_argument("email", help="the subscriber's address, as in the config")
+    serve = _command(commands, "serve", common)
+    serve.add_argument("--host", help="address to listen on (default: [server] host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: [server] port)")
     return parser
 
 

@@ -23,6 +23,7 @@ from digest.config import Config, bundled_path, default_config, find_config_path
 from digest.errors import UsageError
 
 if TYPE_CHECKING:
+    from digest.deliver import Channel
     from digest.report import RunReport
     from digest.store import Store
 
@@ -46,12 +47,15 @@ def init(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
-    from digest.check import check_config
+    from digest.check import check_config, check_smtp
 
     config = load(args)
     report = check_config(config)
     for line in report.lines:
         print(line)
+    if args.smtp:
+        for line in check_smtp(config):
+            print(line)
     console.problems(f"warning: {warning}" for warning in report.warnings)
     note_no_live_source(config)
     return 0
@@ -85,10 +89,15 @@ def preview(args: argparse.Namespace) -> int:
     from digest.sources.fetch import make_client
 
     config = load(args)
-    with (
-        make_client(config.fetch.timeout, config.fetch.connect_timeout) as client,
-        open_config_store(config, readonly=True) as store,
-    ):
+    with contextlib.ExitStack() as stack:
+        # the test channel first: a --send-to that cannot work fails before anything is written
+        channel = (
+            stack.enter_context(open_test_channel(config, args.send_to)) if args.send_to else None
+        )
+        client = stack.enter_context(
+            make_client(config.fetch.timeout, config.fetch.connect_timeout)
+        )
+        store = stack.enter_context(open_config_store(config, readonly=True))
         result = pipeline.preview(
             config,
             client=client,
@@ -98,17 +107,23 @@ def preview(args: argparse.Namespace) -> int:
             out_dir=Path(args.out),
             only=args.subscriber,
         )
-    console.problems(result.report.problems())
-    for path in result.paths:
-        print(path)
-    if args.open and result.paths:
-        webbrowser.open(result.paths[0].resolve().as_uri())
+        console.problems(result.report.problems())
+        for path in result.paths:
+            print(path)
+        if args.open and result.paths:
+            webbrowser.open(result.paths[0].resolve().as_uri())
+        if channel is not None:
+            emails = result.emails[:1]
+            if not emails:
+                raise UsageError("--send-to: no subscriber's preview to send")
+            pipeline.send_test(channel, emails, args.send_to, now())
+            print(f"sent {emails[0][0].email}'s preview to {args.send_to} (subject marked [test])")
     return result.report.exit_code
 
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
-    report = run_once(config, dry_run=args.dry_run, day=day_of(config, args))
+    report = run_once(config, dry_run=args.dry_run, day=day_of(config, args), only=args.subscriber)
     console.problems(report.problems())
     if args.quiet <= 0:
         for line in report.summary(every_subscriber=True if args.verbose else None):
@@ -136,62 +151,14 @@ def daemon(args: argparse.Namespace) -> int:
     return run_daemon(config, run_scheduled)
 
 
-def seen_list(args: argparse.Namespace) -> int:
-    if args.limit is not None and args.limit < 1:
-        raise UsageError(f"--limit {args.limit}: give a number of papers, 1 or more")
-    config = load(args)
-    with open_config_store(config, readonly=True) as store:
-        rows = store.list_seen(limit=args.limit)
-    print(console.paper_header("FIRST SEEN", "SENT"))
-    for row in rows:
-        print(console.paper_row(row.key, row.first_seen.date(), row.sent, row.title))
-    return 0
-
-
-def seen_stats(args: argparse.Namespace) -> int:
-    config = load(args)
-    with open_config_store(config, readonly=True) as store:
-        for name, value in store.stats().as_rows():
-            print(f"{name:<22} {value}")
-    return 0
-
-
-def seen_forget(args: argparse.Namespace) -> int:
-    config = load(args)
-    with open_config_store(config) as store, store.run_lock():
-        if not store.forget(args.key):
-            raise UsageError(
-                f"no paper {args.key!r} in the store",
-                where=store.location,
-                hint="see the keys with `digest seen list`",
-            )
-    print(f"forgot {args.key}: it counts as new the next time a source carries it")
-    return 0
-
-
-def seen_prune(args: argparse.Namespace) -> int:
-    from digest.plan import retention
+def serve(args: argparse.Namespace) -> int:
+    from digest.server import serve_forever
 
     config = load(args)
-    keep = retention(config.digest.lookback_days)
-    with open_config_store(config) as store, store.run_lock():
-        report = store.prune(now(), keep)
-    print(
-        f"pruned {report.digests} sent digests and {report.records} paper records older than "
-        f"{keep.days} days (identities and what is owed are kept)"
-    )
-    return 0
-
-
-def seen_reset(args: argparse.Namespace) -> int:
-    config = load(args)
-    where = config.digest.store
-    if not (args.yes or console.confirm(f"forget every paper and delivery in {where}?")):
-        print("nothing changed")
-        return 1
-    with open_config_store(config) as store, store.run_lock():
-        store.reset()
-    print(f"reset {store.location}")
+    host = args.host or config.server.host
+    port = args.port or config.server.port
+    print(f"serving the unsubscribe pages on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    serve_forever(config, host=host, port=port)
     return 0
 
 
@@ -203,6 +170,7 @@ def run_once(
     *,
     dry_run: bool,
     day: dt.date,
+    only: str | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> RunReport:
     """One `digest run` on ``config``: store, lock, HTTP client and channel opened and closed."""
@@ -226,10 +194,33 @@ def run_once(
             now=now(),
             day=day,
             dry_run=dry_run,
+            only=only,
             should_stop=should_stop,
             progress=console.progress_bar("subscribers"),
         )
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
+
+
+def open_test_channel(config: Config, address: str) -> Channel:
+    """The SMTP channel of ``[delivery.smtp]`` whatever ``method`` says, for test sends to
+    ``address`` (UsageError when it is not one address or there is no such table)."""
+    from digest.addresses import wire_address
+    from digest.stage_settings import channel_context
+
+    try:
+        wire_address(address)
+    except ValueError as exc:
+        raise UsageError(f"--send-to {address!r}: {exc}", hint="give one address") from exc
+    smtp = config.delivery.option("smtp")
+    if smtp is None:
+        raise UsageError(
+            "--send-to mails over SMTP, and the config has no [delivery.smtp]",
+            where=str(config.path),
+            hint="add a [delivery.smtp] table (`digest init --print` shows one)",
+        )
+    from digest.deliver import open_channel
+
+    return open_channel("smtp", smtp, channel_context(config))
 
 
 def load(args: argparse.Namespace, *, required: bool = True) -> Config:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from digest.errors import UsageError
+
+if TYPE_CHECKING:
+    from digest.store import SubscriberState
 
 Progress = Callable[[int, int], None]
 
@@ -26,6 +30,27 @@ def paper_row(key: str, day: dt.date | None, number: int | None, title: str) -> 
 def paper_header(date: str, number: str) -> str:
     """The column headers over :func:`paper_row`'s rows."""
     return f"{'KEY':<22} {date:<10} {number:>5}  TITLE"
+
+
+def subscriber_header() -> str:
+    """The column headers of ``subscribers list``."""
+    return f"{'EMAIL':<32} {'STATUS':<12} {'EVERY':<6} {'LAST SENT':<10} {'DIGESTS':>7} " + (
+        f"{'PAPERS':>7}  LAST ERROR"
+    )
+
+
+def subscriber_row(
+    email: str, frequency: str, state: SubscriberState | None, *, note: str = ""
+) -> str:
+    """One row of ``subscribers list``: status, cadence, last digest, totals, last error."""
+    if state is None:
+        status, last, digests, papers, error = "active", "", 0, 0, ""
+    else:
+        status, last = state.status, (state.last_sent or "")[:10]
+        digests, papers, error = state.digests_sent, state.papers_received, state.last_error or ""
+    every = {"daily": "day", "weekly": "week"}.get(frequency, frequency)
+    error = note or (error if len(error) <= 60 else error[:59] + "…")
+    return f"{email:<32} {status:<12} {every:<6} {last:<10} {digests:>7} {papers:>7}  {error}"
 
 
 def problem(line: str) -> None:

@@ -3,7 +3,8 @@
 The config lists who is subscribed; the store says who left (unsubscribed, when and how) and who
 is suspended (their address bounced run after run). A weekly subscriber's digest is due on their
 weekday, holding what was first seen in the week before; one whose weekday passed without a
-digest (the machine was off) gets it on the next run, covering the time since the last one.
+digest (the machine was off) gets it on the next run, covering the time since the last one (as
+far back as the store keeps papers: :func:`digest.plan.retention`).
 """
 
 from __future__ import annotations

@@ -67,4 +67,32 @@ def test_check_lists_sources_and_subscribers(tmp_path: Path) -> None:
     assert "  sources (1):" in report.lines
     assert any("subscribers (8): r0@example.org, r1@example.org" in line and "and 3 more" in line
                for line in report.lines)  # fmt: skip
+    assert report.warnings == [
+        "messages offer no way to unsubscribe: set [server] base_url (and run `digest serve`) "
+        "or [delivery] unsubscribe_mailto; Gmail and Yahoo require one-click unsubscribe of "
+        "bulk senders"
+    ]
+    assert "  unsubscribe: none" in report.lines
+
+
+def test_check_names_the_unsubscribe_ways_and_needs_the_links_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (
+        '[[sources]]\nkind = "page"\npath = "bundled:samples/*.txt"\n'
+        '[delivery]\nunsubscribe_mailto = "mailto:leave@example.org"\n'
+        '[server]\nbase_url = "https://digest.example.org"\n'
+        '[[subscribers]]\nemail = "a@example.org"\nfrequency = "weekly"\n'
+    )
+    config = load_config(write(tmp_path, text))
+    monkeypatch.delenv("DIGEST_SERVER_SECRET", raising=False)
+    with pytest.raises(ConfigError, match=r"\$DIGEST_SERVER_SECRET is not set"):
+        check_config(config)
+    monkeypatch.setenv("DIGEST_SERVER_SECRET", "s" * 32)
+    report = check_config(config)
+    assert (
+        "  unsubscribe: one-click pages at https://digest.example.org (run `digest serve`); "
+        "mailto:leave@example.org"
+    ) in report.lines
+    assert "  cadence: 0 daily, 1 weekly" in report.lines
     assert report.warnings == []

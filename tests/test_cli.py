@@ -12,7 +12,7 @@ import pytest
 from digest.cli import main
 
 SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"
-COMMANDS = ["init", "check", "fetch", "preview", "run", "daemon", "seen"]
+COMMANDS = ["init", "check", "fetch", "preview", "run", "daemon", "seen", "subscribers", "serve"]
 
 
 def digest(

@@ -19,7 +19,14 @@ from pydantic import Field
 
 from digest.deliver import Channel, ChannelContext, Closing
 from digest.deliver.message import MailChannel, WireMessage
-from digest.deliver.smtp_session import Session, SmtpSession, TlsSession, Watchdog
+from digest.deliver.smtp_session import (
+    Retry,
+    Session,
+    SmtpSession,
+    TlsSession,
+    Watchdog,
+    reply_text,
+)
 from digest.errors import (
     ConfigError,
     DeliveryError,
@@ -158,7 +165,7 @@ class SmtpTransport(Closing):
             try:
                 self._deliver(message)
                 return
-            except _Retry as retry:
+            except Retry as retry:
                 if attempt + 1 < attempts and not retry.final:
                     delay = min(self._first_delay * 2**attempt, self._max_backoff)
                     if self._shared_backoff is not None:
@@ -194,33 +201,33 @@ class SmtpTransport(Closing):
             self._drop()
             if smtp.data_sent:
                 # The server may have kept it: never again in this run; the next run resends.
-                raise _Retry(
+                raise Retry(
                     "the connection dropped after the whole message was sent, before the "
                     "server answered: it may or may not have been delivered",
                     hint="it stays pending and is sent once more next run",
                     final=True,
                 ) from exc
             if self._watchdog.fired:
-                raise _Retry(
+                raise Retry(
                     f"no answer within the {self.settings.deadline:g} s deadline",
                     hint="the server is too slow; raise [delivery.smtp] deadline or try later",
                     final=True,
                     unreachable=True,
                 ) from exc
             if isinstance(exc, smtplib.SMTPServerDisconnected):
-                raise _Retry(f"connection lost: {exc}") from exc
-            raise _Retry(f"SMTP conversation failed: {exc}") from exc
+                raise Retry(f"connection lost: {exc}") from exc
+            raise Retry(f"SMTP conversation failed: {exc}") from exc
         if refused:
             # one message, one recipient: a partial refusal still means this one was refused
             code, text = next(iter(refused.values()))
             self._answer(code, text, None)
 
     def _answer(self, code: int, text: bytes | str, exc: Exception | None) -> None:
-        reply = _text(text)
+        reply = reply_text(text)
         if code == 421 or (self._smtp is not None and self._smtp.sock is None):
             self._drop()  # smtplib closed the socket on 421; reconnect for the next attempt
         if 400 <= code < 500:
-            raise _Retry(f"server answered {code} {reply}") from exc
+            raise Retry(f"server answered {code} {reply}") from exc
         raise PermanentDeliveryError(
             f"server refused the message: {code} {reply}",
             where=self.where,
@@ -253,7 +260,7 @@ class SmtpTransport(Closing):
                     where=self.where,
                     hint="is this an SMTP server, and is it up? the next run tries again",
                 )
-                raise _Retry(self._broken.message, final=True, unreachable=True) from exc
+                raise Retry(self._broken.message, final=True, unreachable=True) from exc
             translated = self._connect_error(exc) if isinstance(exc, Exception) else None
             if translated is None:
                 raise
@@ -306,20 +313,20 @@ class SmtpTransport(Closing):
             message = f"the server does not offer what the config asks for: {exc}"
             hint = 'STARTTLS or AUTH missing: check security = "starttls"/"ssl"/"none" and port'
         elif isinstance(exc, smtplib.SMTPAuthenticationError):
-            message = f"login refused: {exc.smtp_code} {_text(exc.smtp_error)}"
+            message = f"login refused: {exc.smtp_code} {reply_text(exc.smtp_error)}"
             hint = f"check username = {settings.username!r} and ${settings.password_env}"
         elif isinstance(exc, smtplib.SMTPResponseException) and 400 <= exc.smtp_code < 500:
-            return _Retry(f"server answered {exc.smtp_code} while opening the session")
+            return Retry(f"server answered {exc.smtp_code} while opening the session")
         elif isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionResetError):
-            return _Retry(f"connection closed while opening the session: {exc}")
+            return Retry(f"connection closed while opening the session: {exc}")
         elif isinstance(exc, socket.gaierror):
-            return _Retry(
+            return Retry(
                 f"cannot resolve {settings.host!r}: {exc.strerror or exc}",
                 hint="check [delivery.smtp].host and this machine's DNS",
                 unreachable=True,
             )
         elif isinstance(exc, OSError | smtplib.SMTPException):
-            return _Retry(
+            return Retry(
                 f"cannot connect: {getattr(exc, 'strerror', None) or exc}",
                 hint="is the mail server up, and are host, port and security right?",
                 unreachable=True,
@@ -328,6 +335,36 @@ class SmtpTransport(Closing):
             return None
         self._broken = PermanentDeliveryError(message, where=self.where, hint=hint)
         return self._broken
+
+    def probe(self) -> list[str]:
+        """Open a session as a run would (TLS, login), say QUIT, and tell what the server
+        answered at each step; sends nothing. DeliveryError when a step fails."""
+        settings = self.settings
+        try:
+            smtp = self._connection()
+        except Retry as retry:
+            raise TemporaryDeliveryError(retry.reason, where=self.where, hint=retry.hint) from retry
+        ehlo = reply_text(smtp.ehlo_resp or b"").splitlines()
+        lines = [f"connected to {self.where}: {ehlo[0] if ehlo else 'no EHLO answer'}"]
+        if ehlo[1:]:
+            lines.append("  offers: " + ", ".join(line.split()[0] for line in ehlo[1:] if line))
+        sock = smtp.sock
+        if isinstance(sock, ssl.SSLSocket):
+            cipher = sock.cipher()
+            lines.append(f"  TLS: {sock.version()}, {cipher[0] if cipher else 'unknown cipher'}")
+        else:
+            lines.append('  TLS: none (security = "none")')
+        if settings.username:
+            lines.append(f"  login: accepted for {settings.username!r}")
+        try:
+            code, reply = smtp.quit()
+            lines.append(f"  QUIT: {code} {reply_text(reply)}")
+        except (OSError, smtplib.SMTPException) as exc:
+            lines.append(f"  QUIT: no clean answer ({exc})")
+        finally:
+            self._smtp = None
+            smtp.close()
+        return lines
 
     def _drop(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -345,30 +382,3 @@ class SmtpTransport(Closing):
             pass
         finally:
             smtp.close()
-
-
-class _Retry(Exception):
-    """Internal: this attempt failed in a way another attempt may fix.
-
-    ``unreachable``: the server itself could not be reached, so when the retries run out the
-    transport stops trying for the rest of the run. ``final``: do not retry at all (the message
-    may have been delivered, or the server is too slow to be worth asking again).
-    """
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        hint: str | None = None,
-        unreachable: bool = False,
-        final: bool = False,
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.hint = hint
-        self.unreachable = unreachable
-        self.final = final
-
-
-def _text(reply: bytes | str) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply

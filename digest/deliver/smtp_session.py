@@ -8,7 +8,8 @@ smtplib creates it, so the greeting is covered too.
 
 :class:`Session` also notes when the final ``.`` of a message's data has gone out: after that a
 dropped connection leaves the outcome unknown (the server may have kept the message), and the
-message must not be sent again in the same run.
+message must not be sent again in the same run. :class:`Retry` is how a failed attempt says
+whether another may help.
 """
 
 from __future__ import annotations
@@ -102,3 +103,30 @@ class TlsSession(_Noting, smtplib.SMTP_SSL):
 
 
 SmtpSession = Session | TlsSession
+
+
+class Retry(Exception):
+    """An attempt failed in a way another attempt may fix.
+
+    ``unreachable``: the server itself could not be reached, so when the retries run out the
+    transport stops trying for the rest of the run. ``final``: do not retry at all (the message
+    may have been delivered, or the server is too slow to be worth asking again).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        hint: str | None = None,
+        unreachable: bool = False,
+        final: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.hint = hint
+        self.unreachable = unreachable
+        self.final = final
+
+
+def reply_text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply

@@ -35,11 +35,11 @@ from digest.render.environment import (
 from digest.render.inline import Inliner
 from digest.render.views import (
     BODY_LEVELS,
-    MAX_KEYWORD,
     MAX_NAME,
     MAX_TITLE,
     PaperView,
     english_date,
+    interests_of,
     paper_view,
     week_period,
 )
@@ -49,7 +49,6 @@ from digest.untrusted import clean_text, clip, safe_url
 __all__ = ["RenderSettings", "Renderer"]
 
 _CACHED = 50_000  # views and cards kept per renderer (a run has a few thousand distinct ones)
-FOOTER_TERMS = 12  # interests listed per kind in the footer (a subscriber may have thousands)
 
 
 @dataclass(frozen=True)
@@ -242,17 +241,7 @@ class Renderer:
                 )
                 return clean_text(f"{clip(title, MAX_TITLE)} — {day_short}: {papers}")
 
-        interests = [
-            (label, _listed(terms))
-            for label, terms in (
-                ("keywords", subscriber.keywords),
-                ("all of", subscriber.require),
-                ("none of", subscriber.exclude),
-                ("authors", subscriber.authors),
-                ("organisations", subscriber.organizations),
-            )
-            if terms
-        ]
+        interests = interests_of(subscriber)
         address = quote(subscriber.email, safe="@")
         unsubscribe = settings.unsubscribe_url
         manage = settings.manage_url
@@ -291,13 +280,6 @@ class Renderer:
             "contact": settings.contact,
             "unsubscribe_address": mailto.removeprefix("mailto:") if mailto else None,
         }
-
-
-def _listed(terms: Sequence[str]) -> str:
-    """Interests for the footer: the first few, each shortened, and how many more there are."""
-    shown = [clip(clean_text(term), MAX_KEYWORD) for term in terms[:FOOTER_TERMS]]
-    more = len(terms) - len(shown)
-    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 def _size(html: str) -> int:

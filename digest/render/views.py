@@ -7,12 +7,13 @@ so no source text is ever trusted as markup.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from markupsafe import Markup
 
-from digest.models import Match
+from digest.models import Match, Subscriber
 from digest.render.highlight import highlight, merge_spans, shorten
 from digest.untrusted import clean_text, clip, safe_url
 
@@ -68,6 +69,29 @@ def english_date(day: date, *, short: bool = False) -> str:
 
 
 EN_DASH = "\u2013"
+FOOTER_TERMS = 12  # interests listed per kind (a subscriber may have thousands)
+
+
+def interests_of(subscriber: Subscriber) -> list[tuple[str, str]]:
+    """A subscriber's interests as (label, terms) lines, for the footer and the unsubscribe
+    page: the first few of each kind, each shortened, and how many more there are."""
+    return [
+        (label, _listed(terms))
+        for label, terms in (
+            ("keywords", subscriber.keywords),
+            ("all of", subscriber.require),
+            ("none of", subscriber.exclude),
+            ("authors", subscriber.authors),
+            ("organisations", subscriber.organizations),
+        )
+        if terms
+    ]
+
+
+def _listed(terms: Sequence[str]) -> str:
+    shown = [clip(clean_text(term), MAX_KEYWORD) for term in terms[:FOOTER_TERMS]]
+    more = len(terms) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 def week_period(day: date) -> tuple[str, str]:

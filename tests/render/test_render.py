@@ -28,6 +28,7 @@ from digest.render.highlight import highlight, merge_spans, shorten
 from digest.render.inline import Inliner, premailer_transform, skeleton
 from digest.render.preview import write_preview
 from digest.render.views import english_date
+from digest.unsubscribe import UnsubscribeLinks
 from digest.untrusted import clean_text, safe_url
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -525,3 +526,55 @@ def test_tight_budget_leaves_the_rest_for_the_next_digest() -> None:
     assert f"…and {300 - listed} more in tomorrow's digest." in rendered.html
     assert f"…and {300 - listed} more in tomorrow's digest." in rendered.text
     assert "Unsubscribe" in rendered.html
+
+
+# -- the footer tells the truth ------------------------------------------------------------------
+
+
+def _footer(settings: RenderSettings) -> tuple[str, str]:
+    rendered = Renderer(settings).render(
+        ADA, matches(api_papers("api_2025-10-06.json"))[:2], day=DAY, new_count=2, matched_count=2
+    )
+    html_footer = rendered.html[rendered.html.index('class="footer"') :]
+    return html_footer, rendered.text.split("\n-- \n")[1]
+
+
+def test_a_footer_names_no_way_that_this_configuration_lacks() -> None:
+    html_part, text = _footer(RenderSettings(title="Daily Papers digest"))
+    for part in (html_part, text):
+        assert "nsubscribe" not in part and "reply" not in part.lower()
+        assert "change your interests" not in part.lower()
+    assert "ada@example.org subscribed to" in " ".join(text.split())
+
+
+def test_a_footer_offers_what_is_configured() -> None:
+    links = UnsubscribeLinks("https://digest.example.org", b"0123456789abcdef0123")
+    html_part, text = _footer(
+        RenderSettings(title="Daily Papers digest", links=links, contact="papers@example.org")
+    )
+    url = links.url_for("ada@example.org")
+    assert f'href="{url}"' in html_part and f"Unsubscribe: {url}" in text
+    assert 'href="mailto:papers@example.org"' in html_part
+    assert "To change your interests, write to papers@example.org." in text
+    mailto_only = RenderSettings(
+        title="Daily Papers digest", unsubscribe_mailto="mailto:leave@example.org"
+    )
+    html_part, text = _footer(mailto_only)
+    assert (
+        'href="mailto:leave@example.org"' in html_part and "Unsubscribe: leave@example.org" in text
+    )
+
+
+def test_a_weekly_digest_is_headed_by_its_week() -> None:
+    weekly = subscriber(email="w@example.org", keywords=["model"], frequency="weekly")
+    rendered = Renderer(config()).render(
+        weekly,
+        matches(api_papers("api_2025-10-06.json"))[:3],
+        day=DAY,
+        new_count=40,
+        matched_count=3,
+    )
+    assert rendered.subject == "Daily Papers digest — Week 41 · 3 papers"
+    assert "Week 41 (30 September \u2013 6 October 2025)" in rendered.text
+    assert "40 new this week" in rendered.text
+    assert "<h1" in rendered.html and "Week 41</h1>" in rendered.html

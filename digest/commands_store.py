@@ -1,0 +1,121 @@
+"""The commands that look after the store: ``seen ...`` (papers) and ``subscribers ...``.
+
+Like :mod:`digest.commands`: each parses nothing, calls the store, and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from digest import console
+from digest.commands import load, now, open_config_store
+from digest.config import Config
+from digest.errors import UsageError
+from digest.models import Subscriber
+
+
+def seen_list(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: give a number of papers, 1 or more")
+    config = load(args)
+    with open_config_store(config, readonly=True) as store:
+        rows = store.list_seen(limit=args.limit)
+    print(console.paper_header("FIRST SEEN", "SENT"))
+    for row in rows:
+        print(console.paper_row(row.key, row.first_seen.date(), row.sent, row.title))
+    return 0
+
+
+def seen_stats(args: argparse.Namespace) -> int:
+    config = load(args)
+    with open_config_store(config, readonly=True) as store:
+        for name, value in store.stats().as_rows():
+            print(f"{name:<22} {value}")
+    return 0
+
+
+def seen_forget(args: argparse.Namespace) -> int:
+    config = load(args)
+    with open_config_store(config) as store, store.run_lock():
+        if not store.forget(args.key):
+            raise UsageError(
+                f"no paper {args.key!r} in the store",
+                where=store.location,
+                hint="see the keys with `digest seen list`",
+            )
+    print(f"forgot {args.key}: it counts as new the next time a source carries it")
+    return 0
+
+
+def seen_prune(args: argparse.Namespace) -> int:
+    from digest.plan import retention
+
+    config = load(args)
+    keep = retention(config.digest.lookback_days)
+    with open_config_store(config) as store, store.run_lock():
+        report = store.prune(now(), keep)
+    print(
+        f"pruned {report.digests} sent digests and {report.records} paper records older than "
+        f"{keep.days} days (identities and what is owed are kept)"
+    )
+    return 0
+
+
+def seen_reset(args: argparse.Namespace) -> int:
+    config = load(args)
+    where = config.digest.store
+    if not (args.yes or console.confirm(f"forget every paper and delivery in {where}?")):
+        print("nothing changed")
+        return 1
+    with open_config_store(config) as store, store.run_lock():
+        store.reset()
+    print(f"reset {store.location}")
+    return 0
+
+
+def subscribers_list(args: argparse.Namespace) -> int:
+    config = load(args)
+    with open_config_store(config, readonly=True) as store:
+        states = store.subscriber_states()
+    print(console.subscriber_header())
+    listed = set()
+    for subscriber in config.subscriber_list:
+        state = states.get(subscriber.address)
+        listed.add(subscriber.address)
+        print(console.subscriber_row(subscriber.email, subscriber.frequency, state))
+    for address, state in sorted(states.items()):
+        if address not in listed:
+            print(console.subscriber_row(address, "-", state, note="not in the config"))
+    return 0
+
+
+def subscribers_unsubscribe(args: argparse.Namespace) -> int:
+    config = load(args)
+    subscriber = known_subscriber(config, args.email)
+    with open_config_store(config) as store:
+        store.set_subscriber_status(subscriber.email, "unsubscribed", "digest subscribers", now())
+    print(f"unsubscribed {subscriber.email}: runs skip them until `digest subscribers resubscribe`")
+    return 0
+
+
+def subscribers_resubscribe(args: argparse.Namespace) -> int:
+    config = load(args)
+    subscriber = known_subscriber(config, args.email)
+    with open_config_store(config) as store:
+        before = store.subscriber_states([subscriber.email]).get(subscriber.address)
+        store.set_subscriber_status(subscriber.email, "active", "digest subscribers", now())
+    was = before.status if before is not None else "active"
+    print(f"{subscriber.email} is active (was {was}): the next run sends to them again")
+    return 0
+
+
+def known_subscriber(config: Config, email: str) -> Subscriber:
+    """The config's subscriber of ``email`` (any case); UsageError when there is none."""
+    for subscriber in config.subscriber_list:
+        if subscriber.address == email.strip().lower():
+            return subscriber
+    raise UsageError(
+        f"no subscriber {email!r} in the config",
+        where=str(config.path),
+        hint="see them with `digest subscribers list`",
+    )
