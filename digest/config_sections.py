@@ -10,6 +10,7 @@ must be one line; names lose their control characters; addresses follow
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import zoneinfo
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ class DigestSection(Section):
     templates: str | None = None
     send_empty: bool = False
     max_html_bytes: int = Field(100_000, ge=10_000)
+    claim_lease: dt.timedelta = Field(dt.timedelta(seconds=300), gt=dt.timedelta(0))
 
     @field_validator("store", "templates")
     @classmethod

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest.config import Config
-from digest.deliver import Channel, Outgoing
+from digest.deliver import Channel, Outgoing, utc_now
+from digest.dispatch import Claims, send_claimed, worker_name
 from digest.errors import RenderError, StoreError, UsageError
-from digest.models import Batch, Rendered, Subscriber
+from digest.models import Batch, Match, Rendered, Subscriber
 from digest.plan import Plan, make_plan, retention
 from digest.render import Renderer
 from digest.render.preview import write_preview
@@ -28,7 +29,7 @@ from digest.send import Sending
 from digest.settings import SourceSettings
 from digest.sources import Source, read_sources
 from digest.stage_settings import read_context, render_settings
-from digest.store import PlannedDigest, Store
+from digest.store import OpenDigest, PlannedDigest, Store, address_of
 from digest.store.journal import Journal, reconcile
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def _roster(
 
 
 def _report(
-    plan: Plan,
+    plan: Plan | None,
     day: dt.date,
     outcomes: Sequence[SubscriberOutcome],
     *,
@@ -122,13 +123,15 @@ def _report(
     store_problem: str | None = None,
     suspended: Sequence[str] = (),
 ) -> RunReport:
+    batch = plan.batch if plan is not None else Batch()
     return RunReport(
         day=day,
-        entries=plan.batch.entries,
-        papers=len(plan.batch.papers),
-        new=len(plan.new),
-        failures=plan.batch.failures,
-        skipped_entries=plan.batch.skipped,
+        entries=batch.entries,
+        papers=len(batch.papers),
+        new=len(plan.new) if plan is not None else 0,
+        failures=batch.failures,
+        skipped_entries=batch.skipped,
+        planned_elsewhere=plan is None,
         outcomes=tuple(outcomes),
         dry_run=dry_run,
         stopped=stopped,
@@ -160,63 +163,58 @@ def run(
     only: str | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     progress: Progress | None = None,
+    claims: Claims | None = None,
 ) -> RunReport:
     """One full cycle. ``dry_run`` (or ``channel=None``) sends nothing and changes nothing;
     ``only`` sends just that subscriber's digest (due whatever their cadence).
 
-    What earlier runs sent but could not record is recorded first (the journal); then the plan
-    is recorded, every digest pending, before the first is sent (see :mod:`digest.send`).
+    What earlier runs sent but could not record is recorded first (the journal). Then, under
+    the store's planning lock, the run plans unless another worker's plan for the day is still
+    being sent: the plan is recorded, every digest pending, before the first is sent (see
+    :mod:`digest.send`). Then it sends what it claims (see :mod:`digest.dispatch`).
     """
-    dry_run = dry_run or channel is None
-    run_id = 0
-    if not dry_run:
-        run_id = store.begin_run(now)
-        reconcile(store, store.journal_path, run_id, now)
-    roster, plan = plan_run(
-        config, client=client, store=store, now=now, day=day, record=not dry_run, only=only
-    )
-    renderer = Renderer(render_settings(config))
-    send_empty = config.digest.send_empty
-    due = [s for s in roster.due if plan.matched[s.email] or send_empty]
-    outcomes = [
-        *roster.waiting,
-        *(
-            SubscriberOutcome(s.email, 0, skipped="no new papers", kind="empty")
-            for s in roster.due
-            if not (plan.matched[s.email] or send_empty)
-        ),
-    ]
     if dry_run or channel is None:
-        outcomes += [_rehearse(renderer, s, plan, day) for s in due]
-        return _report(plan, day, _in_order(config, outcomes), dry_run=True)
-    journal = Journal.open(store.journal_path, len(due))
-    bounces = config.delivery.suspend_after_bounces
-    sending = Sending(store, channel, journal, run_id, now, suspend_after=bounces or None)
-    stopped = False
-    try:
-        planned = [
-            PlannedDigest(s.email, _keys(plan, s), tuple(plan.passed_over[s.email])) for s in due
-        ]
-        opened = store.plan_digests(run_id, day, planned, now)
-        for done, (subscriber, digest) in enumerate(zip(due, opened, strict=True), start=1):
-            if should_stop():
-                stopped = True  # what is left stays pending: owed to the next run
-                break
-            if progress is not None:
-                progress(done, len(due))
-            sending.send(
-                subscriber,
-                digest,
-                lambda s: _render(renderer, s, plan, day),
-                plan.matches[subscriber.email],
-                matched=plan.matched[subscriber.email],
-                day=day,
+        return _rehearse_run(config, client=client, store=store, now=now, day=day, only=only)
+    run_id = store.begin_run(now)
+    reconcile(store, store.journal_path, run_id, now)
+    claims = claims or Claims(worker_name(), config.digest.claim_lease, utc_now)
+    plan: Plan | None = None
+    outcomes: list[SubscriberOutcome] = []
+    with store.planning_lock():
+        if only is not None or not store.work_in_progress(day, claims.clock()):
+            roster, plan = plan_run(
+                config, client=client, store=store, now=now, day=day, record=True, only=only
             )
+            due, outcomes = _split_due(config, roster, plan)
+            store.plan_digests(run_id, day, [_planned(plan, s) for s in due], now)
+    renderer = Renderer(render_settings(config))
+    journal = Journal.open(store.journal_path, len(config.subscriber_list))
+    bounces = config.delivery.suspend_after_bounces
+    sending = Sending(
+        store, channel, journal, run_id, now, suspend_after=bounces or None,
+        recorded=_renewal(store, claims),
+    )  # fmt: skip
+    subscribers = {s.address: s for s in config.subscriber_list}
+    planned = {} if plan is None else {address_of(e): m for e, m in plan.matches.items()}
+
+    def render(subscriber: Subscriber, matches: Sequence[Match], digest: OpenDigest) -> Rendered:
+        return renderer.render(
+            subscriber, matches, day=day, new_count=digest.new_count, matched_count=digest.matched
+        )
+
+    try:
+        stopped = send_claimed(
+            store, sending, claims, subscribers, planned, render,
+            day=day, should_stop=should_stop, progress=progress,
+        )  # fmt: skip
         sending.finish()
     except BaseException:
         sending.abandon()
         journal.close(recorded=False)  # kept: the next run records what it holds
         raise
+    finally:
+        with contextlib.suppress(StoreError):
+            store.release_claims(claims.worker)
     report = _report(
         plan,
         day,
@@ -235,14 +233,61 @@ def run(
     return report
 
 
+def _rehearse_run(
+    config: Config,
+    *,
+    client: httpx.Client,
+    store: Store,
+    now: dt.datetime,
+    day: dt.date,
+    only: str | None,
+) -> RunReport:
+    """A dry run: planned as a run plans, each email rendered, nothing sent or recorded."""
+    roster, plan = plan_run(
+        config, client=client, store=store, now=now, day=day, record=False, only=only
+    )
+    renderer = Renderer(render_settings(config))
+    due, outcomes = _split_due(config, roster, plan)
+    outcomes += [_rehearse(renderer, s, plan, day) for s in due]
+    return _report(plan, day, _in_order(config, outcomes), dry_run=True)
+
+
+def _split_due(
+    config: Config, roster: Roster, plan: Plan
+) -> tuple[list[Subscriber], list[SubscriberOutcome]]:
+    """The subscribers a digest goes to, and the outcomes of those it does not."""
+    send_empty = config.digest.send_empty
+    due = [s for s in roster.due if plan.matched[s.email] or send_empty]
+    empty = [
+        SubscriberOutcome(s.email, 0, skipped="no new papers", kind="empty")
+        for s in roster.due
+        if not (plan.matched[s.email] or send_empty)
+    ]
+    return due, [*roster.waiting, *empty]
+
+
+def _planned(plan: Plan, subscriber: Subscriber) -> PlannedDigest:
+    email = subscriber.email
+    return PlannedDigest(
+        email,
+        tuple(match.paper.key for match in plan.matches[email]),
+        tuple(plan.passed_over[email]),
+        matched=plan.matched[email],
+        new_count=plan.new_count(email),
+    )
+
+
+def _renewal(store: Store, claims: Claims) -> Callable[[], None] | None:
+    """After each recorded group on a shared store: the worker's claims renewed."""
+    if not store.shared:
+        return None
+    return lambda: store.renew_claims(claims.worker, claims.clock(), claims.lease)
+
+
 def _in_order(config: Config, outcomes: Sequence[SubscriberOutcome]) -> list[SubscriberOutcome]:
     """Outcomes in the config's order of subscribers (the summary lists them so)."""
     position = {s.email: n for n, s in enumerate(config.subscriber_list)}
     return sorted(outcomes, key=lambda o: position.get(o.email, len(position)))
-
-
-def _keys(plan: Plan, subscriber: Subscriber) -> tuple[str, ...]:
-    return tuple(match.paper.key for match in plan.matches[subscriber.email])
 
 
 def _rehearse(

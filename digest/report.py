@@ -47,6 +47,7 @@ class RunReport:
     unrecorded: int = 0
     store_problem: str | None = None
     suspended: tuple[str, ...] = ()
+    planned_elsewhere: bool = False  # another worker's plan for the day was being sent
 
     @property
     def failed_deliveries(self) -> list[SubscriberOutcome]:
@@ -94,10 +95,13 @@ class RunReport:
         sent = sum(1 for o in self.outcomes if o.sent)
         if every_subscriber is None:
             every_subscriber = len(self.outcomes) <= SUMMARY_LIST_LIMIT
-        yield (
-            f"{self.day}: read {self.entries} entries, {self.papers} distinct papers, "
-            f"{self.new} new"
-        )
+        if self.planned_elsewhere:
+            yield f"{self.day}: sending the digests another run planned for the day"
+        else:
+            yield (
+                f"{self.day}: read {self.entries} entries, {self.papers} distinct papers, "
+                f"{self.new} new"
+            )
         for line in self._source_problems():
             yield f"  {line}"
         for outcome in self.outcomes:

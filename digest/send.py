@@ -4,17 +4,20 @@ The order of things is what keeps the promises:
 
 1. the plan is in the store (every digest ``pending``) before anything is sent;
 2. a digest the channel accepted is written to the journal at once, then joins the current group;
-3. a group is recorded when it is full or old (:data:`GROUP_SIZE`, :data:`GROUP_SECONDS`): the
-   channel makes what it accepted durable (``flush``), the journal is fsynced, and the store marks
-   the whole group in one transaction;
-4. when the store cannot be written (another process holds it, its disk is full), sending goes
-   on, the group waits in the journal, and the next run records it before it sends anything.
+3. a group is recorded when it is full or old (the store's ``record_every``,
+   :data:`GROUP_SECONDS`): the channel makes what it accepted durable (``flush``), then the
+   store marks the whole group in one transaction;
+4. when the store cannot be written (another process holds it, its disk is full, the database
+   is unreachable), the journal is fsynced, sending goes on, the group waits in the journal,
+   and the next run on this host records it before it sends anything.
 
 So a process killed at any moment loses nothing and duplicates at most the digests in flight (the
-channel accepted them, the journal had not yet heard): one, or with an SMTP pool of ``N``
-connections at most ``2 N``; a power cut can also lose the journal lines
-of the group being sent, which are then sent again (an outbox file is replaced, not added).
-"""
+journal had not yet heard of them): one, or with an SMTP pool of ``N`` connections at most
+``2 N``. The group accepted but not yet recorded is not sent again: the next run on this host
+records it from the journal first. (A shared store records each digest at once, since another
+host, which cannot read this one's journal, may take over the rest.) A power cut can also lose
+the journal lines of the group being sent, which are then sent again (an outbox file is
+replaced, not added)."""
 
 from __future__ import annotations
 
@@ -33,7 +36,6 @@ from digest.report import SubscriberOutcome
 from digest.store import Accepted, OpenDigest, Refused, Store
 from digest.store.journal import Journal
 
-GROUP_SIZE = 100
 GROUP_SECONDS = 2.0
 
 Render = Callable[[Subscriber], Rendered]
@@ -67,6 +69,7 @@ class Sending:
     now: dt.datetime
     clock: Callable[[], float] = time.monotonic
     suspend_after: int | None = None
+    recorded: Callable[[], None] | None = None  # called after each group is recorded
     outcomes: list[SubscriberOutcome] = field(default_factory=list)
     suspended: list[str] = field(default_factory=list)
     store_problem: str | None = None
@@ -151,6 +154,14 @@ class Sending:
         )
         self._maybe_record()
 
+    def hold_back(self, digest: OpenDigest, reason: str) -> None:
+        """Record a claimed digest as not sent this run (it stays owed), for ``reason``."""
+        self._refused.append(Refused(digest.row, digest.email, reason))
+        self.outcomes.append(
+            SubscriberOutcome(digest.email, digest.matched, len(digest.papers), error=reason)
+        )
+        self._maybe_record()
+
     def abandon(self) -> None:
         """The run is failing: wait for the digests in flight and journal those accepted (the
         next run records them), without touching the store."""
@@ -174,7 +185,7 @@ class Sending:
         pending = len(self._accepted) + len(self._refused)
         if not self._since:
             self._since = self.clock()
-        if pending >= GROUP_SIZE or self.clock() - self._since >= GROUP_SECONDS:
+        if pending >= self.store.record_every or self.clock() - self._since >= GROUP_SECONDS:
             self.record()
 
     def record(self) -> None:
@@ -184,7 +195,6 @@ class Sending:
             return
         try:
             self.channel.flush()
-            self.journal.sync()
             self.store.mark_sent(self.run_id, self._accepted, self.now)
             self._accepted.clear()
             self.suspended += self.store.mark_failed(
@@ -193,10 +203,16 @@ class Sending:
             self._refused.clear()
             self.store_problem = None
         except StoreError as exc:
-            # The sends stand: the journal has them, and the next run records them first.
+            # The sends stand: the journal has them (made durable now), and the next run records
+            # them before it sends anything.
+            self.journal.sync()
             self.store_problem = str(exc)
+            return
         except DeliveryError as exc:
             self.store_problem = f"the channel could not make its deliveries durable: {exc}"
+            return
+        if self.recorded is not None:
+            self.recorded()
 
     @property
     def unrecorded(self) -> int:

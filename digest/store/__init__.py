@@ -15,7 +15,10 @@ Every backend (``sqlite`` by default; see :data:`digest.registry.STORES`) keeps 
   transaction and one fsync for many digests); the journal (:mod:`digest.store.journal`) keeps
   what a channel accepted until the store has recorded it.
 - A store opened ``readonly`` never creates, writes or migrates anything.
-- :meth:`Store.run_lock` lets one run at a time plan and send; a run that dies releases it.
+- :meth:`Store.run_lock` lets one run at a time plan and send on a store of one sender; on a
+  ``shared`` store (PostgreSQL) any number of runs send together: one plans under
+  :meth:`Store.planning_lock`, and each sends the digests it claims (:meth:`Store.claim_digests`,
+  a lease that a worker that dies lets run out).
 
 Reads for the plan are made for all subscribers in one call each and cover only papers that can
 still be offered (the lookback window and what is owed), never a subscriber's whole history.
@@ -24,11 +27,11 @@ still be offered (the lookback window and what is owed), never a subscriber's wh
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from digest import registry
 from digest.errors import StoreError
@@ -43,6 +46,7 @@ __all__ = [
     "PruneReport",
     "Refused",
     "SeenPaper",
+    "SqlDatabase",
     "Store",
     "StoreStats",
     "SubscriberState",
@@ -50,6 +54,9 @@ __all__ = [
     "open_store",
     "scheme_of",
 ]
+
+
+_T = TypeVar("_T")
 
 
 def address_of(email: str) -> str:
@@ -71,16 +78,20 @@ class Observed:
 
 @dataclass(frozen=True)
 class PlannedDigest:
-    """What a run means to send one subscriber: the keys listed, those passed over."""
+    """What a run means to send one subscriber: the keys listed, those passed over, and what
+    the email says of the plan (how many matched, how many papers were new)."""
 
     email: str
     papers: tuple[str, ...]
     passed_over: tuple[str, ...] = ()
+    matched: int = 0
+    new_count: int = 0
 
 
 @dataclass(frozen=True)
 class OpenDigest:
-    """A digest recorded as pending: its row, its stable name, what it lists."""
+    """A digest recorded as pending: its row, its stable name, what it lists, what its email
+    says of the plan."""
 
     row: int
     email: str
@@ -88,6 +99,8 @@ class OpenDigest:
     papers: tuple[str, ...]
     passed_over: tuple[str, ...] = ()
     attempts: int = 0
+    matched: int = 0
+    new_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -201,11 +214,37 @@ class Connection(Protocol):
     def executemany(self, sql: str, parameters: Any, /) -> Cursor: ...
 
 
+class SqlDatabase(Protocol):
+    """A backend's connection: every call one transaction (``several`` reads share one)."""
+
+    readonly: bool
+
+    def read(
+        self, action: str, work: Callable[[Connection], _T], *, several: bool = False
+    ) -> _T: ...
+
+    def write(
+        self, action: str, work: Callable[[Connection], _T], *, durable: bool = False
+    ) -> _T: ...
+
+    def reclaim(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Store(Protocol):
     """What the pipeline and the ``seen``/``subscribers`` commands need of a store."""
 
     location: str
     readonly: bool
+
+    @property
+    def shared(self) -> bool:
+        """Whether several workers (on several hosts) may send from this store at once."""
+
+    @property
+    def record_every(self) -> int:
+        """How many accepted digests are recorded together (1: each at once)."""
 
     @property
     def journal_path(self) -> Path:
@@ -266,6 +305,31 @@ class Store(Protocol):
         self, email: str, status: str, how: str, now: dt.datetime, *, error: str | None = None
     ) -> None:
         """Unsubscribe, suspend or reactivate a subscriber."""
+
+    def planning_lock(self) -> AbstractContextManager[None]:
+        """Held while a run plans, so that one plan is made at a time across workers."""
+
+    def work_in_progress(self, day: dt.date, now: dt.datetime) -> bool:
+        """Whether digests of a plan made for ``day`` wait to be sent (or, on a shared store,
+        another worker is sending any plan's): then this run sends, and does not plan."""
+
+    def claim_digests(
+        self, worker: str, limit: int, now: dt.datetime, lease: dt.timedelta
+    ) -> list[OpenDigest]:
+        """Claim up to ``limit`` pending digests for ``worker`` until ``now + lease``, oldest
+        first; a live claim of another worker is never taken."""
+
+    def renew_claims(self, worker: str, now: dt.datetime, lease: dt.timedelta) -> None:
+        """Extend ``worker``'s claims: it is still sending them."""
+
+    def release_claims(self, worker: str) -> None:
+        """Give up ``worker``'s claims on digests it did not send."""
+
+    def claimed_elsewhere(self, worker: str, now: dt.datetime) -> dt.datetime | None:
+        """When the first live claim of another worker on a pending digest runs out, if any."""
+
+    def papers_by_key(self, keys: Collection[str]) -> dict[str, Paper]:
+        """The stored records of ``keys`` (those not pruned)."""
 
     def prune(self, now: dt.datetime, keep: dt.timedelta) -> PruneReport:
         """Drop what can no longer matter: digests sent and records of papers first seen more

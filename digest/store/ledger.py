@@ -43,7 +43,16 @@ def digest_stem(address: str, day: str) -> str:
 def plan_digests(
     conn: Connection, run_id: int | None, day: str, planned: Sequence[PlannedDigest], stamp: str
 ) -> list[OpenDigest]:
-    """Record ``planned`` as pending (re-using each subscriber's open digest); return them."""
+    """Record ``planned`` as pending (re-using each subscriber's open digest); return them.
+
+    Digests left pending by an earlier plan that this one does not include (their subscriber
+    left, waits for a weekly day, or was not asked for) are held back as failed: still owed,
+    planned again when due, but not sent by this run's workers.
+    """
+    conn.execute(
+        "UPDATE digests SET status = 'failed', reason = 'held back: not due in the last run', "
+        "claimed_by = NULL, lease_until = NULL WHERE status = 'pending'"
+    )
     open_rows = {
         str(email): (int(row), str(name), int(attempts))
         for row, email, name, attempts in conn.execute(
@@ -63,9 +72,10 @@ def plan_digests(
         if address in open_rows:
             row, name, attempts = open_rows[address]
             conn.execute(
-                "UPDATE digests SET status = 'pending', papers = ?, passed_over = ?, run_id = ?, "
+                "UPDATE digests SET status = 'pending', day = ?, papers = ?, passed_over = ?, "
+                "run_id = ?, matched = ?, new_count = ?, claimed_by = NULL, lease_until = NULL, "
                 "updated = ? WHERE id = ?",
-                (papers, over, run_id, stamp, row),
+                (day, papers, over, run_id, plan.matched, plan.new_count, stamp, row),
             )
         else:
             name = stem = digest_stem(address, day)
@@ -77,13 +87,29 @@ def plan_digests(
             row = int(
                 conn.execute(
                     "INSERT INTO digests (email, digest_id, day, status, papers, passed_over, "
-                    "run_id, attempts, created, updated) "
-                    "VALUES (?, ?, ?, 'pending', ?, ?, ?, 0, ?, ?) RETURNING id",
-                    (address, name, day, papers, over, run_id, stamp, stamp),
+                    "run_id, attempts, matched, new_count, created, updated) "
+                    "VALUES (?, ?, ?, 'pending', ?, ?, ?, 0, ?, ?, ?, ?) RETURNING id",
+                    (
+                        address,
+                        name,
+                        day,
+                        papers,
+                        over,
+                        run_id,
+                        plan.matched,
+                        plan.new_count,
+                        stamp,
+                        stamp,
+                    ),
                 ).fetchone()[0]
             )
             attempts = 0
-        out.append(OpenDigest(row, plan.email, name, plan.papers, plan.passed_over, attempts))
+        out.append(
+            OpenDigest(
+                row, plan.email, name, plan.papers, plan.passed_over, attempts, plan.matched,
+                plan.new_count,
+            )
+        )  # fmt: skip
     return out
 
 
@@ -189,22 +215,96 @@ def delivered(conn: Connection, since: str) -> dict[str, frozenset[str]]:
     return found
 
 
+DIGEST_COLUMNS = "id, email, digest_id, papers, passed_over, attempts, matched, new_count"
+
+
+def open_digest(row: Sequence[Any]) -> OpenDigest:
+    """An :class:`OpenDigest` from a row of :data:`DIGEST_COLUMNS`."""
+    ident, email, name, papers, over, attempts, matched, new_count = row
+    return OpenDigest(
+        int(ident), str(email), str(name), tuple(str(papers).split()), tuple(str(over).split()),
+        int(attempts), int(matched), int(new_count),
+    )  # fmt: skip
+
+
 def pending_digests(conn: Connection) -> list[OpenDigest]:
     """Every pending digest, oldest first."""
     return [
-        OpenDigest(
-            int(row),
-            str(email),
-            str(name),
-            tuple(str(p).split()),
-            tuple(str(o).split()),
-            int(attempts),
-        )
-        for row, email, name, p, o, attempts in conn.execute(
-            "SELECT id, email, digest_id, papers, passed_over, attempts FROM digests "
-            "WHERE status = 'pending' ORDER BY id"
+        open_digest(row)
+        for row in conn.execute(
+            f"SELECT {DIGEST_COLUMNS} FROM digests WHERE status = 'pending' ORDER BY id"
         ).fetchall()
     ]
+
+
+def claim(
+    conn: Connection, worker: str, limit: int, now: str, lease_until: str, *, shared: bool
+) -> list[OpenDigest]:
+    """Claim up to ``limit`` pending digests for ``worker`` until ``lease_until``, oldest first.
+
+    ``shared``: other workers send from the same store at the same time, so a digest another
+    holds a live claim on is left to it, and rows another transaction is claiming are skipped
+    (``FOR UPDATE SKIP LOCKED``). Otherwise one process sends alone (a lock says so): any
+    claim but its own is stale.
+    """
+    if shared:
+        chosen = (
+            "SELECT id FROM digests WHERE status = 'pending' AND "
+            "(claimed_by IS NULL OR lease_until < ?) ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"
+        )
+        params: tuple[Any, ...] = (worker, lease_until, now, limit)
+    else:
+        chosen = (
+            "SELECT id FROM digests WHERE status = 'pending' AND "
+            "(claimed_by IS NULL OR claimed_by != ?) ORDER BY id LIMIT ?"
+        )
+        params = (worker, lease_until, worker, limit)
+    rows = conn.execute(
+        f"UPDATE digests SET claimed_by = ?, lease_until = ? WHERE id IN ({chosen}) "
+        f"RETURNING {DIGEST_COLUMNS}",
+        params,
+    ).fetchall()
+    return sorted((open_digest(row) for row in rows), key=lambda digest: digest.row)
+
+
+def renew_claims(conn: Connection, worker: str, lease_until: str) -> None:
+    """Extend the lease of every pending digest ``worker`` holds."""
+    conn.execute(
+        "UPDATE digests SET lease_until = ? WHERE claimed_by = ? AND status = 'pending'",
+        (lease_until, worker),
+    )
+
+
+def release_claims(conn: Connection, worker: str) -> None:
+    """Give up ``worker``'s claims on digests it did not send (another may take them now)."""
+    conn.execute(
+        "UPDATE digests SET claimed_by = NULL, lease_until = NULL "
+        "WHERE claimed_by = ? AND status = 'pending'",
+        (worker,),
+    )
+
+
+def work_in_progress(conn: Connection, day: str, now: str, *, shared: bool) -> bool:
+    """Whether digests wait to be sent from a plan made for ``day`` (by another worker, or a run
+    that stopped early), or, on a ``shared`` store, a live claim of any plan's."""
+    row = conn.execute(
+        "SELECT 1 FROM digests WHERE status = 'pending' AND day = ? LIMIT 1", (day,)
+    ).fetchone()
+    if row is None and shared:
+        row = conn.execute(
+            "SELECT 1 FROM digests WHERE status = 'pending' AND lease_until >= ? LIMIT 1", (now,)
+        ).fetchone()
+    return row is not None
+
+
+def claimed_elsewhere(conn: Connection, worker: str, now: str) -> str | None:
+    """When the first live claim another worker holds on a pending digest runs out, if any."""
+    row = conn.execute(
+        "SELECT MIN(lease_until) FROM digests WHERE status = 'pending' AND claimed_by != ? "
+        "AND lease_until >= ?",
+        (worker, now),
+    ).fetchone()
+    return str(row[0]) if row and row[0] is not None else None
 
 
 def forget_key(conn: Connection, key: str) -> None:

@@ -137,4 +137,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP TABLE deliveries",
         "DROP TABLE passed_over",
     ),
+    # 5: what a digest's email says of the run that planned it (how many papers matched, how
+    # many were new), so any worker can send a digest another one planned; open digests found
+    # by the day they were planned for.
+    (
+        "ALTER TABLE digests ADD COLUMN matched INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE digests ADD COLUMN new_count INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX digests_pending ON digests (day) WHERE status = 'pending'",
+    ),
 )
