@@ -12,9 +12,10 @@ import datetime as dt
 import os
 from dataclasses import dataclass, field
 
-from digest.config import Config, channel_options
+from digest.config import Config, channel_options, store_location
 from digest.errors import ConfigError, RenderError, SourceError, UsageError
 from digest.models import Match, Paper, Subscriber
+from digest.store.sqlite_file import SCHEMA_VERSION
 
 SHOWN_SUBSCRIBERS = 5
 LARGEST_CHECKED = 20  # subscribers whose own part of an email is rendered by check
@@ -36,7 +37,7 @@ def check_config(config: Config) -> CheckReport:
     compile_interests(config.subscriber_list)
     check_templates(config)
     _check_sources(config)
-    papers, backend = _store_summary(config)
+    store_line = _store_summary(config)
     target = _channel_target(config, report)
     subscribers = config.subscriber_list
     report.lines.append(f"{config.path}: OK")
@@ -45,7 +46,7 @@ def check_config(config: Config) -> CheckReport:
     shown = ", ".join(s.email for s in subscribers[:SHOWN_SUBSCRIBERS])
     more = f" and {len(subscribers) - SHOWN_SUBSCRIBERS} more" if len(subscribers) > 5 else ""
     report.lines.append(f"  subscribers ({len(subscribers)}): {shown or '-'}{more}")
-    report.lines.append(f"  store: {backend} ({papers} papers seen)")
+    report.lines.append(f"  store: {store_line}")
     report.lines.append(f"  delivery: {config.delivery.method} -> {target}")
     report.lines.append(f"  unsubscribe: {_unsubscribe_ways(config, report)}")
     weekly = sum(1 for s in subscribers if s.weekly)
@@ -132,12 +133,18 @@ def _check_sources(config: Config) -> None:
             ) from exc
 
 
-def _store_summary(config: Config) -> tuple[int, str]:
+def _store_summary(config: Config) -> str:
+    """Which backend, where, that it answers, its schema version, and what it holds."""
     from digest.store import open_store, scheme_of
 
-    with open_store(config.digest.store, base_dir=config.base_dir, readonly=True) as store:
+    location = store_location(config)
+    with open_store(location, base_dir=config.base_dir, readonly=True) as store:
         stats = store.stats()
-    return stats.papers, f"{scheme_of(config.digest.store)} {store.location}"
+    upgrade = " (upgraded by the next run)" if stats.schema_version < SCHEMA_VERSION else ""
+    return (
+        f"{scheme_of(location)} {store.location}: reachable, schema {stats.schema_version} of "
+        f"{SCHEMA_VERSION}{upgrade}, {stats.papers} papers seen"
+    )
 
 
 def _channel_target(config: Config, report: CheckReport) -> str:

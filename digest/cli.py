@@ -31,8 +31,9 @@ COMMAND_HELP = {
     "seen": ("inspect or edit the store", "seen stats"),
     "subscribers": ("who gets mail, who left, who bounces", "subscribers list"),
     "serve": ("the unsubscribe pages (one-click, RFC 8058)", "serve --port 8025"),
+    "store": ("move the store to another backend", "store migrate --to postgresql://db/digest"),
 }
-GROUPS = ("seen", "subscribers")  # commands with actions, in digest.commands_store
+GROUPS = ("seen", "subscribers", "store")  # commands with actions, in digest.commands_store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         one = _sub(acts, verb, summary, f"subscribers {verb} ada@example.org", common)
         one.add_argument("email", help="the subscriber's address, as in the config")
+    store = _command(commands, "store", common)
+    moves = store.add_subparsers(dest="action", required=True, metavar="ACTION")
+    migrate = _sub(
+        moves, "migrate", "copy the store into an empty one (SQLite <-> PostgreSQL), verified",
+        "store migrate --to postgresql://digest@db.example.org/digest", common,
+    )  # fmt: skip
+    migrate.add_argument("--to", required=True, metavar="URL", help="the target: a URL or a path")
     serve = _command(commands, "serve", common)
     serve.add_argument("--host", help="address to listen on (default: [server] host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: [server] port)")

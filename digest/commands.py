@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest import console
-from digest.config import Config, bundled_path, default_config, find_config_path, load_config
+from digest.config import (
+    Config,
+    bundled_path,
+    default_config,
+    find_config_path,
+    load_config,
+    store_location,
+)
 from digest.errors import UsageError
 
 if TYPE_CHECKING:
@@ -235,7 +242,7 @@ def open_config_store(config: Config, *, readonly: bool = False) -> Store:
     """The store ``[digest] store`` names, relative to the config file."""
     from digest.store import open_store
 
-    return open_store(config.digest.store, base_dir=config.base_dir, readonly=readonly)
+    return open_store(store_location(config), base_dir=config.base_dir, readonly=readonly)
 
 
 def now() -> dt.datetime:

@@ -9,7 +9,7 @@ import argparse
 
 from digest import console
 from digest.commands import load, now, open_config_store
-from digest.config import Config
+from digest.config import Config, store_location
 from digest.errors import UsageError
 from digest.models import Subscriber
 
@@ -63,7 +63,7 @@ def seen_prune(args: argparse.Namespace) -> int:
 
 def seen_reset(args: argparse.Namespace) -> int:
     config = load(args)
-    where = config.digest.store
+    where = store_location(config)
     if not (args.yes or console.confirm(f"forget every paper and delivery in {where}?")):
         print("nothing changed")
         return 1
@@ -119,3 +119,24 @@ def known_subscriber(config: Config, email: str) -> Subscriber:
         where=str(config.path),
         hint="see them with `digest subscribers list`",
     )
+
+
+def store_migrate(args: argparse.Namespace) -> int:
+    from digest.store import open_store
+    from digest.store.transfer import copy_store
+
+    config = load(args)
+    with (
+        open_config_store(config) as source,
+        source.run_lock(),
+        open_store(args.to, base_dir=config.base_dir) as target,
+    ):
+        copied = copy_store(source, target)
+    rows = ", ".join(f"{count} {table}" for table, count in copied.rows.items())
+    print(f"copied {source.location} to {target.location}: {rows}")
+    print(
+        f"verified: {copied.stats.papers} papers, {copied.stats.digests} sent digests, "
+        f"{copied.stats.subscribers} subscribers on both sides"
+    )
+    print(f'next: set [digest] store = "{args.to}" (or $DIGEST_STORE_URL) on every host')
+    return 0

@@ -56,6 +56,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "source_from",
+    "store_location",
     "subscriber_from",
 ]
 
@@ -204,6 +205,15 @@ def source_from(data: Mapping[str, Any]) -> SourceSettings:
         raise ConfigError(
             str(first["msg"]).removeprefix("Value error, "), where="--source"
         ) from exc
+
+
+STORE_ENV = "DIGEST_STORE_URL"
+
+
+def store_location(config: Config, env: Mapping[str, str] = os.environ) -> str:
+    """Where the store is: ``$DIGEST_STORE_URL`` (so each host can say, and no URL need sit in
+    a shared file), else ``[digest] store``."""
+    return env.get(STORE_ENV) or config.digest.store
 
 
 def find_config_path(explicit: str | None, env: Mapping[str, str] = os.environ) -> Path:

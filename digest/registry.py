@@ -35,6 +35,7 @@ CHANNELS: Mapping[str, str] = {
 
 STORES: Mapping[str, str] = {
     "sqlite": "digest.store.sqlite:SqliteStore",
+    "postgresql": "digest.store.postgres:PostgresStore",
 }
 
 MATCHERS: Mapping[str, str] = {

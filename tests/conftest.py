@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.postgres_cluster import Cluster, running_cluster
+
 
 @dataclass
 class Reply:
@@ -96,3 +98,16 @@ def server() -> Iterator[LocalServer]:
         script.release.set()
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL server for the whole session (skipped without the binaries)."""
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> str:
+    """The URL of a fresh, empty PostgreSQL database."""
+    return pg_cluster.new_database()

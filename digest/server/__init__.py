@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from digest.config import Config
+from digest.config import Config, store_location
 from digest.errors import ConfigError, UsageError
 from digest.models import Subscriber
 from digest.stage_settings import unsubscribe_links
@@ -43,7 +43,7 @@ def service_for(config: Config) -> Service:
     return Service(
         title=config.digest.title,
         subscribers={s.address: s for s in config.subscriber_list},
-        open_store=functools.partial(open_store, config.digest.store, base_dir=config.base_dir),
+        open_store=functools.partial(open_store, store_location(config), base_dir=config.base_dir),
         links=links,
         now=lambda: dt.datetime.now(dt.UTC),
     )

@@ -203,6 +203,9 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
+    @property
+    def description(self) -> Any: ...
+
     def __iter__(self) -> Iterator[Any]: ...
 
 

@@ -47,6 +47,14 @@ from digest.store.papers import (
 )
 
 _LOADED_MAX = 10_000  # parsed paper records kept per store
+# Every table a store holds, in an order that satisfies the foreign keys, with its key.
+TABLES = {
+    "runs": "id",
+    "papers": "key",
+    "paper_titles": "title_key, paper_key",
+    "digests": "id",
+    "subscribers": "email",
+}
 RUNS_KEPT = 1000  # rows of the runs table kept by prune
 _T = TypeVar("_T")
 
@@ -329,6 +337,39 @@ class SqlStore(Claiming):
                 conn.execute(f"DELETE FROM {table}")  # table names are constants
 
         self._db.write("reset the store", wipe)
+
+    # --- copying to another backend (``digest store migrate``) ------------------------------------
+
+    def dump(self, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """The columns and rows of one of :data:`TABLES`, in key order."""
+        if table not in TABLES:
+            raise ValueError(f"not a store table: {table!r}")
+
+        def read(conn: Connection) -> tuple[list[str], list[tuple[Any, ...]]]:
+            cursor = conn.execute(f"SELECT * FROM {table} ORDER BY {TABLES[table]}")
+            rows = [tuple(row) for row in cursor.fetchall()]
+            return [str(column[0]) for column in cursor.description], rows
+
+        return self._db.read(f"read {table}", read, several=True)
+
+    def load(self, tables: dict[str, tuple[list[str], list[tuple[Any, ...]]]]) -> None:
+        """Insert every table's rows in one transaction (an empty store's; ids kept)."""
+
+        def write(conn: Connection) -> None:
+            for table in TABLES:
+                if table not in tables:
+                    continue
+                columns, rows = tables[table]
+                marks = ", ".join("?" * len(columns))
+                conn.executemany(
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
+                )
+            self._after_load(conn)
+
+        self._db.write("copy the store", write, durable=True)
+
+    def _after_load(self, conn: Connection) -> None:
+        """What a backend must do once rows came in with their ids (nothing, unless it says)."""
 
     # --- plumbing --------------------------------------------------------------------------------
 
