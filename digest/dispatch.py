@@ -37,6 +37,21 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def dead_here(worker: str) -> bool:
+    """Whether ``worker`` ran on this host and its process is gone (its claims need not wait
+    for the lease: nobody is sending them). A pid reused since only makes us wait."""
+    parts = worker.split(":")
+    if len(parts) < 3 or ":".join(parts[:-2]) != socket.gethostname():
+        return False
+    try:
+        os.kill(int(parts[-2]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class Claims:
     """How this worker claims: its name, how long a claim lasts, and its clock."""
@@ -104,6 +119,11 @@ def _bound(
 def _others_still_sending(store: Store, claims: Claims) -> bool:
     """Whether another worker holds a live claim on a pending digest; if so, wait a moment
     (it finishes them, or dies and its lease runs out: then they are claimable)."""
+    dead = [w for w in store.live_claimers(claims.clock()) if w != claims.worker and dead_here(w)]
+    for worker in dead:
+        store.release_claims(worker)
+    if dead:
+        return True  # claimable now
     until = store.claimed_elsewhere(claims.worker, claims.clock())
     if until is None:
         return False

@@ -249,12 +249,21 @@ def test_451_and_550_fail_only_their_subscriber_and_go_out_next_run(
     assert per_subscriber == Counter({address: 1 for address in INTERESTS})
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment that points a run at each store backend."""
+    if request.param == "sqlite":
+        return {}
+    return {"DIGEST_STORE_URL": request.getfixturevalue("pg_url")}
+
+
 @pytest.mark.parametrize("moment", ["before-any-send", "during-data", "after-accept"])
 def test_sigkill_loses_nothing_and_duplicates_at_most_the_message_in_flight(
     moment: str,
     tmp_path: Path,
     expected: dict[str, set[str]],
     server: tuple[CountingController, Handler],
+    store_env: dict[str, str],
 ) -> None:
     controller, handler = server
     killer = Killer()
@@ -276,7 +285,7 @@ def test_sigkill_loses_nothing_and_duplicates_at_most_the_message_in_flight(
         handler.after_accept = lambda n: killer.kill() if n == kill_at else None
 
     config = write_config(tmp_path, controller.port)
-    first = digest(config, "run")
+    first = digest(config, "run", env=store_env)
     killer.attach(first)
     code, out, err = finish(first)
     assert code == -signal.SIGKILL and killer.killed, (code, out, err)
@@ -286,7 +295,7 @@ def test_sigkill_loses_nothing_and_duplicates_at_most_the_message_in_flight(
     )
 
     handler.on_mail = handler.on_data = handler.after_accept = None
-    code, out, err = finish(digest(config, "run"))
+    code, out, err = finish(digest(config, "run", env=store_env))
     assert code == 0, (out, err)  # the dead run's lock and store do not stop the next one
 
     per_subscriber = check_deliveries(handler.received, expected)  # nobody missed a paper

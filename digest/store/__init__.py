@@ -328,6 +328,9 @@ class Store(Protocol):
     def release_claims(self, worker: str) -> None:
         """Give up ``worker``'s claims on digests it did not send."""
 
+    def live_claimers(self, now: dt.datetime) -> list[str]:
+        """The workers that hold a live claim on a pending digest."""
+
     def claimed_elsewhere(self, worker: str, now: dt.datetime) -> dt.datetime | None:
         """When the first live claim of another worker on a pending digest runs out, if any."""
 

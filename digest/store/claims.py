@@ -53,6 +53,12 @@ class Claiming:
         """Give up ``worker``'s claims on digests it did not send."""
         self._db.write("release claims", lambda conn: ledger.release_claims(conn, worker))
 
+    def live_claimers(self, now: dt.datetime) -> list[str]:
+        """The workers that hold a live claim on a pending digest."""
+        return self._db.read(
+            "look for other workers", lambda conn: ledger.live_claimers(conn, iso(now))
+        )
+
     def claimed_elsewhere(self, worker: str, now: dt.datetime) -> dt.datetime | None:
         """When the first live claim another worker holds on a pending digest runs out."""
         until = self._db.read(

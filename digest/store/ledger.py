@@ -297,6 +297,16 @@ def work_in_progress(conn: Connection, day: str, now: str, *, shared: bool) -> b
     return row is not None
 
 
+def live_claimers(conn: Connection, now: str) -> list[str]:
+    """The workers holding a live claim on a pending digest."""
+    rows = conn.execute(
+        "SELECT DISTINCT claimed_by FROM digests WHERE status = 'pending' "
+        "AND claimed_by IS NOT NULL AND lease_until >= ?",
+        (now,),
+    ).fetchall()
+    return sorted(str(row[0]) for row in rows)
+
+
 def claimed_elsewhere(conn: Connection, worker: str, now: str) -> str | None:
     """When the first live claim another worker holds on a pending digest runs out, if any."""
     row = conn.execute(

@@ -131,6 +131,8 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             raise _error(shown, "cannot connect", exc) from exc
         try:
+            if readonly:
+                conn.execute("SELECT 1")  # opens the transaction that is never committed
             database = PgDatabase(conn, shown, readonly=readonly)
             _migrate(database, readonly=readonly)
         except BaseException:

@@ -109,6 +109,10 @@ class SqliteStore(SqlStore):
         self._taken.clear()
         self._queue = []
 
+    def live_claimers(self, now: dt.datetime) -> list[str]:
+        """None but this process: nobody else sends from this file."""
+        return []
+
     def claimed_elsewhere(self, worker: str, now: dt.datetime) -> dt.datetime | None:
         """None: nobody else sends from this file."""
         return None
