@@ -278,10 +278,19 @@ def _planned(plan: Plan, subscriber: Subscriber) -> PlannedDigest:
 
 
 def _renewal(store: Store, claims: Claims) -> Callable[[], None] | None:
-    """After each recorded group on a shared store: the worker's claims renewed."""
+    """After a recorded group on a shared store: the worker's claims renewed, once a quarter of
+    the lease has passed since the last time (a write per group would cost more than it buys)."""
     if not store.shared:
         return None
-    return lambda: store.renew_claims(claims.worker, claims.clock(), claims.lease)
+    last = [claims.clock()]
+
+    def renew() -> None:
+        now = claims.clock()
+        if now - last[0] >= claims.lease / 4:
+            store.renew_claims(claims.worker, now, claims.lease)
+            last[0] = now
+
+    return renew
 
 
 def _in_order(config: Config, outcomes: Sequence[SubscriberOutcome]) -> list[SubscriberOutcome]:

@@ -73,10 +73,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+SYNCFS_FROM = 8  # files in a group from which one syncfs beats an fsync each
+
+
 def _sync(folder: Path, files: list[Path]) -> None:
-    """Make ``files`` (written into ``folder``) and their names durable: one ``syncfs`` of the
-    folder's filesystem where Linux has it (one call for a whole group), else fsync each."""
-    if files and _syncfs is not None:
+    """Make ``files`` (written into ``folder``) and their names durable: for a group, one
+    ``syncfs`` of the folder's filesystem where Linux has it; else (or for a few files, as a
+    store that records each digest at once asks) an fsync each and one of the folder."""
+    if not files:
+        return
+    if len(files) >= SYNCFS_FROM and _syncfs is not None:
         fd = os.open(folder, os.O_RDONLY)
         try:
             if _syncfs(fd) == 0:

@@ -134,10 +134,18 @@ def count_sent(conn: Connection, keys: Sequence[str]) -> None:
     counts: dict[str, int] = {}
     for key in keys:
         counts[key] = counts.get(key, 0) + 1
-    conn.executemany(
-        "UPDATE papers SET sent_to = sent_to + ? WHERE key = ?",
-        [(count, key) for key, count in sorted(counts.items())],
-    )
+    # One statement per distinct count (a digest's keys all count once), not one per key: a
+    # store that records each digest at once pays a round trip per statement.
+    by_count: dict[int, list[str]] = {}
+    for key, count in sorted(counts.items()):
+        by_count.setdefault(count, []).append(key)
+    for count, group in sorted(by_count.items()):
+        for start in range(0, len(group), 500):
+            chunk = group[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            conn.execute(
+                f"UPDATE papers SET sent_to = sent_to + ? WHERE key IN ({marks})", (count, *chunk)
+            )
 
 
 def prune_records(conn: Connection, before: str, keep: Iterable[str]) -> int:

@@ -144,5 +144,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE digests ADD COLUMN matched INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE digests ADD COLUMN new_count INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX digests_pending ON digests (day) WHERE status = 'pending'",
+        "CREATE INDEX digests_claims ON digests (claimed_by) WHERE status = 'pending'",
     ),
 )
