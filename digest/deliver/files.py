@@ -143,6 +143,8 @@ class FileTransport(Closing):
         self._clock = clock
         self.last_path: Path | None = None
         self._unsynced: list[Path] = []
+        self._tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # temporary names of this run
+        self._written = 0
         try:
             outbox.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -155,13 +157,21 @@ class FileTransport(Closing):
     def send(self, message: WireMessage) -> None:
         """Write ``message``; it is complete under its final name when this returns."""
         stem, stable = file_stem(message, self._clock)
-        tmp = self.outbox / f".tmp-{uuid.uuid4().hex}.eml"
+        self._written += 1
+        tmp = self.outbox / f".tmp-{self._tag}-{self._written}.eml"
+        placed = False
         try:
-            with open(tmp, "xb") as handle:
-                handle.write(message.data)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            try:
+                view = memoryview(message.data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
             if stable:
                 final = self.outbox / f"{stem}.eml"
                 os.replace(tmp, final)
+                placed = True
             else:
                 final = _link_unique(self.outbox, tmp, stem)
             self.last_path = final
@@ -173,8 +183,9 @@ class FileTransport(Closing):
                 hint="check free space and permissions of the outbox folder",
             ) from exc
         finally:
-            with contextlib.suppress(OSError):  # the real error, if any, is already on its way
-                tmp.unlink(missing_ok=True)
+            if not placed:
+                with contextlib.suppress(OSError):  # the real error, if any, is on its way
+                    tmp.unlink(missing_ok=True)
 
     def flush(self) -> None:
         """Make every file written since the last flush durable."""

@@ -49,9 +49,25 @@ def _subject(value: str) -> str:
 
 
 def _text_body(text: str, boundary: str) -> bytes:
-    # Quoted-printable keeps the message 7bit (no relay needs 8BITMIME) and stays readable.
-    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-    return _part(boundary, "plain", "quoted-printable", encoded)
+    # Quoted-printable keeps the message 7bit (no relay needs 8BITMIME) and stays readable. It
+    # encodes each line on its own, so lines met before (a paper's abstract is in every digest
+    # that lists it) are encoded once: the text is mostly such lines.
+    lines = text.split("\n")
+    cache = _QP_LINES
+    if len(cache) > _QP_CACHED:
+        cache.clear()
+    out = []
+    for line in lines:
+        encoded = cache.get(line)
+        if encoded is None:
+            qp = binascii.b2a_qp(line.encode("utf-8"), istext=True)
+            encoded = cache[line] = qp.replace(b"\n", b"\r\n")  # its soft line breaks
+        out.append(encoded)
+    return _part(boundary, "plain", "quoted-printable", b"\r\n".join(out))
+
+
+_QP_LINES: dict[str, bytes] = {}
+_QP_CACHED = 200_000  # lines kept: a run's abstracts and headings
 
 
 def _html_body(html: str, boundary: str) -> bytes:
@@ -64,9 +80,10 @@ def _html_body(html: str, boundary: str) -> bytes:
         encoded = binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
         return _part(boundary, "html", "quoted-printable", encoded)
     lines = data.split(b"\n")
-    if max(map(len, lines)) > _MAX_LINE:
-        for index in [i for i, line in enumerate(lines) if len(line) > _MAX_LINE][::-1]:
-            lines[index : index + 1] = _broken(lines[index])
+    if max(map(len, lines)) <= _MAX_LINE:  # the usual case
+        return _part(boundary, "html", "7bit", data.replace(b"\n", b"\r\n"))
+    for index in [i for i, line in enumerate(lines) if len(line) > _MAX_LINE][::-1]:
+        lines[index : index + 1] = _broken(lines[index])
     return _part(boundary, "html", "7bit", b"\r\n".join(lines))
 
 

@@ -283,7 +283,7 @@ class Renderer:
 
 
 def _size(html: str) -> int:
-    return len(html.encode("utf-8"))
+    return len(html) if html.isascii() else len(html.encode("utf-8"))
 
 
 class _NoInlining:
