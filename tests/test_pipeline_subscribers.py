@@ -117,8 +117,9 @@ def test_seven_daily_runs_and_one_weekly_digest_on_its_weekday(
     assert subject == "Daily Papers digest — Week 48 · 21 papers"
     assert "Week 48 (21\u201327 November 2026)" in text
     for day in range(7):
-        for n in range(3):
-            assert text.count(f"Agent study {n} of day {day}\n") == 1
+        for n in range(3):  # one card each (the overview names them too)
+            assert text.count(f"https://huggingface.co/papers/2611.{day:02d}{n:03d}\n") == 1
+            assert text.count(f"Agent study {n} of day {day}\n") == 2
     assert "new this week" in text
     # the next Friday's digest holds only what came after this one
     (tmp_path / "today.json").write_text(json.dumps(day_papers(13)))

@@ -35,6 +35,7 @@ from digest.render.environment import (
 from digest.render.inline import Inliner
 from digest.render.views import (
     BODY_LEVELS,
+    DAY_PAGE,
     MAX_NAME,
     MAX_TITLE,
     PaperView,
@@ -49,6 +50,7 @@ from digest.untrusted import clean_text, clip, safe_url
 __all__ = ["RenderSettings", "Renderer"]
 
 _CACHED = 50_000  # views and cards kept per renderer (a run has a few thousand distinct ones)
+OVERVIEW_FROM = 6  # papers from which a digest opens with a numbered overview
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ class Renderer:
         rest: int,
     ) -> Rendered:
         context = dict(base, papers=full, overflow=overflow, overflow_rest=rest)
-        context.update(self._counts(base, full, overflow))
+        context.update(self._counts(base, full, overflow, rest))
         text = render_template(self._text, context)
         return Rendered(
             subject=base["subject_for"](len(full) + len(overflow)),
@@ -200,13 +202,13 @@ class Renderer:
         context = dict(
             base, papers=full, overflow=overflow, overflow_rest=rest, cards=Markup(self._slot)
         )
-        context.update(self._counts(base, full, overflow))
+        context.update(self._counts(base, full, overflow, rest))
         layout = self._inliner.document(render_template(self._html, context))
         return layout.replace(self._slot, cards, 1)
 
     @staticmethod
     def _counts(
-        base: dict[str, Any], full: Sequence[PaperView], overflow: Sequence[PaperView]
+        base: dict[str, Any], full: Sequence[PaperView], overflow: Sequence[PaperView], rest: int
     ) -> dict[str, Any]:
         listed = len(full) + len(overflow)
         titles = ", ".join(view.title for view in full[:3])
@@ -214,6 +216,10 @@ class Renderer:
             "listed_count": listed,
             "subject": base["subject_for"](listed),
             "preheader": titles or base["empty_text"],
+            "overview": listed >= OVERVIEW_FROM,
+            "number_width": len(str(listed)) + 2,
+            # matched but ranked below max_papers: never offered again, so say where they are
+            "more_matched": max(base["matched_count"] - listed - rest, 0),
         }
 
     def _base_context(
@@ -269,6 +275,8 @@ class Renderer:
             ),
             "new_count": new_count,
             "matched_count": matched_count,
+            "max_papers": subscriber.max_papers,
+            "day_url": f"{DAY_PAGE}{day.isoformat()}",
             "subject_for": subject_for,
             "subscriber_name": clip(clean_text(subscriber.name), MAX_NAME),
             "subscriber_email": subscriber.email,

@@ -25,7 +25,7 @@ TEXT_TEMPLATE = "digest.txt.j2"
 STYLESHEET = "digest.css"
 INDEX_TEMPLATE = "preview_index.html.j2"
 TEMPLATE_NAMES = (HTML_TEMPLATE, CARD_TEMPLATE, TEXT_TEMPLATE, STYLESHEET)
-TEXT_WIDTH = 76
+TEXT_WIDTH = 72  # the plain-text part fits a terminal mail client, quoted once or twice
 
 
 def templates_dir() -> Path:

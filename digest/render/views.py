@@ -7,9 +7,11 @@ so no source text is ever trusted as markup.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from urllib.parse import quote_plus
 
 from markupsafe import Markup
 
@@ -49,7 +51,7 @@ class PaperView:
 
     key: str
     title: str
-    link: str | None
+    link: str | None  # the paper's page, else a search for its title: never None for a title
     meta: tuple[str, ...]
     upvotes: int | None
     keywords: tuple[str, ...]
@@ -59,6 +61,7 @@ class PaperView:
     ellipsis: bool
     more: bool
     links: tuple[LinkView, ...]
+    anchor: str = ""  # the card's id, which the overview links to
 
 
 def english_date(day: date, *, short: bool = False) -> str:
@@ -69,6 +72,9 @@ def english_date(day: date, *, short: bool = False) -> str:
 
 
 EN_DASH = "\u2013"
+HF_SEARCH = "https://huggingface.co/papers?q="
+ARXIV_SEARCH = "https://arxiv.org/search/?query="
+DAY_PAGE = "https://huggingface.co/papers/date/"
 FOOTER_TERMS = 12  # interests listed per kind (a subscriber may have thousands)
 
 
@@ -110,7 +116,13 @@ def week_period(day: date) -> tuple[str, str]:
 def paper_view(match: Match, level: int) -> PaperView:
     """The template view of ``match`` with its abstract cut to ``BODY_LEVELS[level]``."""
     paper = match.paper
-    link = next((url for url in (safe_url(paper.hf_url), safe_url(paper.arxiv_url)) if url), None)
+    title = clip(clean_text(paper.title), MAX_TITLE)
+    # A paper known only by its title (saved text pages) still links somewhere useful: a search
+    # for the title on Hugging Face papers, and one on arXiv below.
+    link = next(
+        (url for url in (safe_url(paper.hf_url), safe_url(paper.arxiv_url)) if url),
+        f"{HF_SEARCH}{quote_plus(paper.title)}",
+    )
     meta: list[str] = []
     names = [clip(clean_text(name), MAX_NAME) for name in paper.authors[:10] if clean_text(name)]
     total = max(paper.author_count or 0, len(names))
@@ -134,7 +146,11 @@ def paper_view(match: Match, level: int) -> PaperView:
     original = paper.ai_summary or paper.abstract
     ranges = merge_spans(match.spans, field, len(excerpt.text)) if source == original else []
     links: list[LinkView] = []
+    if not paper.arxiv_id:
+        search = f"{ARXIV_SEARCH}{quote_plus(paper.title)}&searchtype=title"
+        links.append(LinkView("Search arXiv", search, search))
     for label, value in (
+        ("arXiv", paper.arxiv_url),
         ("PDF", paper.pdf_url),
         ("Code", paper.github_repo),
         ("Project page", paper.project_page),
@@ -145,7 +161,7 @@ def paper_view(match: Match, level: int) -> PaperView:
             )
     return PaperView(
         key=paper.key,
-        title=clip(clean_text(paper.title), MAX_TITLE),
+        title=title,
         link=link,
         meta=tuple(meta),
         upvotes=paper.upvotes,
@@ -160,4 +176,5 @@ def paper_view(match: Match, level: int) -> PaperView:
         ellipsis=excerpt.ellipsis,
         more=excerpt.cut,
         links=tuple(links),
+        anchor="paper-" + re.sub(r"[^a-z0-9]+", "-", paper.key.lower()).strip("-"),
     )

@@ -425,7 +425,7 @@ def test_size_budget_shortens_then_lists_the_overflow() -> None:
 
 
 def test_small_digest_is_not_shortened(renderer: Renderer, golden_matches: list[Match]) -> None:
-    rendered = renderer.render(ADA, golden_matches, day=DAY, new_count=9, matched_count=9)
+    rendered = renderer.render(ADA, golden_matches, day=DAY, new_count=9, matched_count=6)
     assert "overflow-item" not in rendered.html and "more papers" not in rendered.html
     first = golden_matches[0].paper.abstract
     assert shorten(first, 3, 600).text in " ".join("".join(Elements(rendered.html).text).split())
