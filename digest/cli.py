@@ -101,7 +101,7 @@ def _global_options(*, top: bool) -> argparse.ArgumentParser:
         metavar="FILE",
         default=default(None),
         help="config file (default: $DIGEST_CONFIG, then ./digest.toml)",
-    )
+    ).complete = _FILE  # type: ignore[attr-defined]
     common.add_argument(
         "-v", "--verbose", action="count", default=default(0), help="more output (repeatable)"
     )
@@ -109,6 +109,28 @@ def _global_options(*, top: bool) -> argparse.ArgumentParser:
         "-q", "--quiet", action="count", default=default(0), help="only problems; less log output"
     )
     return common
+
+
+class _PrintCompletion(argparse.Action):
+    """``--print-completion SHELL``: the script shtab generates from this very parser (shtab is
+    imported only then)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[object] | None,
+        option_string: str | None = None,
+    ) -> None:
+        import shtab
+
+        print(shtab.complete(parser, shell=str(values)))
+        parser.exit(0)
+
+
+# shtab's marks for arguments that complete to file or folder names (shtab.FILE, shtab.DIRECTORY)
+_FILE = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f"}
+_FOLDER = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/", "tcsh": "d"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,11 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_global_options(top=True)],
     )
     parser.add_argument("-V", "--version", action="version", version=f"paper-digest {__version__}")
+    parser.add_argument(
+        "--print-completion", choices=["bash", "zsh"], action=_PrintCompletion,
+        help="print a shell completion script (e.g. `digest --print-completion bash "
+        "> ~/.local/share/bash-completion/completions/digest`)",
+    )  # fmt: skip
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _global_options(top=False)
 
     init = _command(commands, "init", common)
-    init.add_argument("path", nargs="?", help="where to write it (default: ./digest.toml)")
+    init.add_argument(
+        "path", nargs="?", help="where to write it (default: ./digest.toml)"
+    ).complete = _FILE  # type: ignore[attr-defined]
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.add_argument("--print", action="store_true", help="print the commented example instead")
     check = _command(commands, "check", common)
@@ -141,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--json", action="store_true", help="one JSON object per line")
     preview = _command(commands, "preview", common)
     preview.add_argument("--subscriber", metavar="EMAIL", help="only this subscriber")
-    preview.add_argument("--out", default="preview", metavar="DIR", help="default: ./preview")
+    preview.add_argument(
+        "--out", default="preview", metavar="DIR", help="default: ./preview"
+    ).complete = _FOLDER  # type: ignore[attr-defined]
     preview.add_argument("--open", action="store_true", help="open the result in a browser")
     preview.add_argument(
         "--send-to", metavar="ADDRESS",

@@ -25,6 +25,7 @@ from digest.config import (
     default_config,
     find_config_path,
     load_config,
+    missing_config_hint,
     store_location,
 )
 from digest.errors import UsageError
@@ -76,7 +77,10 @@ def fetch(args: argparse.Namespace) -> int:
     config = load(args, required=not args.source)
     sources = [source_from(_source_entry(s)) for s in args.source] if args.source else None
     with make_client(config.fetch.timeout, config.fetch.connect_timeout) as client:
-        batch = pipeline.collect(config, client=client, day=day_of(config, args), sources=sources)
+        batch = pipeline.collect(
+            config, client=client, day=day_of(config, args), sources=sources,
+            watcher=console.fetch_progress(),
+        )  # fmt: skip
     for paper in batch.papers:
         if args.json:
             record = paper.model_dump(mode="json") | {"url": paper.hf_url or paper.arxiv_url}
@@ -113,12 +117,15 @@ def preview(args: argparse.Namespace) -> int:
             day=day_of(config, args),
             out_dir=Path(args.out),
             only=args.subscriber,
+            watcher=console.fetch_progress(),
         )
         console.problems(result.report.problems())
         for path in result.paths:
             print(path)
         if args.open and result.paths:
-            webbrowser.open(result.paths[0].resolve().as_uri())
+            # the subscriber's own email when one was asked for, else the index of them all
+            chosen = result.paths[1] if args.subscriber and len(result.paths) > 1 else None
+            webbrowser.open((chosen or result.paths[0]).resolve().as_uri())
         if channel is not None:
             emails = result.emails[:1]
             if not emails:
@@ -132,10 +139,10 @@ def run(args: argparse.Namespace) -> int:
     config = load(args)
     report = run_once(config, dry_run=args.dry_run, day=day_of(config, args), only=args.subscriber)
     console.problems(report.problems())
-    if args.quiet <= 0:
+    if args.quiet <= 0:  # -q: only the problems, so cron mails nothing when all went well
         for line in report.summary(every_subscriber=True if args.verbose else None):
             print(line)
-    note_no_live_source(config)
+        note_no_live_source(config)
     return report.exit_code
 
 
@@ -203,7 +210,8 @@ def run_once(
             dry_run=dry_run,
             only=only,
             should_stop=should_stop,
-            progress=console.progress_bar("subscribers"),
+            progress=console.progress_bar("sending"),
+            watcher=console.fetch_progress(),
         )
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
 
@@ -235,7 +243,7 @@ def load(args: argparse.Namespace, *, required: bool = True) -> Config:
     path = find_config_path(args.config)
     if not required and not path.exists():
         return default_config()
-    return load_config(path)
+    return load_config(path, missing_hint=missing_config_hint(args.config))
 
 
 def open_config_store(config: Config, *, readonly: bool = False) -> Store:

@@ -111,14 +111,9 @@ def subscribers_resubscribe(args: argparse.Namespace) -> int:
 
 def known_subscriber(config: Config, email: str) -> Subscriber:
     """The config's subscriber of ``email`` (any case); UsageError when there is none."""
-    for subscriber in config.subscriber_list:
-        if subscriber.address == email.strip().lower():
-            return subscriber
-    raise UsageError(
-        f"no subscriber {email!r} in the config",
-        where=str(config.path),
-        hint="see them with `digest subscribers list`",
-    )
+    from digest.roster import known_subscriber as find
+
+    return find(config.subscriber_list, email, where=str(config.path))
 
 
 def store_migrate(args: argparse.Namespace) -> int:

@@ -54,6 +54,7 @@ __all__ = [
     "default_config",
     "find_config_path",
     "load_config",
+    "missing_config_hint",
     "parse_config",
     "source_from",
     "store_location",
@@ -217,19 +218,30 @@ def store_location(config: Config, env: Mapping[str, str] = os.environ) -> str:
 
 
 def find_config_path(explicit: str | None, env: Mapping[str, str] = os.environ) -> Path:
-    """``--config``, else ``$DIGEST_CONFIG``, else ``./digest.toml``."""
-    return Path(explicit or env.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME)
+    """``--config``, else ``$DIGEST_CONFIG``, else ``./digest.toml``, made absolute once, so
+    that every message names the one file meant whichever folder the command later works in."""
+    return Path(explicit or env.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME).absolute()
 
 
-def load_config(path: Path) -> Config:
+def missing_config_hint(explicit: str | None, env: Mapping[str, str] = os.environ) -> str:
+    """How to fix a config file that is not there, for the way it was named."""
+    if explicit:
+        return f"check the --config path, or create the file with `digest init {explicit}`"
+    if env.get(CONFIG_ENV):
+        return (
+            f"${CONFIG_ENV} names it (a relative path is taken from the current folder): "
+            "fix the variable, or create the file with `digest init`"
+        )
+    return f"create one with `digest init`, or pass --config FILE / set ${CONFIG_ENV}"
+
+
+def load_config(path: Path, *, missing_hint: str | None = None) -> Config:
     """Read and validate ``path``; every problem is reported as ``FILE:LINE: key: message``."""
     try:
         text = _read(path)
     except FileNotFoundError as exc:
         raise ConfigError(
-            "no such config file",
-            where=str(path),
-            hint="create one with `digest init`, or pass --config FILE / set $DIGEST_CONFIG",
+            "no such config file", where=str(path), hint=missing_hint or missing_config_hint(None)
         ) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Never
 
 from digest.errors import UsageError
 
@@ -70,15 +70,52 @@ def note(text: str) -> None:
 
 
 def progress_bar(label: str) -> Progress | None:
-    """A one-line counter on stderr when it is a terminal (None otherwise: cron, journald)."""
+    """A tqdm bar on stderr counting ``label`` when it is a terminal (None otherwise: cron,
+    journald, a pipe)."""
     if not sys.stderr.isatty():
         return None
+    from tqdm import tqdm
+
+    bars: list[tqdm[Never]] = []
 
     def show(done: int, total: int) -> None:
-        end = "\n" if done == total else ""
-        print(f"\rdigest: {label} {done}/{total}", end=end, file=sys.stderr, flush=True)
+        if not bars:
+            bars.append(tqdm(total=total, desc=f"digest: {label}", unit="", file=sys.stderr))
+        bar = bars[0]
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
 
     return show
+
+
+class FetchProgress:
+    """Reading shown on a terminal: a tqdm bar of the reads done, each retry printed above it
+    as it happens (so ten seconds of backing off are not ten seconds of silence)."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self._bar: tqdm[Never] | None = None
+
+    def started(self, units: int) -> None:
+        if units:
+            self._bar = self._tqdm(total=units, desc="digest: reading", unit="", file=sys.stderr)
+
+    def retrying(self, url: str, why: str, delay: float) -> None:
+        self._tqdm.write(f"digest: {url}: {why}; trying again in {delay:.1f} s", file=sys.stderr)
+
+    def finished(self, label: str, failed: bool) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            if self._bar.n >= (self._bar.total or 0):
+                self._bar.close()
+
+
+def fetch_progress() -> FetchProgress | None:
+    """A :class:`FetchProgress` when stderr is a terminal, else None."""
+    return FetchProgress() if sys.stderr.isatty() else None
 
 
 def confirm(question: str) -> bool:

@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING
 from digest.config import Config
 from digest.deliver import Channel, Outgoing, utc_now
 from digest.dispatch import Claims, send_claimed, worker_name
-from digest.errors import RenderError, StoreError, UsageError
+from digest.errors import RenderError, StoreError
 from digest.models import Batch, Match, Rendered, Subscriber
 from digest.plan import Plan, make_plan, retention
 from digest.render import Renderer
 from digest.render.preview import write_preview
 from digest.report import RunReport, SubscriberOutcome
-from digest.roster import Roster, make_roster
+from digest.roster import Roster, known_subscriber, make_roster
 from digest.send import Sending
 from digest.settings import SourceSettings
-from digest.sources import Source, read_sources
+from digest.sources import FetchWatcher, Source, read_sources
 from digest.stage_settings import read_context, render_settings
 from digest.store import OpenDigest, PlannedDigest, Store, address_of
 from digest.store.journal import Journal, reconcile
@@ -47,10 +47,11 @@ def collect(
     client: httpx.Client,
     day: dt.date,
     sources: Sequence[SourceSettings] | None = None,
+    watcher: FetchWatcher | None = None,
 ) -> Batch:
     """Read the configured sources (or ``sources``), de-duplicated within the batch."""
     chosen: Sequence[Source] = config.sources if sources is None else sources  # type: ignore[assignment]
-    context = read_context(config, client=client, day=day)
+    context = read_context(config, client=client, day=day, watcher=watcher)
     return read_sources(chosen, context, concurrency=config.fetch.concurrency)
 
 
@@ -64,11 +65,12 @@ def plan_run(
     record: bool,
     only: str | None = None,
     any_day: bool = False,
+    watcher: FetchWatcher | None = None,
 ) -> tuple[Roster, Plan]:
     """Who the run is for (see :func:`_roster`) and what it sends them: the sources read, the
     store consulted (and, with ``record``, told what was seen), every due subscriber matched."""
     roster = _roster(config, store, now=now, day=day, only=only, any_day=any_day)
-    batch = collect(config, client=client, day=day)
+    batch = collect(config, client=client, day=day, watcher=watcher)
     plan = make_plan(
         roster.due,
         batch,
@@ -94,13 +96,7 @@ def _roster(
     config has no such subscriber)."""
     subscribers: Sequence[Subscriber] = config.subscriber_list
     if only is not None:
-        subscribers = [s for s in subscribers if s.address == only.strip().lower()]
-        if not subscribers:
-            raise UsageError(
-                f"no subscriber {only!r} in the config",
-                where=str(config.path),
-                hint="see them with `digest subscribers list`",
-            )
+        subscribers = [known_subscriber(subscribers, only, where=str(config.path))]
     states = store.subscriber_states([s.email for s in subscribers])
     return make_roster(
         subscribers,
@@ -163,6 +159,7 @@ def run(
     only: str | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     progress: Progress | None = None,
+    watcher: FetchWatcher | None = None,
     claims: Claims | None = None,
 ) -> RunReport:
     """One full cycle. ``dry_run`` (or ``channel=None``) sends nothing and changes nothing;
@@ -174,7 +171,9 @@ def run(
     :mod:`digest.send`). Then it sends what it claims (see :mod:`digest.dispatch`).
     """
     if dry_run or channel is None:
-        return _rehearse_run(config, client=client, store=store, now=now, day=day, only=only)
+        return _rehearse_run(
+            config, client=client, store=store, now=now, day=day, only=only, watcher=watcher
+        )
     run_id = store.begin_run(now)
     reconcile(store, store.journal_path, run_id, now)
     claims = claims or Claims(worker_name(), config.digest.claim_lease, utc_now)
@@ -183,8 +182,9 @@ def run(
     with store.planning_lock():
         if only is not None or not store.work_in_progress(day, claims.clock()):
             roster, plan = plan_run(
-                config, client=client, store=store, now=now, day=day, record=True, only=only
-            )
+                config, client=client, store=store, now=now, day=day, record=True, only=only,
+                watcher=watcher,
+            )  # fmt: skip
             due, outcomes = _split_due(config, roster, plan)
             store.plan_digests(run_id, day, [_planned(plan, s) for s in due], now)
     renderer = Renderer(render_settings(config))
@@ -241,11 +241,13 @@ def _rehearse_run(
     now: dt.datetime,
     day: dt.date,
     only: str | None,
+    watcher: FetchWatcher | None,
 ) -> RunReport:
     """A dry run: planned as a run plans, each email rendered, nothing sent or recorded."""
     roster, plan = plan_run(
-        config, client=client, store=store, now=now, day=day, record=False, only=only
-    )
+        config, client=client, store=store, now=now, day=day, record=False, only=only,
+        watcher=watcher,
+    )  # fmt: skip
     renderer = Renderer(render_settings(config))
     due, outcomes = _split_due(config, roster, plan)
     outcomes += [_rehearse(renderer, s, plan, day) for s in due]
@@ -329,6 +331,7 @@ def preview(
     day: dt.date,
     out_dir: Path,
     only: str | None = None,
+    watcher: FetchWatcher | None = None,
 ) -> PreviewResult:
     """Render each subscriber's email into ``out_dir``; never sends, never changes the store.
 
@@ -336,8 +339,9 @@ def preview(
     today is shown as it stands (the week so far), and who left or is suspended is left out.
     """
     roster, plan = plan_run(
-        config, client=client, store=store, now=now, day=day, record=False, only=only, any_day=True
-    )
+        config, client=client, store=store, now=now, day=day, record=False, only=only,
+        any_day=True, watcher=watcher,
+    )  # fmt: skip
     renderer = Renderer(render_settings(config))
     items: list[tuple[Subscriber, Rendered]] = []
     outcomes: list[SubscriberOutcome] = list(roster.waiting)
@@ -354,7 +358,12 @@ def preview(
         outcomes.append(
             SubscriberOutcome(subscriber.email, matched, len(rendered.paper_keys), sent=True)
         )
-    paths = write_preview(out_dir, items)
+    unsent = {
+        s.email: "no papers matched, and [digest] send_empty is false"
+        for s, _ in items
+        if not (plan.matched[s.email] or config.digest.send_empty)
+    }
+    paths = write_preview(out_dir, items, unsent)
     report = _report(plan, day, _in_order(config, outcomes), dry_run=True)
     return PreviewResult(paths=paths, report=report, emails=items)
 

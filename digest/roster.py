@@ -10,9 +10,11 @@ far back as the store keeps papers: :func:`digest.plan.retention`).
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from digest.errors import UsageError
 from digest.models import WEEKDAYS, Subscriber
 from digest.plan import CLOCK_MARGIN, WEEKLY_WINDOW, retention
 from digest.report import SubscriberOutcome
@@ -27,6 +29,23 @@ class Roster:
     due: list[Subscriber]
     windows: dict[str, dt.datetime] = field(default_factory=dict)
     waiting: list[SubscriberOutcome] = field(default_factory=list)
+
+
+def known_subscriber(subscribers: Sequence[Subscriber], email: str, *, where: str) -> Subscriber:
+    """The subscriber of ``email`` (any case); a UsageError naming the nearest addresses when
+    there is none, since the usual cause is a typo."""
+    wanted = email.strip().lower()
+    for subscriber in subscribers:
+        if subscriber.address == wanted:
+            return subscriber
+    near = difflib.get_close_matches(wanted, [s.address for s in subscribers], n=3, cutoff=0.6)
+    raise UsageError(
+        f"no subscriber {email!r} in the config",
+        where=where,
+        hint=f"did you mean {' or '.join(near)}?"
+        if near
+        else "see them with `digest subscribers list`",
+    )
 
 
 def make_roster(

@@ -17,7 +17,7 @@ from digest.addresses import parse_mailbox
 from digest.config import Config, channel_options
 from digest.deliver import Channel, ChannelContext, MessageSettings, open_channel
 from digest.render import RenderSettings
-from digest.sources import Limits, ReadContext
+from digest.sources import FetchWatcher, Limits, ReadContext
 from digest.sources.local import read_regular_file
 from digest.unsubscribe import UnsubscribeLinks, links_from
 
@@ -25,8 +25,11 @@ if TYPE_CHECKING:
     import httpx
 
 
-def read_context(config: Config, *, client: httpx.Client, day: dt.date) -> ReadContext:
-    """How sources read: the day, HTTP through ``client`` with ``[fetch]``'s patience, files."""
+def read_context(
+    config: Config, *, client: httpx.Client, day: dt.date, watcher: FetchWatcher | None = None
+) -> ReadContext:
+    """How sources read: the day, HTTP through ``client`` with ``[fetch]``'s patience, files;
+    ``watcher`` is told of each read and retry."""
     from digest.sources.fetch import get  # httpx: only commands that read sources load it
 
     fetch = config.fetch
@@ -38,6 +41,7 @@ def read_context(config: Config, *, client: httpx.Client, day: dt.date) -> ReadC
         backoff=fetch.backoff,
         deadline=fetch.deadline,
         max_bytes=limits.max_bytes,
+        on_retry=watcher.retrying if watcher is not None else None,
     )
     return ReadContext(
         today=day,
@@ -46,6 +50,7 @@ def read_context(config: Config, *, client: httpx.Client, day: dt.date) -> ReadC
         resolve=config.resolve,
         limits=limits,
         lookback_days=config.digest.lookback_days,
+        watcher=watcher,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from digest.errors import RenderError
@@ -18,6 +18,10 @@ from digest.render.environment import (
 )
 
 _SLUG = re.compile(r"[^a-z0-9]+")
+
+# The names the last preview wrote, so the next one removes what it no longer writes (a
+# subscriber since removed) and never touches a file a preview did not create.
+MANIFEST = ".digest-preview"
 
 
 def preview_slug(email: str) -> str:
@@ -36,8 +40,14 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_preview(out_dir: Path, items: Sequence[tuple[Subscriber, Rendered]]) -> list[Path]:
-    """Write each email as ``<slug>.html`` and ``<slug>.txt`` plus an ``index.html`` linking them.
+def write_preview(
+    out_dir: Path,
+    items: Sequence[tuple[Subscriber, Rendered]],
+    unsent: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write each email as ``<slug>.html`` and ``<slug>.txt`` plus an ``index.html`` linking them;
+    ``unsent`` maps the address of an email ``digest run`` would not send to the reason, which
+    the index shows. Files of an earlier preview not written again are removed.
 
     Returns the paths written, index first. Every file is written atomically (temp + rename).
     """
@@ -49,12 +59,14 @@ def write_preview(out_dir: Path, items: Sequence[tuple[Subscriber, Rendered]]) -
             where=str(out_dir),
             hint="choose another --out folder",
         ) from exc
+    unsent = unsent or {}
     env = make_environment()
     index = load_template(env, INDEX_TEMPLATE)
     written: list[Path] = []
     entries: list[dict[str, str]] = []
     used: set[str] = set()
     try:
+        earlier = _earlier_files(out_dir)
         for subscriber, rendered in items:
             stem = preview_slug(subscriber.email)
             unique, n = stem, 2
@@ -71,10 +83,15 @@ def write_preview(out_dir: Path, items: Sequence[tuple[Subscriber, Rendered]]) -
                     "subject": rendered.subject,
                     "html": html_path.name,
                     "text": text_path.name,
+                    "unsent": unsent.get(subscriber.email, ""),
                 }
             )
         index_path = out_dir / "index.html"
         _write_atomic(index_path, render_template(index, {"items": entries}))
+        names = {path.name for path in written} | {index_path.name}
+        _write_atomic(out_dir / MANIFEST, "".join(f"{name}\n" for name in sorted(names)))
+        for name in earlier - names:
+            (out_dir / name).unlink(missing_ok=True)
     except OSError as exc:
         raise RenderError(
             f"cannot write the preview: {exc.strerror or exc}",
@@ -82,3 +99,13 @@ def write_preview(out_dir: Path, items: Sequence[tuple[Subscriber, Rendered]]) -
             hint="check the folder's permissions and free space",
         ) from exc
     return [index_path, *written]
+
+
+def _earlier_files(out_dir: Path) -> set[str]:
+    """The plain file names the manifest of an earlier preview lists (nothing outside the
+    folder, whatever the manifest says)."""
+    try:
+        listed = (out_dir / MANIFEST).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return set()
+    return {name for name in listed if name and name == Path(name).name and name != MANIFEST}

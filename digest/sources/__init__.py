@@ -41,6 +41,19 @@ class Unit:
     read: Callable[[Skip], list[Paper]]
 
 
+class FetchWatcher(Protocol):
+    """Told how reading goes, as it goes (the command line's progress display on a terminal)."""
+
+    def started(self, units: int) -> None:
+        """The sources are read as ``units`` independent reads."""
+
+    def retrying(self, url: str, why: str, delay: float) -> None:
+        """A download failed with ``why`` and is tried again in ``delay`` seconds."""
+
+    def finished(self, label: str, failed: bool) -> None:
+        """The read ``label`` is done (``failed``: it gave nothing)."""
+
+
 @dataclass(frozen=True)
 class ReadContext:
     """What units need from outside: the day, the network, the files, the limits."""
@@ -51,6 +64,7 @@ class ReadContext:
     resolve: Callable[[str], Path]
     limits: Limits = DEFAULT_LIMITS
     lookback_days: int = 3
+    watcher: FetchWatcher | None = None
 
 
 class Source(Protocol):
@@ -88,10 +102,16 @@ def read_sources(sources: Sequence[Source], context: ReadContext, *, concurrency
                 skipped.append(failure_of(unit.label, error))
 
         try:
-            return unit.read(skip)
+            outcome: list[Paper] | DigestError = unit.read(skip)
         except DigestError as exc:
-            return exc
+            outcome = exc
+        if context.watcher is not None:
+            with lock:
+                context.watcher.finished(unit.label, isinstance(outcome, DigestError))
+        return outcome
 
+    if context.watcher is not None:
+        context.watcher.started(len(units))
     entries: list[Paper] = []
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for unit, outcome in zip(units, pool.map(run, units), strict=True):

@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
@@ -36,6 +37,7 @@ MAX_BACKOFF = 30.0
 MAX_REDIRECTS = 5
 DEFAULT_MAX_BYTES = 20_000_000
 DEFAULT_DEADLINE = 60.0
+INFLATE_STEP = 1 << 20
 _MIN_WAIT = 1e-3  # what a socket operation past its deadline is given: fail, but cleanly
 
 Clock = Callable[[], float]
@@ -73,9 +75,10 @@ def get(
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
     clock: Clock = time.monotonic,
+    on_retry: Callable[[str, str, float], None] | None = None,
 ) -> bytes:
     """The body of ``url``; up to ``retries`` more attempts on transient failures, all of them
-    done within ``deadline`` seconds of the call."""
+    done within ``deadline`` seconds of the call; ``on_retry(url, why, delay)`` before each wait."""
     end = clock() + deadline
     with _deadline(end, clock):
         attempt = 0
@@ -90,6 +93,8 @@ def get(
             late = clock() + (delay if attempt < retries else 0) >= end
             if attempt == retries or late:
                 break
+            if on_retry is not None:
+                on_retry(url, failure.message, delay)
             sleep(delay)
             attempt += 1
     if attempt == 0 and not late:
@@ -155,13 +160,33 @@ def _attempt(
     )
 
 
+def _decoded(response: httpx.Response) -> Iterator[bytes]:
+    """The body as it is meant, a megabyte at most at a time: a gzip body is inflated here in
+    bounded steps, since httpx inflates each network read at once (64 KiB of a gzip bomb are
+    64 MB) before a size limit can look at it."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("gzip", "x-gzip"):
+        yield from response.iter_bytes()
+        return
+    inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+    try:
+        for raw in response.iter_raw():
+            pending = raw
+            while pending and not inflate.eof:
+                yield inflate.decompress(pending, INFLATE_STEP)
+                pending = inflate.unconsumed_tail
+        yield inflate.flush()
+    except zlib.error as exc:
+        raise httpx.DecodingError(f"the gzip body is corrupt: {exc}") from exc
+
+
 def _body(response: httpx.Response, url: str, max_bytes: int, end: float, clock: Clock) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise _too_big(url, max_bytes, f"the server announces {int(declared):,} bytes")
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes():  # decoded: what a compressed body really weighs
+    for chunk in _decoded(response):  # decoded: what a compressed body really weighs
         size += len(chunk)
         if size > max_bytes:
             raise _too_big(url, max_bytes, "the body is larger")

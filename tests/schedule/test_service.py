@@ -284,3 +284,80 @@ def test_crontab_command_runs_as_cron_would(tmp_path: Path) -> None:
     assert "178 distinct papers, 178 new" in log
     assert "178 distinct papers, 0 new" in log  # the second run appended, it did not overwrite
     assert [len(paths) for paths in outbox_messages(home).values()] == [1, 1]
+
+
+README = ROOT / "README.md"
+
+
+def readme_recipe() -> list[str]:
+    """The command lines of the README's systemd recipe."""
+    text = README.read_text(encoding="utf-8")
+    block = text.split("<!-- systemd-recipe -->", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_systemd_recipe_runs_as_written_in_a_throwaway_root(tmp_path: Path) -> None:
+    """Each step of the README recipe that can run here, run as written with its absolute
+    paths moved under a throwaway root: the user is created there (``useradd --prefix``, as
+    root), the program is this checkout's (installing it again would need the network), the
+    group of ``install -g`` is the current one (the new user exists only in the throwaway root),
+    and systemd itself is checked with ``systemd-analyze verify`` (above) instead of started."""
+    if not CONSOLE_SCRIPT.exists():
+        pytest.skip(f"no console script at {CONSOLE_SCRIPT} (project not installed)")
+    root = tmp_path / "root"
+    (root / "etc" / "systemd" / "system").mkdir(parents=True)
+    for name in ("passwd", "group", "shadow", "gshadow", "login.defs"):
+        if Path("/etc", name).exists():
+            shutil.copy(Path("/etc", name), root / "etc" / name)
+    group = subprocess.run(["id", "-gn"], capture_output=True, text=True, check=True).stdout.strip()
+    ran: list[str] = []
+    for line in readme_recipe():
+        argv = shlex.split(line)
+        assert argv[0] in ("sudo", "journalctl"), line
+        command = argv[1:] if argv[0] == "sudo" else argv
+        program = command[0]
+        if program in ("systemctl", "journalctl") or "venv" in command or "pip" in program:
+            continue
+        if program == "useradd":
+            if os.geteuid() != 0 or shutil.which("useradd") is None:
+                continue
+            command = [*command, "--prefix", str(root)]  # its paths are inside the root
+        moved = (
+            command
+            if program == "useradd"
+            else [
+                word.replace("/etc/", f"{root}/etc/")
+                .replace("/var/lib/", f"{root}/var/lib/")
+                .replace("/opt/paper-digest/.venv/bin/digest", str(CONSOLE_SCRIPT))
+                for word in command
+            ]
+        )
+        if program == "install" and "-g" in moved:
+            moved[moved.index("-g") + 1] = group
+        done = subprocess.run(moved, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (line, done.stderr)
+        ran.append(program)
+    assert {"install", "sed", "cp"} <= set(ran) and any("digest" in p for p in ran), ran
+    if "useradd" in ran:
+        users = (root / "etc" / "passwd").read_text().splitlines()
+        entry = next(u for u in users if u.startswith("paper-digest:"))
+        assert entry.endswith(":/var/lib/paper-digest:/usr/sbin/nologin")
+        assert int(entry.split(":")[2]) < 1000  # a system account
+    config = root / "etc" / "paper-digest" / "digest.toml"
+    text = config.read_text(encoding="utf-8")
+    assert f'store = "{root}/var/lib/paper-digest/digest.db"' in text  # the sed line matched
+    assert f'outbox = "{root}/var/lib/paper-digest/outbox"' in text
+    assert (root / "etc" / "paper-digest" / "env").stat().st_mode & 0o777 == 0o640
+    assert (root / "etc" / "systemd" / "system" / "paper-digest.service").read_bytes() == (
+        UNIT.read_bytes()
+    )
+    state = root / "var" / "lib" / "paper-digest"
+    state.mkdir(parents=True)  # StateDirectory=: systemd creates it at start
+    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+    for command in ("check", "run"):
+        done = subprocess.run(
+            [str(CONSOLE_SCRIPT), "--config", str(config), command],
+            cwd=state, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, (command, done.stderr)
+    assert (state / "digest.db").exists() and list((state / "outbox").glob("*.eml"))
