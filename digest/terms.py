@@ -62,6 +62,16 @@ def words(term: str) -> list[str]:
     return [plain(w) for w in WORD.findall(term)]
 
 
+# Where a name written as one word starts a new one: "GoogleDeepMind", "NVIDIAResearch", "Meta AI".
+CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def name_words(name: str) -> list[str]:
+    """The plain words of an organisation's name, a word written in CamelCase cut at each capital
+    ("GoogleDeepMind": google, deep, mind), so "Google" matches it and "Googler" does not."""
+    return [plain(part) for w in WORD.findall(name) for part in CAMEL.split(w) if part]
+
+
 @functools.lru_cache(maxsize=65_536)
 def term_key(term: str) -> str:
     """What makes two written terms the same interest ("Agents*" and "agent" are)."""

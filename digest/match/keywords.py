@@ -26,6 +26,7 @@ class Profile:
     """One subscriber's interests as ids: what is evaluated once per distinct set of interests."""
 
     select: tuple[int, ...]  # keyword, author and organisation ids (distinct)
+    groups: tuple[tuple[int, ...], ...]  # the ids of ``select`` by kind: one interest each
     text_select: tuple[int, ...]  # the keyword ids among them: those that can be in a title
     kids: int  # bit mask of (id, spelling) pairs, interned: what a Match reports
     require: tuple[int, ...]
@@ -57,6 +58,7 @@ class KeywordMatcher:
         self._kid_ids: dict[tuple[int, str], int] = {}
         self.kids: list[tuple[int, str]] = []
         self.kid_masks: dict[int, int] = {}  # id -> bit mask of its (id, spelling) pairs
+        self.kind_of: dict[int, int] = {}  # id -> 0 keyword, 1 author, 2 organisation
         self._singles: dict[str, KeywordMatcher] = {}
         # Subscribers who wrote the same interests share one profile, compiled once: a lab of
         # thousands has far fewer distinct interest lists than readers.
@@ -94,13 +96,22 @@ class KeywordMatcher:
             if tid not in select:
                 select[tid] = raw.strip()
                 text_select.append(tid)
-        for kind, field, names in (
-            ("author", "authors", section.authors),
-            ("organization", "organizations", section.organizations),
+                self.kind_of[tid] = 0
+        groups = [tuple(sorted(text_select))]
+        for number, (kind, field, names) in enumerate(
+            (
+                ("author", "authors", section.authors),
+                ("organization", "organizations", section.organizations),
+            ),
+            start=1,
         ):
+            group: set[int] = set()
             for raw in names:
                 nid = self._checked(section, field, raw, vocabulary.name(kind, raw))
                 select.setdefault(nid, raw.strip())
+                self.kind_of[nid] = number
+                group.add(nid)
+            groups.append(tuple(sorted(group)))
         require = [
             self._checked(section, "require", r, vocabulary.term(r)) for r in section.require
         ]
@@ -122,6 +133,7 @@ class KeywordMatcher:
         require_ids = tuple(sorted(set(require)))
         return Profile(
             select=tuple(sorted(select)),
+            groups=tuple(g for g in groups if g),
             text_select=tuple(sorted(text_select)),
             kids=kids,
             require=require_ids,

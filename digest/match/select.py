@@ -46,6 +46,12 @@ def cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def base_order(paper: Paper, position: int) -> tuple[bool, int, int, str, int]:
+    """The sort key of the order ties fall back on: upvotes, then recency, then the key."""
+    day = paper.published.toordinal() if paper.published is not None else 0
+    return (paper.upvotes is None, -(paper.upvotes or 0), -day, paper.key, position)
+
+
 class Selection:
     """One ``match`` call: the papers, one bit each, and a paper mask per id.
 
@@ -56,12 +62,10 @@ class Selection:
 
     def __init__(self, interests: KeywordMatcher, papers: Sequence[Paper]) -> None:
         self._kids = interests.kids
-        # Base order, a total one: most upvotes first (unknown last), then the key; the input's
-        # order never decides, so preview and run rank the same papers the same way.
-        order = sorted(
-            range(len(papers)),
-            key=lambda j: (papers[j].upvotes is None, -(papers[j].upvotes or 0), papers[j].key, j),
-        )
+        self._kind_of = interests.kind_of
+        # Base order, a total one: most upvotes first (unknown last), the newest first, then the
+        # key; the input's order never decides, so preview and run rank the same papers alike.
+        order = sorted(range(len(papers)), key=lambda j: base_order(papers[j], j))
         self.papers = [papers[j] for j in reversed(order)]
         self.full = (1 << len(self.papers)) - 1
         self.pow2 = [1 << b for b in range(len(self.papers))]
@@ -115,7 +119,9 @@ class Selection:
     def select(self, profile: Profile, skip: int) -> Ranking:
         """The profile's ranking; ``skip``: bits of papers to leave out."""
         present = self.present
-        masks = list(map(present.__getitem__, profile.select))
+        # One mask per kind of interest (keywords, authors, organisations): synonyms among a
+        # subscriber's keywords are one interest, so a paper naming two is not ranked higher.
+        masks = [reduce(or_, map(present.__getitem__, group)) for group in profile.groups]
         candidates = reduce(or_, masks) if masks else self.full
         for tid in profile.require:
             candidates &= present[tid]
@@ -199,7 +205,7 @@ class Selection:
             paper=self.papers[i],
             keywords=tuple(dict.fromkeys(spelling for _, spelling in matched)),
             in_title=in_title,
-            score=(TITLE_BONUS if in_title else 0.0) + len(ids),
+            score=(TITLE_BONUS if in_title else 0.0) + len({self._kind_of[t] for t in ids}),
             spans=self._merged(occurrences),
         )
 

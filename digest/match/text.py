@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from digest.models import Paper
-from digest.terms import JOINERS, WORD, fold, plain, words
+from digest.terms import JOINERS, WORD, fold, name_words, plain, words
 
 FieldName = Literal["title", "abstract", "ai_summary"]
 FIELDS: tuple[FieldName, ...] = ("title", "abstract", "ai_summary")
@@ -43,7 +43,7 @@ class PaperText:
 
     fields: tuple[TextField, ...]
     authors: tuple[tuple[str, ...], ...]
-    organization: tuple[str, ...]
+    organizations: tuple[tuple[str, ...], ...]  # the paper's and its submitter's, CamelCase cut
 
 
 def text_field(name: FieldName | None, rank: int, text: str) -> TextField:
@@ -68,7 +68,11 @@ def tokenise(paper: Paper) -> PaperText:
     return PaperText(
         fields=tuple(f for f in fields if f.keys),
         authors=tuple(tuple(words(name)) for name in paper.authors),
-        organization=tuple(words(paper.organization or "")),
+        organizations=tuple(
+            tuple(name_words(name))
+            for name in dict.fromkeys((paper.organization, paper.submitter_organization))
+            if name
+        ),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from digest.match.text import PaperText, TextField
-from digest.terms import fold, variants
+from digest.terms import fold, name_words, variants
 from digest.terms import words as words_of
 
 
@@ -81,7 +81,7 @@ class Vocabulary:
         """The id of an author or organisation interest; None if wordless."""
         if (kind, raw) in self._raw_names:
             return self._raw_names[(kind, raw)]
-        words = tuple(words_of(raw))
+        words = tuple(name_words(raw) if kind == "organization" else words_of(raw))
         if not words:
             return None
         table = self._names[kind]
@@ -136,7 +136,7 @@ class Vocabulary:
         found = Found(set(), set(), {}, {})
         for field in text.fields:
             self._scan_field(field, found)
-        for kind, words_list in (("author", text.authors), ("organization", (text.organization,))):
+        for kind, words_list in (("author", text.authors), ("organization", text.organizations)):
             table = self._names[kind]
             if not table:
                 continue

@@ -261,13 +261,13 @@ def test_no_interests_still_obeys_exclude(papers: list[Paper]) -> None:
 
 
 def rank_key(match: Match) -> tuple[bool, int, int]:
-    return (match.in_title, len(match.keywords), match.paper.upvotes or -1)
+    return (match.in_title, match.paper.upvotes or -1, -len(match.paper.key))
 
 
-def test_ranking_title_then_distinct_keywords_then_upvotes(papers: list[Paper]) -> None:
+def test_ranking_title_then_upvotes_however_many_keywords_hit(papers: list[Paper]) -> None:
     got = matched(papers, keywords=["agent", "LLM", "benchmark", "reinforcement learning"])
     assert len(got) > 30
-    order = [rank_key(m) for m in got]
+    order = [rank_key(m)[:2] for m in got]
     assert order == sorted(order, reverse=True)
     in_title = [m.in_title for m in got]
     assert True in in_title and False in in_title
@@ -278,16 +278,20 @@ def test_ranking_title_then_distinct_keywords_then_upvotes(papers: list[Paper]) 
             re.search(rf"\b{re.escape(k.casefold().rstrip('s'))}s?\b", title_words)
             for k in match.keywords
         )
-        assert match.score == (1000.0 if match.in_title else 0.0) + len(match.keywords)
+        assert match.score == (1000.0 if match.in_title else 0.0) + 1  # one kind: keywords
 
 
-def test_ties_are_broken_by_key_whatever_the_input_order(papers: list[Paper]) -> None:
+def test_ties_are_broken_by_recency_then_key_whatever_the_input_order(
+    papers: list[Paper],
+) -> None:
     # One total order: preview and run read papers in different orders and must agree.
     unknown = [p for p in papers if p.upvotes is None]
     forward = matched(unknown, keywords=["model"])
     assert matched(list(reversed(unknown)), keywords=["model"]) == forward
-    first_tier = [m.paper.key for m in forward if m.in_title]
-    assert len(first_tier) > 3 and first_tier == sorted(first_tier)
+    first_tier = [m.paper for m in forward if m.in_title]
+    order = [(-(p.published.toordinal() if p.published else 0), p.key) for p in first_tier]
+    assert len(first_tier) > 3 and order == sorted(order)
+    assert len({p.published for p in first_tier}) > 1  # recency did decide somewhere
 
 
 def test_max_papers_caps_after_ranking(papers: list[Paper]) -> None:
