@@ -37,7 +37,7 @@ def check_config(config: Config) -> CheckReport:
     compile_interests(config.subscriber_list)
     check_templates(config)
     _check_sources(config)
-    store_line = _store_summary(config)
+    store_line = _store_summary(config, report)
     target = _channel_target(config, report)
     subscribers = config.subscriber_list
     report.lines.append(f"{config.path}: OK")
@@ -133,13 +133,24 @@ def _check_sources(config: Config) -> None:
             ) from exc
 
 
-def _store_summary(config: Config) -> str:
-    """Which backend, where, that it answers, its schema version, and what it holds."""
+def _store_summary(config: Config, report: CheckReport) -> str:
+    """Which backend, where, that it answers, its schema version, and what it holds; a warning
+    for each liked paper the store does not know (it cannot be compared with until a source
+    brings it)."""
+    from digest.plan import liked_papers
     from digest.store import open_store, scheme_of
 
     location = store_location(config)
     with open_store(location, base_dir=config.base_dir, readonly=True) as store:
         stats = store.stats()
+        known = liked_papers(config.subscriber_list, [], store)
+    for subscriber in config.subscriber_list:
+        unknown = [raw for raw in subscriber.like if raw.strip().split("v")[0] not in known]
+        if unknown:
+            report.warnings.append(
+                f"{subscriber.email}: liked papers not seen yet, so not compared with: "
+                f"{', '.join(unknown)} (they count once a source lists them)"
+            )
     upgrade = " (upgraded by the next run)" if stats.schema_version < SCHEMA_VERSION else ""
     return (
         f"{scheme_of(location)} {store.location}: reachable, schema {stats.schema_version} of "

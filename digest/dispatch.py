@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from digest.match import compile_interests
+from digest.plan import liked_papers
 from digest.models import Match, Rendered, Subscriber
 from digest.send import Sending
 from digest.store import OpenDigest, Store, address_of
@@ -150,7 +151,10 @@ def _matches_of(
             missing.append((subscribers[address], digest))
     if missing:
         papers = store.papers_by_key({key for _, d in missing for key in d.papers})
-        interests = compile_interests([person for person, _ in missing])
+        people = [person for person, _ in missing]
+        interests = compile_interests(
+            people, liked=liked_papers(people, list(papers.values()), store)
+        )
         every_key = set(papers)
         skip = {person.email: every_key.difference(d.papers) for person, d in missing}
         ranked = interests.rank(list(papers.values()), skip=skip)

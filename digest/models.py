@@ -123,6 +123,8 @@ class Match(Value):
     in_title: bool = False
     score: float = 0.0
     spans: tuple[Span, ...] = ()
+    close_to: str | None = None  # the description or liked paper it is close in meaning to
+    similarity: float | None = None  # and how close (cosine, 0..1)
 
 
 class SourceFailure(Value):
@@ -174,6 +176,9 @@ class Subscriber:
     exclude: tuple[str, ...] = ()
     authors: tuple[str, ...] = ()
     organizations: tuple[str, ...] = ()
+    about: tuple[Annotated[str, Field(min_length=1, max_length=1000)], ...] = ()
+    like: tuple[Annotated[str, Field(pattern=r"^\s*\d{4}\.\d{4,5}(v\d+)?\s*$")], ...] = ()
+    min_similarity: Annotated[float | None, Field(gt=0, lt=1)] = None
     min_upvotes: Annotated[int | None, Field(ge=0)] = None
     max_papers: Annotated[int, Field(ge=1, le=500)] = 15
     frequency: Literal["daily", "weekly"] = "daily"

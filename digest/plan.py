@@ -81,7 +81,7 @@ def make_plan(
     for start, members in groups.items():
         candidates = _candidates(store, observed, start, record=record)
         candidate_keys = {p.key for p in candidates}
-        interests = compile_interests(members)
+        interests = compile_interests(members, liked=liked_papers(members, candidates, store))
         ranked = interests.rank(candidates, skip=skip)
         for subscriber in members:
             email = subscriber.email
@@ -110,3 +110,19 @@ def _candidates(
         merged = {paper.key: paper for paper in observed.known}
         recent = [merged.get(paper.key, paper) for paper in recent] + observed.new
     return unique_by_key(recent)
+
+
+def liked_papers(
+    subscribers: Sequence[Subscriber], papers: Sequence[Paper], store: Store
+) -> dict[str, Paper]:
+    """The papers subscribers ``like``, by arXiv id (no version): among ``papers``, else in the
+    store (which keeps a paper as long as it can still be offered). Those found in neither are
+    left out; ``digest check`` lists them."""
+    wanted = {raw.strip().split("v")[0] for s in subscribers for raw in s.like}
+    if not wanted:
+        return {}
+    found = {p.arxiv_id: p for p in papers if p.arxiv_id in wanted}
+    missing = wanted - found.keys()
+    if missing:
+        found.update((p.arxiv_id, p) for p in store.papers_by_key(missing).values() if p.arxiv_id)
+    return {arxiv_id: paper for arxiv_id, paper in found.items() if arxiv_id}

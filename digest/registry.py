@@ -39,7 +39,8 @@ STORES: Mapping[str, str] = {
 }
 
 MATCHERS: Mapping[str, str] = {
-    "keywords": "digest.match.keywords:KeywordMatcher",
+    "keywords": "digest.match.keywords:compile_interests",
+    "semantic": "digest.match.semantic:SemanticMatcher",
 }
 
 

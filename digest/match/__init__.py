@@ -100,8 +100,18 @@ class Matcher(Protocol):
         """One subscriber's :class:`Ranking` among ``papers``."""
 
 
-def compile_interests(subscribers: Sequence[Subscriber]) -> Matcher:
-    """The matcher for these subscribers' interests."""
-    from digest.match.keywords import compile_interests as compile_keywords
+def compile_interests(
+    subscribers: Sequence[Subscriber], *, liked: Mapping[str, Paper] | None = None
+) -> Matcher:
+    """The matcher for these subscribers' interests: the keyword matcher, or the semantic one
+    (:mod:`.semantic`) when someone describes interests in words (``about``) or by papers they
+    liked (``like``, resolved through ``liked``: arXiv id -> paper)."""
+    from digest.registry import MATCHERS, load
 
-    return compile_keywords(subscribers)
+    if any(s.about or s.like for s in subscribers):
+        from digest.match.embedding import bundled_embedder
+
+        semantic: Matcher = load(MATCHERS, "semantic")(subscribers, bundled_embedder(), liked=liked)
+        return semantic
+    keywords: Matcher = load(MATCHERS, "keywords")(subscribers)
+    return keywords

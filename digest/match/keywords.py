@@ -205,6 +205,24 @@ class KeywordMatcher:
             result[email] = picked
         return result
 
+    def filtered(
+        self, papers: Sequence[Paper], *, skip: Mapping[str, Collection[str]] | None = None
+    ) -> tuple[list[Paper], dict[str, int]]:
+        """``papers`` in a fixed order and, per subscriber, the bit mask over it (bit ``i`` is
+        paper ``i``) of those that pass their require/exclude/min_upvotes filters and are not in
+        ``skip``: what a matcher that picks by other means needs, without building any Match."""
+        run = Selection(self, papers)
+        memo: dict[tuple[int, int], int] = {}
+        out: dict[str, int] = {}
+        for email, pid in self._subscribers.items():
+            done = skip.get(email) if skip else None
+            mask = run.skip_mask(done) if done else 0
+            passing = memo.get((pid, mask))
+            if passing is None:
+                passing = memo[(pid, mask)] = run.passing(self._profiles[pid], mask)
+            out[email] = passing
+        return run.papers, out
+
     def rank_one(self, email: str, papers: Sequence[Paper]) -> Ranking:
         """One subscriber's ranking among ``papers`` (scanning only that subscriber's terms)."""
         single = self._singles.get(email)

@@ -116,6 +116,18 @@ class Selection:
             mask = self._up_masks[upvotes] = ((1 << count) - 1) << (len(self.papers) - count)
         return mask
 
+    def passing(self, profile: Profile, skip: int) -> int:
+        """The bits of the papers that pass the profile's filters (require, exclude,
+        min_upvotes) and are not in ``skip``, whatever its keywords."""
+        candidates = self.full & ~skip
+        for tid in profile.require:
+            candidates &= self.present[tid]
+        for tid in profile.exclude:
+            candidates &= ~self.present[tid]
+        if profile.min_upvotes is not None:
+            candidates &= self._at_least(profile.min_upvotes)
+        return candidates
+
     def select(self, profile: Profile, skip: int) -> Ranking:
         """The profile's ranking; ``skip``: bits of papers to leave out."""
         present = self.present

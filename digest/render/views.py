@@ -55,6 +55,7 @@ class PaperView:
     meta: tuple[str, ...]
     upvotes: int | None
     keywords: tuple[str, ...]
+    why: str  # what the highlights cannot show: closeness in meaning, a match in hidden text
     body: Markup
     body_text: str
     body_label: str
@@ -76,6 +77,20 @@ HF_SEARCH = "https://huggingface.co/papers?q="
 ARXIV_SEARCH = "https://arxiv.org/search/?query="
 DAY_PAGE = "https://huggingface.co/papers/date/"
 FOOTER_TERMS = 12  # interests listed per kind (a subscriber may have thousands)
+
+
+def _why(match: Match, highlighted: bool) -> str:
+    """The reason a reader cannot see: the description or liked paper a paper is close to in
+    meaning, or keywords found only in text the email does not show."""
+    parts: list[str] = []
+    if match.close_to and match.similarity is not None:
+        parts.append(
+            f"close to {clip(clean_text(match.close_to), MAX_TITLE)} ({match.similarity:.2f})"
+        )
+    if match.keywords and not match.in_title and not highlighted:
+        parts.append("matched in text not shown here (the full abstract or its AI keywords)")
+    line = "; ".join(parts)
+    return line[:1].upper() + line[1:]
 
 
 def interests_of(subscriber: Subscriber) -> list[tuple[str, str]]:
@@ -160,6 +175,7 @@ def paper_view(match: Match, level: int) -> PaperView:
                 LinkView(label, safe_url(value), clip(clean_text(value), MAX_ORGANIZATION))
             )
     return PaperView(
+        why=_why(match, bool(ranges)),
         key=paper.key,
         title=title,
         link=link,

@@ -1,0 +1,109 @@
+"""Precision and recall of interests in plain words (`about`), of keywords, and of both, on the
+hand-judged relevance set bench/relevance.toml (the 77 papers of the four real API samples).
+
+    python bench/relevance.py [--min-similarity 0.45]
+
+Prints one line per interest and kind of rule, and the means over the interests. Needs the
+semantic extra (pip install -e '.[semantic]'); runs offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from digest.match import compile_interests  # noqa: E402
+from digest.models import Paper, Subscriber  # noqa: E402
+from digest.sources.sniff import parse_document  # noqa: E402
+
+SET = Path(__file__).resolve().parent / "relevance.toml"
+SAMPLES = ROOT / "tests" / "fixtures" / "samples" / "hf"
+KINDS = ("about", "keywords", "both")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One interest and kind of rule: what it picked against what was judged."""
+
+    interest: str
+    kind: str
+    picked: frozenset[str]
+    judged: frozenset[str]
+
+    @property
+    def precision(self) -> float:
+        return len(self.picked & self.judged) / len(self.picked) if self.picked else 1.0
+
+    @property
+    def recall(self) -> float:
+        return len(self.picked & self.judged) / len(self.judged)
+
+
+def sample_papers() -> list[Paper]:
+    """The distinct papers of the API samples."""
+    found: dict[str, Paper] = {}
+    for path in sorted(SAMPLES.glob("api_*.json")):
+        for paper in parse_document(path.read_bytes(), origin=path.name, today=dt.date(2026, 8, 1)):
+            found.setdefault(paper.key, paper)
+    return list(found.values())
+
+
+def evaluate(min_similarity: float | None = None) -> list[Row]:
+    """Every interest of the set, matched with `about` alone, keywords alone, and both."""
+    interests: list[dict[str, Any]] = tomllib.loads(SET.read_text(encoding="utf-8"))["interests"]
+    papers = sample_papers()
+    subscribers = []
+    for n, interest in enumerate(interests):
+        for kind in KINDS:
+            rules: dict[str, Any] = {"max_papers": 500, "min_similarity": min_similarity}
+            if kind != "keywords":
+                rules["about"] = tuple(interest["about"])
+            if kind != "about":
+                rules["keywords"] = tuple(interest["keywords"])
+            subscribers.append(Subscriber(email=f"{kind}-{n}@example.org", **rules))
+    ranked = compile_interests(subscribers).rank(papers)
+    rows = []
+    for n, interest in enumerate(interests):
+        judged = frozenset(interest["papers"])
+        for kind in KINDS:
+            matches = ranked[f"{kind}-{n}@example.org"].matches
+            picked = frozenset(m.paper.arxiv_id for m in matches if m.paper.arxiv_id)
+            rows.append(Row(interest["name"], kind, picked, judged))
+    return rows
+
+
+def mean(rows: list[Row], kind: str) -> tuple[float, float]:
+    chosen = [row for row in rows if row.kind == kind]
+    return (
+        sum(row.precision for row in chosen) / len(chosen),
+        sum(row.recall for row in chosen) / len(chosen),
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--min-similarity", type=float, default=None)
+    args = parser.parse_args()
+    rows = evaluate(args.min_similarity)
+    print(f"{'interest':<48} {'rules':<9} {'precision':>9} {'recall':>6}  picked/judged")
+    for row in rows:
+        print(
+            f"{row.interest:<48} {row.kind:<9} {row.precision:>9.0%} {row.recall:>6.0%}  "
+            f"{len(row.picked)}/{len(row.judged)}"
+        )
+    for kind in KINDS:
+        precision, recall = mean(rows, kind)
+        print(f"{'mean over the interests':<48} {kind:<9} {precision:>9.0%} {recall:>6.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

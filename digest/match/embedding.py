@@ -1,0 +1,78 @@
+"""The bundled text-embedding model: wordllama's 256-dimension weights, loaded from its own wheel.
+
+Nothing is downloaded: the weights (16 MB) and tokenizer ship inside the ``wordllama`` package
+(the ``semantic`` extra) and are loaded with downloads disabled. A paper is embedded from its
+title (twice: it is what the paper is about), AI summary, AI keywords and abstract; an interest
+from the words the subscriber wrote. Vectors are unit length, so a dot product is the cosine.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from digest.errors import ConfigError
+from digest.models import Paper
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Vectors = npt.NDArray[np.float32]
+
+EXTRA_HINT = "install the semantic extra: pip install 'paper-digest[semantic]'"
+MODEL_NAME = "wordllama l2_supercat 256"
+
+
+class Embedder(Protocol):
+    """Texts -> unit vectors (one row each); the name says which model made them."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """One unit-length float32 row per text."""
+
+
+def paper_text(paper: Paper) -> str:
+    """What a paper is embedded from."""
+    parts = [paper.title, paper.title, paper.ai_summary or "", " ".join(paper.ai_keywords)]
+    return ". ".join(part for part in [*parts, paper.abstract] if part)
+
+
+class WordLlamaEmbedder:
+    """wordllama's average-pooled token embeddings."""
+
+    name = MODEL_NAME
+
+    def __init__(self) -> None:
+        try:
+            import wordllama  # type: ignore[import-untyped]
+        except ImportError as exc:
+            raise ConfigError(
+                "about/like interests need the bundled embedding model", hint=EXTRA_HINT
+            ) from exc
+        folder = Path(wordllama.__file__).parent
+        try:
+            self._model = wordllama.WordLlama.load(cache_dir=folder, disable_download=True)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"the bundled embedding model does not load: {exc}",
+                where=str(folder),
+                hint="reinstall the semantic extra: pip install --force-reinstall wordllama",
+            ) from exc
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, 256), dtype=np.float32)
+        vectors: Vectors = self._model.embed(list(texts), norm=True).astype(np.float32)
+        return vectors
+
+
+@functools.cache
+def bundled_embedder() -> WordLlamaEmbedder:
+    """The one model of the process: loading it takes about half a second."""
+    return WordLlamaEmbedder()

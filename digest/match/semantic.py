@@ -1,0 +1,277 @@
+"""The semantic matcher: ``about`` descriptions and ``like``d papers matched by meaning, beside
+each subscriber's keyword rules (implements :class:`digest.match.Matcher`).
+
+A paper matches a subscriber when the keyword rules pick it, or when it is close enough in
+meaning (cosine similarity of :mod:`.embedding` vectors at least ``min_similarity``) to one of
+their descriptions or liked papers; ``require``, ``exclude`` and ``min_upvotes`` apply to both.
+
+Ranking, one formula for both kinds of evidence::
+
+    relevance = max(keyword evidence, meaning evidence)
+    keyword evidence = 1.0 with a keyword, author or organisation in the title, else 0.8
+    meaning evidence = 0.5 + 0.5 * (s - m) / (1 - m)    for similarity s >= m = min_similarity
+
+so a title hit ranks with the closest papers and a paper barely close enough ranks below every
+keyword hit. Relevance is compared to two decimals; ties go to upvotes, then the newest, then the
+key (:func:`.select.base_order`), one total order. Each paper is embedded once per process and
+each distinct interest text once per matcher; a call scores all papers against all texts as one
+matrix product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from digest.match import Ranking
+from digest.match.embedding import Embedder, paper_text
+from digest.match.keywords import KeywordMatcher
+from digest.match.select import NOTHING, base_order
+from digest.match.text import TextCache
+from digest.models import Match, Paper, Subscriber
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+DEFAULT_MIN_SIMILARITY = 0.455  # calibrated on the hand-judged set of bench/relevance.py
+# Two papers' texts are closer to each other than a sentence is to a paper: a liked paper needs
+# this much more similarity (0.55 by default) to bring another in.
+LIKED_MARGIN = 0.10
+KEYWORD_IN_TITLE, KEYWORD_ELSEWHERE = 1.0, 0.8
+_KEYWORDS = "\0keywords"  # the keyword matcher's view of a subscriber with meaning interests
+_VECTOR_CACHE_LIMIT = 50_000
+_LABEL = 70  # characters of a description or title quoted in the "why" line
+
+
+@dataclass(frozen=True)
+class _Wants:
+    """One subscriber's meaning interests: columns of the interest matrix, and the cut-off."""
+
+    columns: tuple[int, ...]
+    thresholds: tuple[float, ...]  # per column: min_similarity, higher for a liked paper
+    cap: int
+    has_keywords: bool
+    liked: frozenset[str]  # the liked papers' keys: read already, never offered
+
+
+class _ViewSkip(Mapping[str, Collection[str]]):
+    """``skip`` as the keyword matcher's views of each subscriber see it: their subscriber's."""
+
+    def __init__(self, skip: Mapping[str, Collection[str]]) -> None:
+        self._skip = skip
+
+    def __getitem__(self, email: str) -> Collection[str]:
+        return self._skip[email.split("\0", 1)[0]]
+
+    def get(self, email: str, default: object = None) -> Collection[str] | None:  # type: ignore[override]
+        return self._skip.get(email.split("\0", 1)[0])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._skip)
+
+    def __len__(self) -> int:
+        return len(self._skip)
+
+
+class SemanticMatcher:
+    """Keyword rules and meaning, for subscribers of whom some have ``about`` or ``like``."""
+
+    def __init__(
+        self,
+        subscribers: Sequence[Subscriber],
+        embedder: Embedder,
+        *,
+        liked: Mapping[str, Paper] | None = None,
+        vectors: dict[str, npt.NDArray[np.float32]] | None = None,
+    ) -> None:
+        import numpy as np
+
+        self._embedder = embedder
+        self._liked = dict(liked or {})
+        self._vectors = vectors if vectors is not None else {}
+        self._sections = {s.email: s for s in subscribers}
+        self._order = [s.email for s in subscribers]
+        self._singles: dict[str, SemanticMatcher] = {}
+        views: list[Subscriber] = []
+        filters: list[Subscriber] = []  # the subscribers with meaning interests, filters only
+        self._wants: dict[str, _Wants] = {}
+        texts: dict[str, int] = {}
+        self.labels: list[str] = []
+        for section in subscribers:
+            if not (section.about or section.like):
+                views.append(section)
+                continue
+            has_keywords = bool(section.keywords or section.authors or section.organizations)
+            if has_keywords:  # the keyword rules as they stand, capped as they would be alone
+                views.append(replace(section, email=section.email + _KEYWORDS, about=(), like=()))
+            filters.append(
+                replace(section, keywords=(), authors=(), organizations=(), about=(), like=())
+            )
+            columns: dict[int, float] = {}
+            base = section.min_similarity or DEFAULT_MIN_SIMILARITY
+            for text, label, is_liked in self._interest_texts(section):
+                column = texts.setdefault(text, len(texts))
+                if column == len(self.labels):
+                    self.labels.append(label)
+                columns.setdefault(column, min(base + LIKED_MARGIN, 0.95) if is_liked else base)
+            self._wants[section.email] = _Wants(
+                columns=tuple(columns),
+                thresholds=tuple(columns.values()),
+                cap=section.max_papers,
+                has_keywords=has_keywords,
+                liked=frozenset(raw.strip().split("v")[0] for raw in section.like),
+            )
+        texts_cache = TextCache()
+        self._keywords = KeywordMatcher(views, texts_cache)
+        self._filters = KeywordMatcher(filters, texts_cache)
+        self._interests = (
+            embedder.embed(list(texts)) if texts else np.zeros((0, 1), dtype=np.float32)
+        )
+
+    def _interest_texts(self, section: Subscriber) -> Iterator[tuple[str, str, bool]]:
+        for about in section.about:
+            text = " ".join(about.split())
+            yield text, f"“{_clip(text)}”", False
+        for raw in section.like:
+            paper = self._liked.get(raw.strip().split("v")[0])
+            if paper is not None:  # `digest check` lists the liked papers not known yet
+                label = f"liked paper {paper.arxiv_id} “{_clip(paper.title)}”"
+                yield paper_text(paper), label, True
+
+    @property
+    def emails(self) -> list[str]:
+        """The subscribers, in the order they were given."""
+        return list(self._order)
+
+    def rank(
+        self, papers: Sequence[Paper], *, skip: Mapping[str, Collection[str]] | None = None
+    ) -> dict[str, Ranking]:
+        """Each subscriber's ranking among ``papers`` (see the module docstring)."""
+        keyword = self._keywords.rank(papers, skip=_ViewSkip(skip) if skip else None)
+        if not self._wants:
+            return keyword
+        ordered, passing = self._filters.filtered(papers, skip=skip)
+        similarity = self._paper_vectors(ordered) @ self._interests.T if ordered else None
+        close: dict[tuple[object, ...], list[tuple[Match, float]]] = {}
+        merged: dict[tuple[object, ...], Ranking] = {}
+        nearest: dict[tuple[object, ...], list[tuple[int, int, float]]] = {}
+        result: dict[str, Ranking] = {}
+        for email in self._order:
+            wants = self._wants.get(email)
+            if wants is None:
+                result[email] = keyword[email]
+                continue
+            by_keyword = keyword[email + _KEYWORDS] if wants.has_keywords else NOTHING
+            # Many subscribers share texts and filters, and most of them find nothing close
+            # on a given day: their keyword ranking then stands as it is, shared.
+            mask = passing[email]
+            found_key = (wants.columns, wants.thresholds, wants.liked, mask)
+            found = close.get(found_key)
+            if found is None:
+                found = close[found_key] = self._close(wants, ordered, mask, similarity, nearest)
+            if not found and not wants.liked:
+                result[email] = by_keyword
+                continue
+            merge_key = (found_key, wants.cap, id(by_keyword))
+            ranking = merged.get(merge_key)
+            if ranking is None:
+                ranking = merged[merge_key] = _merge(wants, by_keyword, found)
+            result[email] = ranking
+        return result
+
+    def _close(
+        self,
+        wants: _Wants,
+        ordered: Sequence[Paper],
+        mask: int,
+        similarity: npt.NDArray[np.float32] | None,
+        nearest: dict[tuple[object, ...], list[tuple[int, int, float]]],
+    ) -> list[tuple[Match, float]]:
+        """The papers of ``mask`` (they pass the subscriber's filters) close enough in meaning,
+        each with its meaning evidence and the closest interest named in its Match."""
+        import numpy as np
+
+        if similarity is None or not wants.columns or not mask:
+            return []
+        near_key = (wants.columns, wants.thresholds)
+        near = nearest.get(near_key)
+        if near is None:
+            # Over every paper once per distinct set of interests; the filters come after.
+            thresholds = np.array(wants.thresholds, dtype=np.float32)
+            margins = similarity[:, list(wants.columns)] - thresholds
+            best, which = margins.max(axis=1), margins.argmax(axis=1)
+            near = nearest[near_key] = [
+                (i, int(which[i]), float(best[i])) for i in np.flatnonzero(best >= 0).tolist()
+            ]
+        found: list[tuple[Match, float]] = []
+        for i, column, margin in near:
+            paper = ordered[i]
+            if not mask >> i & 1 or paper.key in wants.liked:
+                continue
+            t = wants.thresholds[column]
+            s = margin + t
+            evidence = 0.5 + 0.5 * (s - t) / (1 - t)
+            label = self.labels[wants.columns[column]]
+            found.append((Match(paper=paper, close_to=label, similarity=round(s, 2),
+                                score=round(evidence, 4)), evidence))  # fmt: skip
+        return found
+
+    def _paper_vectors(self, papers: Sequence[Paper]) -> npt.NDArray[np.float32]:
+        import numpy as np
+
+        missing = [p for p in dict.fromkeys(papers) if p.key not in self._vectors]
+        if missing:
+            if len(self._vectors) + len(missing) > _VECTOR_CACHE_LIMIT:
+                self._vectors.clear()
+            fresh = self._embedder.embed([paper_text(p) for p in missing])
+            for paper, vector in zip(missing, fresh, strict=True):
+                self._vectors[paper.key] = vector
+        return np.stack([self._vectors[p.key] for p in papers])
+
+    def rank_one(self, email: str, papers: Sequence[Paper]) -> Ranking:
+        """One subscriber's ranking among ``papers``."""
+        single = self._singles.get(email)
+        if single is None:
+            section = self._sections.get(email)
+            if section is None:
+                raise KeyError(f"{email} is not a subscriber of these interests")
+            single = self._singles[email] = SemanticMatcher(
+                [section], self._embedder, liked=self._liked, vectors=self._vectors
+            )
+        return single.rank(papers)[email]
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _LABEL else text[: _LABEL - 1].rstrip() + "…"
+
+
+def _merge(wants: _Wants, by_keyword: Ranking, close: list[tuple[Match, float]]) -> Ranking:
+    """The keyword ranking and the papers close in meaning as one ranking (the formula of the
+    module docstring). A paper both matched and close keeps its keywords and says how close."""
+    picked: dict[str, tuple[Match, float]] = {}
+    for match in by_keyword.matches:
+        if match.paper.key not in wants.liked:
+            evidence = KEYWORD_IN_TITLE if match.in_title else KEYWORD_ELSEWHERE
+            picked[match.paper.key] = (match, evidence)
+    below = set(by_keyword.passed_over) if close else set()
+    extra = 0
+    for match, evidence in close:
+        key = match.paper.key
+        known = picked.get(key)
+        if known is not None:
+            both = max(known[1], evidence)
+            update = {"close_to": match.close_to, "similarity": match.similarity, "score": both}
+            picked[key] = (known[0].model_copy(update=update), both)
+        else:
+            picked[key] = (match, evidence)
+            if key not in below:
+                extra += 1  # not among the keyword matches the cap left out either
+    ranked = sorted(
+        picked.values(), key=lambda pair: (-round(pair[1], 2), base_order(pair[0].paper, 0))
+    )
+    out = [match for match, _ in ranked[: wants.cap]]
+    shown = {m.paper.key for m in out}
+    rest = {m.paper.key for m, _ in ranked[wants.cap :]} | (below - shown) - wants.liked
+    return Ranking(out, by_keyword.matched + extra, tuple(rest))

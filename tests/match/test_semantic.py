@@ -1,0 +1,189 @@
+"""Interests in plain words and liked papers, matched by meaning with the bundled model, offline:
+on the real samples and the hand-judged relevance set of bench/relevance.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digest.errors import ConfigError
+from digest.match import compile_interests
+from digest.match.keywords import KeywordMatcher
+from digest.match.semantic import DEFAULT_MIN_SIMILARITY, SemanticMatcher
+from digest.models import Paper, Subscriber
+
+pytest.importorskip("wordllama", reason="the semantic extra is not installed")
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+REWARD = (
+    "training language models from reward signals, with reinforcement learning, preference "
+    "optimization or reward models"
+)
+
+
+def _bench() -> Any:
+    spec = importlib.util.spec_from_file_location("relevance", ROOT / "bench" / "relevance.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["relevance"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+relevance = _bench()
+
+
+@pytest.fixture(scope="module")
+def papers() -> list[Paper]:
+    found: list[Paper] = relevance.sample_papers()
+    assert len(found) == 77
+    return found
+
+
+def rank(papers: list[Paper], **rules: Any) -> list[Any]:
+    rules = {k: tuple(v) if isinstance(v, list) else v for k, v in rules.items()}
+    rules.setdefault("max_papers", 500)
+    subscriber = Subscriber(email="ada@example.org", **rules)
+    return compile_interests([subscriber]).rank(papers)["ada@example.org"].matches
+
+
+def test_plain_words_alone_find_the_judged_papers() -> None:
+    rows = relevance.evaluate()
+    precision, recall = relevance.mean(rows, "about")
+    assert precision >= 0.70 and recall >= 0.70, (precision, recall)
+    # and keywords with it lose none of what keywords alone found
+    for interest in {row.interest for row in rows}:
+        by_kind = {row.kind: row for row in rows if row.interest == interest}
+        assert by_kind["keywords"].picked <= by_kind["both"].picked
+
+
+def test_a_paper_that_says_it_differently_is_found(papers: list[Paper]) -> None:
+    # "reward signals" in the words of the reader; the paper speaks of RLVR and policy optimization
+    found = {m.paper.arxiv_id: m for m in rank(papers, about=[REWARD])}
+    lspo = found["2510.01459"]
+    assert "reward signal" not in lspo.paper.abstract.lower()
+    assert (lspo.close_to or "").startswith("“training language models from reward signals")
+    assert lspo.similarity is not None and lspo.similarity >= DEFAULT_MIN_SIMILARITY
+    assert not lspo.keywords
+
+
+def test_exclude_and_require_apply_to_matches_by_meaning(papers: list[Paper]) -> None:
+    everything = {m.paper.arxiv_id for m in rank(papers, about=[REWARD])}
+    assert "2403.13787" in everything  # RewardBench
+    excluded = {m.paper.arxiv_id for m in rank(papers, about=[REWARD], exclude=["benchmark"])}
+    assert "2403.13787" not in excluded and excluded < everything
+    required = rank(papers, about=[REWARD], require=["reasoning"])
+    assert required and all("reasoning" in (m.paper.title + m.paper.abstract + " ".join(m.paper.ai_keywords) + (m.paper.ai_summary or "")).lower() for m in required)  # fmt: skip
+
+
+def test_a_liked_paper_brings_its_neighbours_and_is_not_offered_again(
+    papers: list[Paper],
+) -> None:
+    liked = {p.arxiv_id: p for p in papers if p.arxiv_id == "2607.26637"}  # filesystem memory
+    subscriber = Subscriber(email="ada@example.org", like=("2607.26637",), max_papers=500)
+    found = compile_interests([subscriber], liked=liked).rank(papers)["ada@example.org"].matches
+    ids = {m.paper.arxiv_id for m in found}
+    assert "2607.26637" not in ids
+    assert "2607.27958" in ids  # Σ-Mem, memory for LLM agents too
+    assert all((m.close_to or "").startswith("liked paper 2607.26637") for m in found)
+
+
+def test_keyword_hits_in_the_title_rank_first_then_closeness(papers: list[Paper]) -> None:
+    found = rank(papers, about=[REWARD], keywords=["reward"])
+    titled = [m for m in found if m.in_title]
+    assert titled and found[: len(titled)] == titled
+    by_meaning = [m for m in found if not m.keywords]
+    assert by_meaning and all(0.5 <= m.score < 1.0 for m in by_meaning)
+    # meaning evidence 0.5 + 0.5 (s - m) / (1 - m), and the closer paper first among them
+    m = DEFAULT_MIN_SIMILARITY
+    for match in by_meaning:
+        assert match.similarity is not None
+        assert abs(match.score - (0.5 + 0.5 * (match.similarity - m) / (1 - m))) < 0.01
+    assert [x.score for x in by_meaning] == sorted((x.score for x in by_meaning), reverse=True)
+    # a keyword hit outside the title (evidence 0.8) ranks above a paper barely close enough
+    elsewhere = [i for i, x in enumerate(found) if x.keywords and not x.in_title]
+    weak = [i for i, x in enumerate(found) if not x.keywords and x.score < 0.8]
+    assert elsewhere and weak and max(elsewhere) < min(weak)
+
+
+def test_keyword_subscribers_are_matched_exactly_as_without_meaning(papers: list[Paper]) -> None:
+    plain = Subscriber(email="bob@example.org", keywords=("agent",), max_papers=9)
+    worded = Subscriber(email="ada@example.org", about=(REWARD,))
+    both = compile_interests([worded, plain])
+    assert isinstance(both, SemanticMatcher)
+    alone = KeywordMatcher([plain], both._keywords.texts).rank(papers)["bob@example.org"]
+    assert both.rank(papers)["bob@example.org"] == alone
+    assert both.rank_one("ada@example.org", papers) == both.rank(papers)["ada@example.org"]
+
+
+def test_without_the_semantic_extra_the_error_names_it(tmp_path: Path) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        '[[sources]]\nkind = "page"\npath = "x.json"\n'
+        f'[[subscribers]]\nemail = "ada@example.org"\nabout = ["{REWARD}"]\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "x.json").write_text("[]")
+    code = (
+        "import sys; sys.modules['wordllama'] = None\n"
+        "from digest.cli import main\n"
+        f"sys.exit(main(['--config', {str(config)!r}, 'check']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'paper-digest[semantic]'" in done.stderr
+    assert "Traceback" not in done.stderr
+    with pytest.raises(ConfigError) as raised:
+        _raise_without_model()
+    assert "paper-digest[semantic]" in (raised.value.hint or "")
+
+
+def _raise_without_model() -> None:
+    import digest.match.embedding as embedding
+
+    saved = sys.modules.get("wordllama")
+    sys.modules["wordllama"] = None  # type: ignore[assignment]
+    try:
+        embedding.WordLlamaEmbedder()
+    finally:
+        if saved is not None:
+            sys.modules["wordllama"] = saved
+
+
+BLOCKED = """
+import json, socket, sys
+def refuse(*args, **kwargs):
+    raise OSError("network blocked by the test")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+sys.path.insert(0, {bench!r})
+from relevance import sample_papers
+from digest.match import compile_interests
+from digest.models import Subscriber
+papers = sample_papers()
+ada = Subscriber(email="ada@example.org", about=({reward!r},), max_papers=500)
+found = compile_interests([ada]).rank(papers)["ada@example.org"].matches
+print(json.dumps([m.paper.arxiv_id for m in found]))
+"""
+
+
+def test_semantic_matching_runs_with_every_socket_blocked(papers: list[Paper]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
+    env["HF_HUB_OFFLINE"] = "0"  # nothing may rely on an offline switch: the sockets refuse
+    code = BLOCKED.format(bench=str(ROOT / "bench"), reward=REWARD)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    offline = json.loads(done.stdout.splitlines()[-1])
+    assert offline == [m.paper.arxiv_id for m in rank(papers, about=[REWARD])]
+    assert "2510.01459" in offline
