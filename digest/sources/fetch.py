@@ -161,9 +161,8 @@ def _attempt(
 
 
 def _decoded(response: httpx.Response) -> Iterator[bytes]:
-    """The body as it is meant, a megabyte at most at a time: a gzip body is inflated here in
-    bounded steps, since httpx inflates each network read at once (64 KiB of a gzip bomb are
-    64 MB) before a size limit can look at it."""
+    """The body, a megabyte at most at a time: httpx inflates each read at once (64 KiB of a
+    gzip bomb are 64 MB), so a gzip body is inflated here in bounded steps."""
     encoding = response.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in ("gzip", "x-gzip"):
         yield from response.iter_bytes()
