@@ -153,9 +153,11 @@ def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
 
 
 def test_config_path_precedence(tmp_path: Path) -> None:
-    assert find_config_path("a.toml", {"DIGEST_CONFIG": "b.toml"}) == Path("a.toml")
-    assert find_config_path(None, {"DIGEST_CONFIG": "b.toml"}) == Path("b.toml")
-    assert find_config_path(None, {}) == Path("digest.toml")
+    # made absolute once: every message names the one file meant
+    assert find_config_path("a.toml", {"DIGEST_CONFIG": "b.toml"}) == Path("a.toml").absolute()
+    assert find_config_path(None, {"DIGEST_CONFIG": "b.toml"}) == Path("b.toml").absolute()
+    assert find_config_path(None, {}) == Path("digest.toml").absolute()
+    assert find_config_path(str(tmp_path / "c.toml")) == tmp_path / "c.toml"
 
 
 def _models(annotation: object) -> list[type[BaseModel]]:
