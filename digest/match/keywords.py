@@ -8,7 +8,7 @@ and terms both wanted and excluded are configuration errors naming the subscribe
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from operator import or_
@@ -48,7 +48,15 @@ class KeywordMatcher:
     ``kid_masks`` are shared with the :class:`~digest.match.select.Selection` of each call.
     """
 
-    def __init__(self, subscribers: Sequence[Subscriber], texts: TextCache) -> None:
+    def __init__(
+        self,
+        subscribers: Sequence[Subscriber],
+        texts: TextCache,
+        *,
+        filters: Sequence[Subscriber] = (),
+    ) -> None:
+        """``filters``: subscribers whose require/exclude/min_upvotes filters alone are wanted
+        (:meth:`rank_filtered`), for a matcher that picks by other means."""
         self.texts = texts
         self.vocabulary = Vocabulary()
         self._sections: dict[str, Subscriber] = {}
@@ -81,6 +89,14 @@ class KeywordMatcher:
                     self._profiles.append(profile)
                 by_interests[written] = pid
             self._subscribers[section.email] = pid
+        self._ranked = sorted(set(self._subscribers.values()))
+        self._filters: dict[str, int] = {}
+        for section in filters:
+            profile = self._profile(section)
+            pid = self._profile_ids.setdefault(profile, len(self._profiles))
+            if pid == len(self._profiles):
+                self._profiles.append(profile)
+            self._filters[section.email] = pid
 
     @property
     def emails(self) -> list[str]:
@@ -172,15 +188,14 @@ class KeywordMatcher:
         """
         with cyclic_gc_paused():
             # In a call of its own so the run is freed before the collector comes back to life.
-            return self._rank(papers, skip)
+            return self._rank(Selection(self, papers), skip)
 
     def _rank(
-        self, papers: Sequence[Paper], skip: Mapping[str, Collection[str]] | None
+        self, run: Selection, skip: Mapping[str, Collection[str]] | None
     ) -> dict[str, Ranking]:
-        run = Selection(self, papers)
         profiles = self._profiles
         if not skip:
-            picks = [run.select(profile, 0) for profile in profiles]
+            picks = {pid: run.select(profiles[pid], 0) for pid in self._ranked}
             return {email: picks[pid] for email, pid in self._subscribers.items()}
         unskipped: list[Ranking | None] = [None] * len(profiles)
         memo: dict[tuple[int, int], Ranking] = {}
@@ -205,23 +220,37 @@ class KeywordMatcher:
             result[email] = picked
         return result
 
-    def filtered(
+    def rank_filtered(
         self, papers: Sequence[Paper], *, skip: Mapping[str, Collection[str]] | None = None
-    ) -> tuple[list[Paper], dict[str, int]]:
-        """``papers`` in a fixed order and, per subscriber, the bit mask over it (bit ``i`` is
-        paper ``i``) of those that pass their require/exclude/min_upvotes filters and are not in
-        ``skip``: what a matcher that picks by other means needs, without building any Match."""
-        run = Selection(self, papers)
-        memo: dict[tuple[int, int], int] = {}
-        out: dict[str, int] = {}
-        for email, pid in self._subscribers.items():
-            done = skip.get(email) if skip else None
-            mask = run.skip_mask(done) if done else 0
-            passing = memo.get((pid, mask))
-            if passing is None:
-                passing = memo[(pid, mask)] = run.passing(self._profiles[pid], mask)
-            out[email] = passing
-        return run.papers, out
+    ) -> tuple[dict[str, Ranking], list[Paper], dict[str, int], Callable[[str, str], bool]]:
+        """:meth:`rank`, plus ``papers`` in a fixed order, for each of ``filters`` the bit mask
+        over it (bit ``i`` is paper ``i``) of the papers that pass their filters and are not in
+        ``skip``, and ``hits(email, key)``: whether the subscriber's keywords, authors or
+        organisations name the paper (its filters aside). One scan of the papers for all."""
+        with cyclic_gc_paused():
+            run = Selection(self, papers)
+            ranked = self._rank(run, skip)
+            memo: dict[tuple[int, int], int] = {}
+            masks: dict[str, int] = {}
+            for email, pid in self._filters.items():
+                done = skip.get(email) if skip else None
+                mask = run.skip_mask(done) if done else 0
+                passing = memo.get((pid, mask))
+                if passing is None:
+                    passing = memo[(pid, mask)] = run.passing(self._profiles[pid], mask)
+                masks[email] = passing
+
+            named: dict[int, int] = {}  # pid -> the papers its keywords, authors, orgs name
+
+            def hits(email: str, key: str) -> bool:
+                pid = self._subscribers[email]
+                mask = named.get(pid)
+                if mask is None:
+                    select = self._profiles[pid].select
+                    mask = named[pid] = reduce(or_, map(run.present.__getitem__, select), 0)
+                return bool(mask & run.bit_of_key.get(key, 0))
+
+            return ranked, run.papers, masks, hits
 
     def rank_one(self, email: str, papers: Sequence[Paper]) -> Ranking:
         """One subscriber's ranking among ``papers`` (scanning only that subscriber's terms)."""

@@ -20,9 +20,11 @@ matrix product.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+import functools
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from digest.match import Ranking
 from digest.match.embedding import Embedder, paper_text
@@ -123,9 +125,7 @@ class SemanticMatcher:
                 has_keywords=has_keywords,
                 liked=frozenset(raw.strip().split("v")[0] for raw in section.like),
             )
-        texts_cache = TextCache()
-        self._keywords = KeywordMatcher(views, texts_cache)
-        self._filters = KeywordMatcher(filters, texts_cache)
+        self._keywords = KeywordMatcher(views, TextCache(), filters=filters)
         self._interests = (
             embedder.embed(list(texts)) if texts else np.zeros((0, 1), dtype=np.float32)
         )
@@ -149,14 +149,18 @@ class SemanticMatcher:
         self, papers: Sequence[Paper], *, skip: Mapping[str, Collection[str]] | None = None
     ) -> dict[str, Ranking]:
         """Each subscriber's ranking among ``papers`` (see the module docstring)."""
-        keyword = self._keywords.rank(papers, skip=_ViewSkip(skip) if skip else None)
         if not self._wants:
-            return keyword
-        ordered, passing = self._filters.filtered(papers, skip=skip)
+            return self._keywords.rank(papers, skip=skip)
+        keyword, ordered, passing, hits = self._keywords.rank_filtered(
+            papers, skip=_ViewSkip(skip) if skip else None
+        )
         similarity = self._paper_vectors(ordered) @ self._interests.T if ordered else None
+        order = {p.key: n for n, p in enumerate(sorted(papers, key=lambda p: base_order(p, 0)))}
         close: dict[tuple[object, ...], list[tuple[Match, float]]] = {}
         merged: dict[tuple[object, ...], Ranking] = {}
-        nearest: dict[tuple[object, ...], list[tuple[int, int, float]]] = {}
+        nearest: dict[tuple[object, ...], Any] = {}
+        # the keyword rankings live as long as this call, so their ids name them
+        summaries: dict[int, tuple[frozenset[str], float]] = {}
         result: dict[str, Ranking] = {}
         for email in self._order:
             wants = self._wants.get(email)
@@ -177,7 +181,10 @@ class SemanticMatcher:
             merge_key = (found_key, wants.cap, id(by_keyword))
             ranking = merged.get(merge_key)
             if ranking is None:
-                ranking = merged[merge_key] = _merge(wants, by_keyword, found)
+                named = partial(hits, email + _KEYWORDS) if wants.has_keywords else None
+                ranking = merged[merge_key] = _merge(
+                    wants, by_keyword, found, order, named, summaries
+                )
             result[email] = ranking
         return result
 
@@ -187,7 +194,7 @@ class SemanticMatcher:
         ordered: Sequence[Paper],
         mask: int,
         similarity: npt.NDArray[np.float32] | None,
-        nearest: dict[tuple[object, ...], list[tuple[int, int, float]]],
+        nearest: dict[tuple[object, ...], Any],
     ) -> list[tuple[Match, float]]:
         """The papers of ``mask`` (they pass the subscriber's filters) close enough in meaning,
         each with its meaning evidence and the closest interest named in its Match."""
@@ -197,6 +204,13 @@ class SemanticMatcher:
             return []
         near_key = (wants.columns, wants.thresholds)
         near = nearest.get(near_key)
+        if near is None and len(wants.columns) == 1:
+            # One interest text (the usual case): every column above this threshold, at once.
+            column, threshold = wants.columns[0], wants.thresholds[0]
+            by_column = nearest.get(("columns", threshold))
+            if by_column is None:
+                by_column = nearest[("columns", threshold)] = _Above(similarity, threshold)
+            near = nearest[near_key] = by_column.get(column)
         if near is None:
             # Over every paper once per distinct set of interests; the filters come after.
             thresholds = np.array(wants.thresholds, dtype=np.float32)
@@ -214,8 +228,9 @@ class SemanticMatcher:
             s = margin + t
             evidence = 0.5 + 0.5 * (s - t) / (1 - t)
             label = self.labels[wants.columns[column]]
+            evidence = round(evidence, 2)  # compared to two decimals (the module docstring)
             found.append((Match(paper=paper, close_to=label, similarity=round(s, 2),
-                                score=round(evidence, 4)), evidence))  # fmt: skip
+                                score=evidence), evidence))  # fmt: skip
         return found
 
     def _paper_vectors(self, papers: Sequence[Paper]) -> npt.NDArray[np.float32]:
@@ -247,31 +262,99 @@ def _clip(text: str) -> str:
     return text if len(text) <= _LABEL else text[: _LABEL - 1].rstrip() + "…"
 
 
-def _merge(wants: _Wants, by_keyword: Ranking, close: list[tuple[Match, float]]) -> Ranking:
+class _Above:
+    """For every interest column, the papers at least ``threshold`` close to it: one pass over
+    the whole matrix, each column's list built only when a subscriber asks for it."""
+
+    def __init__(self, similarity: npt.NDArray[np.float32], threshold: float) -> None:
+        import numpy as np
+
+        columns, rows = np.nonzero((similarity >= threshold).T)
+        self._columns = columns
+        self._rows = rows
+        self._margins = similarity[rows, columns] - threshold
+
+    def get(self, column: int) -> list[tuple[int, int, float]]:
+        start, end = self._columns.searchsorted([column, column + 1]).tolist()
+        rows, margins = self._rows[start:end].tolist(), self._margins[start:end].tolist()
+        return [(row, 0, margin) for row, margin in zip(rows, margins, strict=True)]
+
+
+def _merge(
+    wants: _Wants,
+    by_keyword: Ranking,
+    close: list[tuple[Match, float]],
+    order: Mapping[str, int],
+    named: Callable[[str], bool] | None,
+    summaries: dict[int, tuple[frozenset[str], float]],
+) -> Ranking:
     """The keyword ranking and the papers close in meaning as one ranking (the formula of the
-    module docstring). A paper both matched and close keeps its keywords and says how close."""
-    picked: dict[str, tuple[Match, float]] = {}
-    for match in by_keyword.matches:
-        if match.paper.key not in wants.liked:
-            evidence = KEYWORD_IN_TITLE if match.in_title else KEYWORD_ELSEWHERE
-            picked[match.paper.key] = (match, evidence)
-    below = set(by_keyword.passed_over) if close else set()
+    module docstring); ``order``: each paper's place in the base order (ties); ``named``:
+    whether the keyword rules name a paper. A paper both named and close keeps its keywords and
+    says how close."""
+    keys, floor = _summary(by_keyword, summaries)
+    fresh: list[tuple[Match, float]] = []
+    closer: dict[str, tuple[str | None, float | None, float]] = {}
     extra = 0
     for match, evidence in close:
         key = match.paper.key
-        known = picked.get(key)
-        if known is not None:
-            both = max(known[1], evidence)
-            update = {"close_to": match.close_to, "similarity": match.similarity, "score": both}
-            picked[key] = (known[0].model_copy(update=update), both)
-        else:
-            picked[key] = (match, evidence)
-            if key not in below:
-                extra += 1  # not among the keyword matches the cap left out either
-    ranked = sorted(
-        picked.values(), key=lambda pair: (-round(pair[1], 2), base_order(pair[0].paper, 0))
-    )
-    out = [match for match, _ in ranked[: wants.cap]]
-    shown = {m.paper.key for m in out}
-    rest = {m.paper.key for m, _ in ranked[wants.cap :]} | (below - shown) - wants.liked
-    return Ranking(out, by_keyword.matched + extra, tuple(rest))
+        if key in keys:
+            closer[key] = (match.close_to, match.similarity, evidence)
+            continue
+        fresh.append((match, evidence))
+        if named is None or not named(key):
+            extra += 1  # not among the keyword matches (shown or left out by the cap)
+    matched = by_keyword.matched + extra
+    if (
+        not closer
+        and not wants.liked
+        and len(keys) >= wants.cap
+        and all(e < floor for _, e in fresh)
+    ):
+        # Nothing close enough outranks the keyword matches that fill the email.
+        left = tuple(m.paper.key for m, _ in fresh)
+        return Ranking(by_keyword.matches, matched, lambda: (*by_keyword.passed_over, *left))
+    shown = {m.paper.key: m for m in by_keyword.matches if m.paper.key not in wants.liked}
+    entries: list[tuple[float, int, Match]] = []
+    for key, match in shown.items():
+        evidence = KEYWORD_IN_TITLE if match.in_title else KEYWORD_ELSEWHERE
+        if key in closer:
+            close_to, similarity, meaning = closer[key]
+            evidence = max(evidence, meaning)
+            match = _closer_copy(match, close_to, similarity, evidence)
+        entries.append((-evidence, order[key], match))
+    entries += [(-evidence, order[m.paper.key], m) for m, evidence in fresh]
+    entries.sort(key=lambda entry: entry[:2])
+    out = [match for _, _, match in entries[: wants.cap]]
+    keep = {m.paper.key for m in out}
+
+    def rest() -> tuple[str, ...]:
+        left = {m.paper.key for _, _, m in entries[wants.cap :]}
+        left.update(key for key in by_keyword.passed_over if key not in keep)
+        return tuple(left - wants.liked)
+
+    return Ranking(out, matched, rest)
+
+
+def _summary(
+    ranking: Ranking, summaries: dict[int, tuple[frozenset[str], float]]
+) -> tuple[frozenset[str], float]:
+    """The keys a keyword ranking shows and the least evidence among them, worked out once per
+    ranking in a call (subscribers with equal interests share one)."""
+    known = summaries.get(id(ranking))
+    if known is None:
+        keys = frozenset(m.paper.key for m in ranking.matches)
+        titled = all(m.in_title for m in ranking.matches)
+        known = summaries[id(ranking)] = (keys, KEYWORD_IN_TITLE if titled else KEYWORD_ELSEWHERE)
+    return known
+
+
+@functools.lru_cache(maxsize=65_536)
+def _closer_copy(
+    match: Match, close_to: str | None, similarity: float | None, score: float
+) -> Match:
+    """``match`` saying how close it also is (Matches are shared by subscribers, so are these)."""
+    return Match.model_construct(
+        paper=match.paper, keywords=match.keywords, in_title=match.in_title, spans=match.spans,
+        close_to=close_to, similarity=similarity, score=score,
+    )  # fmt: skip
