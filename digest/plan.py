@@ -81,7 +81,8 @@ def make_plan(
     for start, members in groups.items():
         candidates = _candidates(store, observed, start, record=record)
         candidate_keys = {p.key for p in candidates}
-        interests = compile_interests(members, liked=liked_papers(members, candidates, store))
+        liked = liked_papers(members, candidates, store)
+        interests = compile_interests(members, liked=liked, store=store)
         ranked = interests.rank(candidates, skip=skip)
         for subscriber in members:
             email = subscriber.email

@@ -31,9 +31,12 @@ into words once), :mod:`.vocabulary` (every term and name with an id, scanning a
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from digest.models import Match, Paper, Subscriber
+
+if TYPE_CHECKING:
+    from digest.match.semantic import PaperVectors
 
 __all__ = ["Matcher", "Ranking", "compile_interests"]
 
@@ -101,7 +104,10 @@ class Matcher(Protocol):
 
 
 def compile_interests(
-    subscribers: Sequence[Subscriber], *, liked: Mapping[str, Paper] | None = None
+    subscribers: Sequence[Subscriber],
+    *,
+    liked: Mapping[str, Paper] | None = None,
+    store: PaperVectors | None = None,
 ) -> Matcher:
     """The matcher for these subscribers' interests: the keyword matcher, or the semantic one
     (:mod:`.semantic`) when someone describes interests in words (``about``) or by papers they

@@ -21,10 +21,11 @@ matrix product.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from digest.match import Ranking
 from digest.match.embedding import Embedder, paper_text
@@ -58,6 +59,21 @@ class _Wants:
     liked: frozenset[str]  # the liked papers' keys: read already, never offered
 
 
+class PaperVectors(Protocol):
+    """Where paper embeddings are kept between runs (the store implements it)."""
+
+    def paper_vectors(self, keys: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """The stored tag and float32 bytes of each of ``keys`` that has one."""
+
+    def save_paper_vectors(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        """Keep these (key, tag, vector) rows."""
+
+
+def vector_tag(model: str, text: str) -> str:
+    """What made a vector: the model and a digest of the text, so changed text is embedded again."""
+    return f"{model} {hashlib.sha1(text.encode('utf-8')).hexdigest()[:16]}"
+
+
 class _ViewSkip(Mapping[str, Collection[str]]):
     """``skip`` as the keyword matcher's views of each subscriber see it: their subscriber's."""
 
@@ -87,12 +103,14 @@ class SemanticMatcher:
         *,
         liked: Mapping[str, Paper] | None = None,
         vectors: dict[str, npt.NDArray[np.float32]] | None = None,
+        store: PaperVectors | None = None,
     ) -> None:
         import numpy as np
 
         self._embedder = embedder
         self._liked = dict(liked or {})
         self._vectors = vectors if vectors is not None else {}
+        self._store = store
         self._sections = {s.email: s for s in subscribers}
         self._order = [s.email for s in subscribers]
         self._singles: dict[str, SemanticMatcher] = {}
@@ -234,15 +252,31 @@ class SemanticMatcher:
         return found
 
     def _paper_vectors(self, papers: Sequence[Paper]) -> npt.NDArray[np.float32]:
+        """One row per paper: from this matcher's memory, else the store, else embedded now
+        (and then kept in the store)."""
         import numpy as np
 
         missing = [p for p in dict.fromkeys(papers) if p.key not in self._vectors]
+        if len(self._vectors) + len(missing) > _VECTOR_CACHE_LIMIT:
+            self._vectors.clear()
+            missing = list(dict.fromkeys(papers))
+        tags = {p.key: vector_tag(self._embedder.name, paper_text(p)) for p in missing}
+        if missing and self._store is not None:
+            for key, (tag, raw) in self._store.paper_vectors(list(tags)).items():
+                if tag == tags[key]:
+                    self._vectors[key] = np.frombuffer(raw, dtype="<f4")
+            missing = [p for p in missing if p.key not in self._vectors]
         if missing:
-            if len(self._vectors) + len(missing) > _VECTOR_CACHE_LIMIT:
-                self._vectors.clear()
             fresh = self._embedder.embed([paper_text(p) for p in missing])
             for paper, vector in zip(missing, fresh, strict=True):
                 self._vectors[paper.key] = vector
+            if self._store is not None:
+                self._store.save_paper_vectors(
+                    [
+                        (p.key, tags[p.key], v.astype("<f4").tobytes())
+                        for p, v in zip(missing, fresh, strict=True)
+                    ]
+                )
         return np.stack([self._vectors[p.key] for p in papers])
 
     def rank_one(self, email: str, papers: Sequence[Paper]) -> Ranking:
@@ -253,8 +287,9 @@ class SemanticMatcher:
             if section is None:
                 raise KeyError(f"{email} is not a subscriber of these interests")
             single = self._singles[email] = SemanticMatcher(
-                [section], self._embedder, liked=self._liked, vectors=self._vectors
-            )
+                [section], self._embedder, liked=self._liked, vectors=self._vectors,
+                store=self._store,
+            )  # fmt: skip
         return single.rank(papers)[email]
 
 

@@ -337,6 +337,12 @@ class Store(Protocol):
     def papers_by_key(self, keys: Collection[str]) -> dict[str, Paper]:
         """The stored records of ``keys`` (those not pruned)."""
 
+    def paper_vectors(self, keys: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """The stored embeddings of ``keys``: what made each (a tag), and its float32 bytes."""
+
+    def save_paper_vectors(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        """Keep these (key, tag, vector) embeddings (nothing, on a read-only store)."""
+
     def prune(self, now: dt.datetime, keep: dt.timedelta) -> PruneReport:
         """Drop what can no longer matter: digests sent and records of papers first seen more
         than ``keep`` ago (what is owed is kept)."""

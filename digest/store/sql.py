@@ -45,12 +45,14 @@ from digest.store.papers import (
     seen_rows,
     title_of,
 )
+from digest.store.vectors import prune_vectors, read_vectors, write_vectors
 
 _LOADED_MAX = 10_000  # parsed paper records kept per store
 # Every table a store holds, in an order that satisfies the foreign keys, with its key.
 TABLES = {
     "runs": "id",
     "papers": "key",
+    "paper_vectors": "key",
     "paper_titles": "title_key, paper_key",
     "digests": "id",
     "subscribers": "email",
@@ -255,6 +257,7 @@ class SqlStore(Claiming):
             owed = {key for keys in ledger.owed(conn).values() for key in keys}
             digests = ledger.prune_digests(conn, before)
             records = prune_records(conn, before, owed)
+            prune_vectors(conn)
             conn.execute(
                 "DELETE FROM runs WHERE id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?) "
                 "AND id NOT IN (SELECT run_id FROM digests WHERE run_id IS NOT NULL)",
@@ -273,6 +276,15 @@ class SqlStore(Claiming):
         return {
             key: self._paper(key, record) for key, record in records.items() if record != PRUNED
         }
+
+    def paper_vectors(self, keys: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """The stored embeddings of ``keys``: the tag of what made each, and its bytes."""
+        return self._db.read("read paper vectors", lambda conn: read_vectors(conn, keys))
+
+    def save_paper_vectors(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        """Keep these embeddings (a preview's read-only store keeps none)."""
+        if rows and not self.readonly:
+            self._db.write("save paper vectors", lambda conn: write_vectors(conn, rows))
 
     # --- inspection and editing (``digest seen``) ------------------------------------------------
 

@@ -146,4 +146,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX digests_pending ON digests (day) WHERE status = 'pending'",
         "CREATE INDEX digests_claims ON digests (claimed_by) WHERE status = 'pending'",
     ),
+    # 6: paper embeddings for interests in plain words (digest.store.vectors).
+    (
+        """CREATE TABLE paper_vectors (
+            key TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            vector TEXT NOT NULL
+        )""",
+    ),
 )

@@ -3,6 +3,7 @@ on the real samples and the hand-judged relevance set of bench/relevance.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import json
 import os
@@ -191,3 +192,42 @@ def test_semantic_matching_runs_with_every_socket_blocked(papers: list[Paper]) -
     offline = json.loads(done.stdout.splitlines()[-1])
     assert offline == [m.paper.arxiv_id for m in rank(papers, about=[REWARD])]
     assert "2510.01459" in offline
+
+
+class CountingEmbedder:
+    """The bundled model, counting the texts it is asked to embed."""
+
+    def __init__(self) -> None:
+        from digest.match.embedding import bundled_embedder
+
+        self.inner = bundled_embedder()
+        self.name = self.inner.name
+        self.texts = 0
+
+    def embed(self, texts: Any) -> Any:
+        self.texts += len(texts)
+        return self.inner.embed(texts)
+
+
+def test_papers_are_embedded_once_and_kept_in_the_store(
+    papers: list[Paper], tmp_path: Path
+) -> None:
+    from digest.store.sqlite import SqliteStore
+
+    ada = Subscriber(email="ada@example.org", about=(REWARD,), max_papers=500)
+    path = tmp_path / "digest.db"
+    with SqliteStore.open(path) as store:
+        store.observe(papers, dt.datetime(2026, 8, 1, tzinfo=dt.UTC))
+        first = CountingEmbedder()
+        ranked = SemanticMatcher([ada], first, store=store).rank(papers)["ada@example.org"]
+        assert first.texts == 1 + len(papers)  # the description, then every paper
+    with SqliteStore.open(path, readonly=True) as store:
+        again = CountingEmbedder()
+        assert SemanticMatcher([ada], again, store=store).rank(papers)["ada@example.org"] == ranked
+        assert again.texts == 1  # the description only: the papers' vectors came from the store
+    summary = {"ai_summary": "A new summary."}
+    changed = [p.model_copy(update=summary) if p.arxiv_id == "2510.01459" else p for p in papers]
+    with SqliteStore.open(path, readonly=True) as store:
+        third = CountingEmbedder()
+        SemanticMatcher([ada], third, store=store).rank(changed)
+        assert third.texts == 2  # the paper whose text changed is embedded again

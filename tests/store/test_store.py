@@ -322,3 +322,20 @@ def test_list_seen_and_stats_describe_the_store(store: Store) -> None:
     assert stats.first_seen == NOW - dt.timedelta(days=1) and stats.last_seen == NOW
     assert stats.size > 0
     assert dict(stats.as_rows())["papers seen"] == "2"
+
+
+def test_paper_vectors_are_kept_replaced_and_pruned_with_their_paper(store: Store) -> None:
+    papers = store.observe(api_papers(API_SAMPLE), NOW).new
+    first, second = papers[0].key, papers[1].key
+    vector = bytes(range(256)) * 4  # 256 float32s' worth of bytes, every value once
+    store.save_paper_vectors([(first, "model a", vector), (second, "model a", vector[::-1])])
+    assert store.paper_vectors([first, second, "nothing"]) == {
+        first: ("model a", vector),
+        second: ("model a", vector[::-1]),
+    }
+    store.save_paper_vectors([(first, "model b", vector[::-1])])  # new text or a new model
+    assert store.paper_vectors([first]) == {first: ("model b", vector[::-1])}
+    run = store.begin_run(NOW)
+    send(store, run, ADA, [first], NOW)
+    store.prune(NOW + dt.timedelta(days=40), keep=dt.timedelta(days=10))
+    assert store.paper_vectors([first, second]) == {}  # their records went, so did the vectors
