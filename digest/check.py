@@ -137,7 +137,7 @@ def _store_summary(config: Config, report: CheckReport) -> str:
     """Which backend, where, that it answers, its schema version, and what it holds; a warning
     for each liked paper the store does not know (it cannot be compared with until a source
     brings it)."""
-    from digest.plan import liked_papers
+    from digest.likes import liked_papers
     from digest.store import open_store, scheme_of
 
     location = store_location(config)
@@ -148,8 +148,9 @@ def _store_summary(config: Config, report: CheckReport) -> str:
         unknown = [raw for raw in subscriber.like if raw.strip().split("v")[0] not in known]
         if unknown:
             report.warnings.append(
-                f"{subscriber.email}: liked papers not seen yet, so not compared with: "
-                f"{', '.join(unknown)} (they count once a source lists them)"
+                f"{subscriber.email}: liked papers not known yet: {', '.join(unknown)} "
+                "(the next run online fetches them from [fetch] paper_api; until then they are "
+                "left out)"
             )
     upgrade = " (upgraded by the next run)" if stats.schema_version < SCHEMA_VERSION else ""
     return (

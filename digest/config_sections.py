@@ -21,7 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from digest.addresses import parse_mailbox, wire_address
 from digest.models import Subscriber
 from digest.schedule.crontab import parse_crontab
-from digest.settings import Section, local_path
+from digest.settings import Section, http_url, local_path
 from digest.terms import term_key
 from digest.untrusted import has_letters, has_line_break, strip_controls
 
@@ -91,6 +91,15 @@ class FetchSection(Section):
     max_bytes: int = Field(20_000_000, ge=1_000)
     max_entries: int = Field(10_000, ge=1)
     max_json_depth: int = Field(64, ge=4, le=10_000)
+    # where liked papers no source brought are looked up (GET <paper_api>/<arXiv id>)
+    paper_api: str = "https://huggingface.co/api/papers"
+
+    @field_validator("paper_api")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        checked = http_url(value)
+        assert checked is not None
+        return checked
 
 
 class DeliverySection(Section):

@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from digest.likes import liked_papers
 from digest.match import compile_interests
 from digest.models import Match, Rendered, Subscriber
-from digest.plan import liked_papers
 from digest.send import Sending
 from digest.store import OpenDigest, Store, address_of
 

@@ -19,6 +19,7 @@ from digest.config import Config
 from digest.deliver import Channel, Outgoing, utc_now
 from digest.dispatch import Claims, send_claimed, worker_name
 from digest.errors import RenderError, StoreError
+from digest.likes import fetch_liked, liked_ids
 from digest.models import Batch, Match, Rendered, Subscriber
 from digest.plan import Plan, make_plan, retention
 from digest.render import Renderer
@@ -71,15 +72,15 @@ def plan_run(
     store consulted (and, with ``record``, told what was seen), every due subscriber matched."""
     roster = _roster(config, store, now=now, day=day, only=only, any_day=any_day)
     batch = collect(config, client=client, day=day, watcher=watcher)
+    liked = None
+    if liked_ids(roster.due):
+        download = read_context(config, client=client, day=day).download
+        liked = fetch_liked(roster.due, batch.papers, store, download=download,
+                            base_url=config.fetch.paper_api, now=now)  # fmt: skip
     plan = make_plan(
-        roster.due,
-        batch,
-        store=store,
-        now=now,
-        lookback_days=config.digest.lookback_days,
-        record=record,
-        windows=roster.windows,
-    )
+        roster.due, batch, store=store, now=now, lookback_days=config.digest.lookback_days,
+        record=record, windows=roster.windows, liked=liked,
+    )  # fmt: skip
     return roster, plan
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from digest.identity import unique_by_key
+from digest.likes import liked_papers
 from digest.match import compile_interests
 from digest.models import Batch, Match, Paper, Subscriber
 from digest.store import Observed, Store
@@ -60,11 +61,12 @@ def make_plan(
     lookback_days: int,
     record: bool,
     windows: Mapping[str, dt.datetime] | None = None,
+    liked: Mapping[str, Paper] | None = None,
 ) -> Plan:
     """Observe ``batch`` in ``store`` (recording it when ``record``) and match every subscriber.
 
     ``windows`` gives the subscribers whose window is not the lookback window (weekly digests)
-    the time it starts.
+    the time it starts; ``liked``, liked papers fetched for this run (:mod:`digest.likes`).
     """
     windows = windows or {}
     observed = store.observe(batch.papers, now, record=record)
@@ -81,8 +83,8 @@ def make_plan(
     for start, members in groups.items():
         candidates = _candidates(store, observed, start, record=record)
         candidate_keys = {p.key for p in candidates}
-        liked = liked_papers(members, candidates, store)
-        interests = compile_interests(members, liked=liked, store=store)
+        likes = liked_papers(members, candidates, store, liked)
+        interests = compile_interests(members, liked=likes, store=store)
         ranked = interests.rank(candidates, skip=skip)
         for subscriber in members:
             email = subscriber.email
@@ -111,19 +113,3 @@ def _candidates(
         merged = {paper.key: paper for paper in observed.known}
         recent = [merged.get(paper.key, paper) for paper in recent] + observed.new
     return unique_by_key(recent)
-
-
-def liked_papers(
-    subscribers: Sequence[Subscriber], papers: Sequence[Paper], store: Store
-) -> dict[str, Paper]:
-    """The papers subscribers ``like``, by arXiv id (no version): among ``papers``, else in the
-    store (which keeps a paper as long as it can still be offered). Those found in neither are
-    left out; ``digest check`` lists them."""
-    wanted = {raw.strip().split("v")[0] for s in subscribers for raw in s.like}
-    if not wanted:
-        return {}
-    found = {p.arxiv_id: p for p in papers if p.arxiv_id in wanted}
-    missing = wanted - found.keys()
-    if missing:
-        found.update((p.arxiv_id, p) for p in store.papers_by_key(missing).values() if p.arxiv_id)
-    return {arxiv_id: paper for arxiv_id, paper in found.items() if arxiv_id}

@@ -204,6 +204,17 @@ def _paper(entry: Any, index: int, origin: str, page_date: dt.date | None) -> Pa
         raise ParseError(f"paper {paper_id}: {exc}", where=where, hint=API_HINT) from exc
 
 
+def paper_from_api(data: bytes, *, origin: str) -> Paper:
+    """The paper of the Hugging Face paper API's answer for one id (``/api/papers/<id>``)."""
+    try:
+        found = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ParseError(f"not JSON: {exc}", where=origin, hint=API_HINT) from exc
+    if not isinstance(found, Mapping):
+        raise ParseError("not a paper object", where=origin, hint=API_HINT)
+    return papers_from_entries([{"paper": found}], origin=origin)[0]
+
+
 def paper_url(paper_id: str) -> str:
     """The paper's Hugging Face page; the id is quoted since it comes from untrusted input."""
     return PAPER_PAGE + quote(paper_id, safe=".")

@@ -343,6 +343,12 @@ class Store(Protocol):
     def save_paper_vectors(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
         """Keep these (key, tag, vector) embeddings (nothing, on a read-only store)."""
 
+    def liked_papers(self, ids: Collection[str]) -> dict[str, Paper]:
+        """The liked papers of ``ids`` fetched earlier, by arXiv id."""
+
+    def save_liked_papers(self, papers: Sequence[Paper], now: dt.datetime) -> None:
+        """Keep these fetched liked papers (nothing, on a read-only store)."""
+
     def prune(self, now: dt.datetime, keep: dt.timedelta) -> PruneReport:
         """Drop what can no longer matter: digests sent and records of papers first seen more
         than ``keep`` ago (what is owed is kept)."""

@@ -45,7 +45,7 @@ from digest.store.papers import (
     seen_rows,
     title_of,
 )
-from digest.store.vectors import prune_vectors, read_vectors, write_vectors
+from digest.store.vectors import InterestStorage, prune_vectors
 
 _LOADED_MAX = 10_000  # parsed paper records kept per store
 # Every table a store holds, in an order that satisfies the foreign keys, with its key.
@@ -53,6 +53,7 @@ TABLES = {
     "runs": "id",
     "papers": "key",
     "paper_vectors": "key",
+    "liked_papers": "arxiv_id",
     "paper_titles": "title_key, paper_key",
     "digests": "id",
     "subscribers": "email",
@@ -61,7 +62,7 @@ RUNS_KEPT = 1000  # rows of the runs table kept by prune
 _T = TypeVar("_T")
 
 
-class SqlStore(Claiming):
+class SqlStore(Claiming, InterestStorage):
     """The shared part of the SQL backends (see the module docstring)."""
 
     shared: ClassVar[bool] = False  # whether several workers may send from it at once
@@ -276,15 +277,6 @@ class SqlStore(Claiming):
         return {
             key: self._paper(key, record) for key, record in records.items() if record != PRUNED
         }
-
-    def paper_vectors(self, keys: Collection[str]) -> dict[str, tuple[str, bytes]]:
-        """The stored embeddings of ``keys``: the tag of what made each, and its bytes."""
-        return self._db.read("read paper vectors", lambda conn: read_vectors(conn, keys))
-
-    def save_paper_vectors(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
-        """Keep these embeddings (a preview's read-only store keeps none)."""
-        if rows and not self.readonly:
-            self._db.write("save paper vectors", lambda conn: write_vectors(conn, rows))
 
     # --- inspection and editing (``digest seen``) ------------------------------------------------
 

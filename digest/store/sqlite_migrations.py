@@ -146,12 +146,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX digests_pending ON digests (day) WHERE status = 'pending'",
         "CREATE INDEX digests_claims ON digests (claimed_by) WHERE status = 'pending'",
     ),
-    # 6: paper embeddings for interests in plain words (digest.store.vectors).
+    # 6: what interests in plain words need (digest.store.vectors): paper embeddings, and the
+    # papers subscribers liked that were fetched for them.
     (
         """CREATE TABLE paper_vectors (
             key TEXT PRIMARY KEY,
             model TEXT NOT NULL,
             vector TEXT NOT NULL
+        )""",
+        """CREATE TABLE liked_papers (
+            arxiv_id TEXT PRIMARY KEY,
+            record TEXT NOT NULL,
+            fetched TEXT NOT NULL
         )""",
     ),
 )

@@ -1,0 +1,71 @@
+"""The papers subscribers ``like``: found among the papers at hand, in the store, or fetched once
+from the Hugging Face paper API (``GET /api/papers/<id>``) and kept in the store.
+
+A liked paper that cannot be found (offline, a mistyped id) is only left out of the comparison:
+it is logged, ``digest check`` lists it, and the next run online tries again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from digest.errors import DigestError
+from digest.models import Paper, Subscriber
+from digest.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def liked_ids(subscribers: Iterable[Subscriber]) -> set[str]:
+    """Every arXiv id (without version) the subscribers like."""
+    return {raw.strip().split("v")[0] for s in subscribers for raw in s.like}
+
+
+def liked_papers(
+    subscribers: Sequence[Subscriber],
+    papers: Sequence[Paper],
+    store: Store,
+    fetched: Mapping[str, Paper] | None = None,
+) -> dict[str, Paper]:
+    """The liked papers by arXiv id: among ``papers`` and ``fetched``, else the store's records,
+    else those the store keeps for likes; the ones found nowhere are left out."""
+    wanted = liked_ids(subscribers)
+    if not wanted:
+        return {}
+    found = {p.arxiv_id: p for p in papers if p.arxiv_id in wanted}
+    found.update((k, p) for k, p in (fetched or {}).items() if k in wanted)
+    missing = wanted - found.keys()
+    if missing:
+        found.update((p.arxiv_id, p) for p in store.papers_by_key(missing).values() if p.arxiv_id)
+        missing -= found.keys()
+    if missing:
+        found.update(store.liked_papers(missing))
+    return {arxiv_id: paper for arxiv_id, paper in found.items() if arxiv_id}
+
+
+def fetch_liked(
+    subscribers: Sequence[Subscriber],
+    papers: Sequence[Paper],
+    store: Store,
+    *,
+    download: Callable[[str], bytes],
+    base_url: str,
+    now: dt.datetime,
+) -> dict[str, Paper]:
+    """Fetch the liked papers known nowhere yet and keep them in the store (unless it is
+    read-only, as a preview's is); the papers fetched, by arXiv id."""
+    from digest.sources.hf_api import paper_from_api
+
+    missing = sorted(liked_ids(subscribers) - liked_papers(subscribers, papers, store).keys())
+    fetched: list[Paper] = []
+    for arxiv_id in missing:
+        url = f"{base_url.rstrip('/')}/{arxiv_id}"
+        try:
+            fetched.append(paper_from_api(download(url), origin=url))
+        except DigestError as exc:
+            log.warning("liked paper %s not fetched (%s): left out until it is", arxiv_id, exc)
+    if fetched:
+        store.save_liked_papers(fetched, now)
+    return {p.arxiv_id: p for p in fetched if p.arxiv_id}
