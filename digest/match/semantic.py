@@ -20,11 +20,11 @@ matrix product.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from digest.match import Ranking
@@ -174,7 +174,7 @@ class SemanticMatcher:
         )
         similarity = self._paper_vectors(ordered) @ self._interests.T if ordered else None
         order = {p.key: n for n, p in enumerate(sorted(papers, key=lambda p: base_order(p, 0)))}
-        close: dict[tuple[object, ...], list[tuple[Match, float]]] = {}
+        close: dict[tuple[object, ...], list[tuple[int, Match, float, str]]] = {}
         merged: dict[tuple[object, ...], Ranking] = {}
         nearest: dict[tuple[object, ...], Any] = {}
         # the keyword rankings live as long as this call, so their ids name them
@@ -192,7 +192,9 @@ class SemanticMatcher:
             found_key = (wants.columns, wants.thresholds, wants.liked, mask)
             found = close.get(found_key)
             if found is None:
-                found = close[found_key] = self._close(wants, ordered, mask, similarity, nearest)
+                found = close[found_key] = self._close(
+                    wants, ordered, mask, similarity, nearest, order
+                )
             if not found and not wants.liked:
                 result[email] = by_keyword
                 continue
@@ -213,7 +215,8 @@ class SemanticMatcher:
         mask: int,
         similarity: npt.NDArray[np.float32] | None,
         nearest: dict[tuple[object, ...], Any],
-    ) -> list[tuple[Match, float]]:
+        order: Mapping[str, int],
+    ) -> list[tuple[int, Match, float, str]]:
         """The papers of ``mask`` (they pass the subscriber's filters) close enough in meaning,
         each with its meaning evidence and the closest interest named in its Match."""
         import numpy as np
@@ -237,19 +240,29 @@ class SemanticMatcher:
             near = nearest[near_key] = [
                 (i, int(which[i]), float(best[i])) for i in np.flatnonzero(best >= 0).tolist()
             ]
-        found: list[tuple[Match, float]] = []
-        for i, column, margin in near:
-            paper = ordered[i]
-            if not mask >> i & 1 or paper.key in wants.liked:
-                continue
-            t = wants.thresholds[column]
-            s = margin + t
-            evidence = 0.5 + 0.5 * (s - t) / (1 - t)
-            label = self.labels[wants.columns[column]]
-            evidence = round(evidence, 2)  # compared to two decimals (the module docstring)
-            found.append((Match(paper=paper, close_to=label, similarity=round(s, 2),
-                                score=evidence), evidence))  # fmt: skip
-        return found
+        picks = nearest.get((near_key, "matches"))
+        if picks is None:
+            # Each close paper's Match made once per set of interests, whatever the filters,
+            # best first: (rank key, paper row, Match, evidence).
+            picks = []
+            for i, column, margin in near:
+                t = wants.thresholds[column]
+                evidence = round(0.5 + 0.5 * margin / (1 - t), 2)  # compared to two decimals
+                match = Match.model_construct(
+                    paper=ordered[i], keywords=(), in_title=False, spans=(),
+                    close_to=self.labels[wants.columns[column]],
+                    similarity=round(margin + t, 2), score=evidence,
+                )  # fmt: skip
+                key = ordered[i].key
+                picks.append((_rank_key(evidence, order[key]), i, match, evidence, key))
+            picks.sort(key=itemgetter(0))
+            nearest[(near_key, "matches")] = picks
+        liked = wants.liked
+        return [
+            (rank, match, evidence, key)
+            for rank, i, match, evidence, key in picks
+            if mask >> i & 1 and not (liked and key in liked)
+        ]
 
     def _paper_vectors(self, papers: Sequence[Paper]) -> npt.NDArray[np.float32]:
         """One row per paper: from this matcher's memory, else the store, else embedded now
@@ -305,70 +318,76 @@ class _Above:
         import numpy as np
 
         columns, rows = np.nonzero((similarity >= threshold).T)
-        self._columns = columns
-        self._rows = rows
-        self._margins = similarity[rows, columns] - threshold
+        self._starts: list[int] = np.searchsorted(
+            columns, np.arange(similarity.shape[1] + 1)
+        ).tolist()
+        self._rows: list[int] = rows.tolist()
+        self._margins: list[float] = (similarity[rows, columns] - threshold).tolist()
 
     def get(self, column: int) -> list[tuple[int, int, float]]:
-        start, end = self._columns.searchsorted([column, column + 1]).tolist()
-        rows, margins = self._rows[start:end].tolist(), self._margins[start:end].tolist()
-        return [(row, 0, margin) for row, margin in zip(rows, margins, strict=True)]
+        start, end = self._starts[column], self._starts[column + 1]
+        return [(row, 0, m) for row, m in zip(self._rows[start:end], self._margins[start:end])]  # noqa: B905
 
 
 def _merge(
     wants: _Wants,
     by_keyword: Ranking,
-    close: list[tuple[Match, float]],
+    close: list[tuple[int, Match, float, str]],
     order: Mapping[str, int],
     named: Callable[[str], bool] | None,
     summaries: dict[int, tuple[frozenset[str], float]],
 ) -> Ranking:
-    """The keyword ranking and the papers close in meaning as one ranking (the formula of the
-    module docstring); ``order``: each paper's place in the base order (ties); ``named``:
-    whether the keyword rules name a paper. A paper both named and close keeps its keywords and
-    says how close."""
+    """The keyword ranking and the papers close in meaning (best first, with their rank keys)
+    as one ranking (the formula of the module docstring); ``order``: each paper's place in the
+    base order (ties); ``named``: whether the keyword rules name a paper. A paper both named and
+    close keeps its keywords and says how close."""
     keys, floor = _summary(by_keyword, summaries)
-    fresh: list[tuple[Match, float]] = []
+    fresh: list[tuple[int, Match, float, str]] = []
     closer: dict[str, tuple[str | None, float | None, float]] = {}
     extra = 0
-    for match, evidence in close:
-        key = match.paper.key
+    for entry in close:
+        key = entry[3]
         if key in keys:
-            closer[key] = (match.close_to, match.similarity, evidence)
+            match = entry[1]
+            closer[key] = (match.close_to, match.similarity, entry[2])
             continue
-        fresh.append((match, evidence))
+        fresh.append(entry)
         if named is None or not named(key):
             extra += 1  # not among the keyword matches (shown or left out by the cap)
     matched = by_keyword.matched + extra
-    if (
-        not closer
-        and not wants.liked
-        and len(keys) >= wants.cap
-        and all(e < floor for _, e in fresh)
-    ):
+    cap, liked = wants.cap, wants.liked
+    if not closer and not liked and len(keys) >= cap and (not fresh or fresh[0][2] < floor):
         # Nothing close enough outranks the keyword matches that fill the email.
-        left = tuple(m.paper.key for m, _ in fresh)
+        left = tuple(entry[3] for entry in fresh)
         return Ranking(by_keyword.matches, matched, lambda: (*by_keyword.passed_over, *left))
-    shown = {m.paper.key: m for m in by_keyword.matches if m.paper.key not in wants.liked}
-    entries: list[tuple[float, int, Match]] = []
-    for key, match in shown.items():
+    entries: list[tuple[int, Match]] = []
+    for match in by_keyword.matches:
+        key = match.paper.key
+        if liked and key in liked:
+            continue
         evidence = KEYWORD_IN_TITLE if match.in_title else KEYWORD_ELSEWHERE
         if key in closer:
             close_to, similarity, meaning = closer[key]
             evidence = max(evidence, meaning)
             match = _closer_copy(match, close_to, similarity, evidence)
-        entries.append((-evidence, order[key], match))
-    entries += [(-evidence, order[m.paper.key], m) for m, evidence in fresh]
-    entries.sort(key=lambda entry: entry[:2])
-    out = [match for _, _, match in entries[: wants.cap]]
+        entries.append((_rank_key(evidence, order[key]), match))
+    entries += [(rank, match) for rank, match, _, _ in fresh[:cap]]  # the rest cannot make it
+    entries.sort(key=itemgetter(0))
+    out = [match for _, match in entries[:cap]]
     keep = {m.paper.key for m in out}
 
     def rest() -> tuple[str, ...]:
-        left = {m.paper.key for _, _, m in entries[wants.cap :]}
+        left = {m.paper.key for _, m in entries[cap:]}
+        left.update(entry[3] for entry in fresh[cap:])
         left.update(key for key in by_keyword.passed_over if key not in keep)
-        return tuple(left - wants.liked)
+        return tuple(left - liked)
 
     return Ranking(out, matched, rest)
+
+
+def _rank_key(evidence: float, place: int) -> int:
+    """One integer ordering by evidence (two decimals, highest first), then base order."""
+    return (100 - round(evidence * 100)) << 32 | place
 
 
 def _summary(
@@ -384,11 +403,10 @@ def _summary(
     return known
 
 
-@functools.lru_cache(maxsize=65_536)
 def _closer_copy(
     match: Match, close_to: str | None, similarity: float | None, score: float
 ) -> Match:
-    """``match`` saying how close it also is (Matches are shared by subscribers, so are these)."""
+    """``match`` saying how close it also is."""
     return Match.model_construct(
         paper=match.paper, keywords=match.keywords, in_title=match.in_title, spans=match.spans,
         close_to=close_to, similarity=similarity, score=score,
