@@ -21,13 +21,14 @@ matrix product.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from digest.match import Ranking
+from digest.match.blend import Above, Wants, merge, rank_key
 from digest.match.embedding import Embedder, paper_text
 from digest.match.keywords import KeywordMatcher
 from digest.match.select import NOTHING, base_order
@@ -42,21 +43,9 @@ DEFAULT_MIN_SIMILARITY = 0.455  # calibrated on the hand-judged set of bench/rel
 # Two papers' texts are closer to each other than a sentence is to a paper: a liked paper needs
 # this much more similarity (0.55 by default) to bring another in.
 LIKED_MARGIN = 0.10
-KEYWORD_IN_TITLE, KEYWORD_ELSEWHERE = 1.0, 0.8
 _KEYWORDS = "\0keywords"  # the keyword matcher's view of a subscriber with meaning interests
 _VECTOR_CACHE_LIMIT = 50_000
 _LABEL = 70  # characters of a description or title quoted in the "why" line
-
-
-@dataclass(frozen=True)
-class _Wants:
-    """One subscriber's meaning interests: columns of the interest matrix, and the cut-off."""
-
-    columns: tuple[int, ...]
-    thresholds: tuple[float, ...]  # per column: min_similarity, higher for a liked paper
-    cap: int
-    has_keywords: bool
-    liked: frozenset[str]  # the liked papers' keys: read already, never offered
 
 
 class PaperVectors(Protocol):
@@ -116,7 +105,7 @@ class SemanticMatcher:
         self._singles: dict[str, SemanticMatcher] = {}
         views: list[Subscriber] = []
         filters: list[Subscriber] = []  # the subscribers with meaning interests, filters only
-        self._wants: dict[str, _Wants] = {}
+        self._wants: dict[str, Wants] = {}
         texts: dict[str, int] = {}
         self.labels: list[str] = []
         for section in subscribers:
@@ -136,7 +125,7 @@ class SemanticMatcher:
                 if column == len(self.labels):
                     self.labels.append(label)
                 columns.setdefault(column, min(base + LIKED_MARGIN, 0.95) if is_liked else base)
-            self._wants[section.email] = _Wants(
+            self._wants[section.email] = Wants(
                 columns=tuple(columns),
                 thresholds=tuple(columns.values()),
                 cap=section.max_papers,
@@ -202,7 +191,7 @@ class SemanticMatcher:
             ranking = merged.get(merge_key)
             if ranking is None:
                 named = partial(hits, email + _KEYWORDS) if wants.has_keywords else None
-                ranking = merged[merge_key] = _merge(
+                ranking = merged[merge_key] = merge(
                     wants, by_keyword, found, order, named, summaries
                 )
             result[email] = ranking
@@ -210,7 +199,7 @@ class SemanticMatcher:
 
     def _close(
         self,
-        wants: _Wants,
+        wants: Wants,
         ordered: Sequence[Paper],
         mask: int,
         similarity: npt.NDArray[np.float32] | None,
@@ -230,7 +219,7 @@ class SemanticMatcher:
             column, threshold = wants.columns[0], wants.thresholds[0]
             by_column = nearest.get(("columns", threshold))
             if by_column is None:
-                by_column = nearest[("columns", threshold)] = _Above(similarity, threshold)
+                by_column = nearest[("columns", threshold)] = Above(similarity, threshold)
             near = nearest[near_key] = by_column.get(column)
         if near is None:
             # Over every paper once per distinct set of interests; the filters come after.
@@ -254,7 +243,7 @@ class SemanticMatcher:
                     similarity=round(margin + t, 2), score=evidence,
                 )  # fmt: skip
                 key = ordered[i].key
-                picks.append((_rank_key(evidence, order[key]), i, match, evidence, key))
+                picks.append((rank_key(evidence, order[key]), i, match, evidence, key))
             picks.sort(key=itemgetter(0))
             nearest[(near_key, "matches")] = picks
         liked = wants.liked
@@ -308,106 +297,3 @@ class SemanticMatcher:
 
 def _clip(text: str) -> str:
     return text if len(text) <= _LABEL else text[: _LABEL - 1].rstrip() + "…"
-
-
-class _Above:
-    """For every interest column, the papers at least ``threshold`` close to it: one pass over
-    the whole matrix, each column's list built only when a subscriber asks for it."""
-
-    def __init__(self, similarity: npt.NDArray[np.float32], threshold: float) -> None:
-        import numpy as np
-
-        columns, rows = np.nonzero((similarity >= threshold).T)
-        self._starts: list[int] = np.searchsorted(
-            columns, np.arange(similarity.shape[1] + 1)
-        ).tolist()
-        self._rows: list[int] = rows.tolist()
-        self._margins: list[float] = (similarity[rows, columns] - threshold).tolist()
-
-    def get(self, column: int) -> list[tuple[int, int, float]]:
-        start, end = self._starts[column], self._starts[column + 1]
-        return [(row, 0, m) for row, m in zip(self._rows[start:end], self._margins[start:end])]  # noqa: B905
-
-
-def _merge(
-    wants: _Wants,
-    by_keyword: Ranking,
-    close: list[tuple[int, Match, float, str]],
-    order: Mapping[str, int],
-    named: Callable[[str], bool] | None,
-    summaries: dict[int, tuple[frozenset[str], float]],
-) -> Ranking:
-    """The keyword ranking and the papers close in meaning (best first, with their rank keys)
-    as one ranking (the formula of the module docstring); ``order``: each paper's place in the
-    base order (ties); ``named``: whether the keyword rules name a paper. A paper both named and
-    close keeps its keywords and says how close."""
-    keys, floor = _summary(by_keyword, summaries)
-    fresh: list[tuple[int, Match, float, str]] = []
-    closer: dict[str, tuple[str | None, float | None, float]] = {}
-    extra = 0
-    for entry in close:
-        key = entry[3]
-        if key in keys:
-            match = entry[1]
-            closer[key] = (match.close_to, match.similarity, entry[2])
-            continue
-        fresh.append(entry)
-        if named is None or not named(key):
-            extra += 1  # not among the keyword matches (shown or left out by the cap)
-    matched = by_keyword.matched + extra
-    cap, liked = wants.cap, wants.liked
-    if not closer and not liked and len(keys) >= cap and (not fresh or fresh[0][2] < floor):
-        # Nothing close enough outranks the keyword matches that fill the email.
-        left = tuple(entry[3] for entry in fresh)
-        return Ranking(by_keyword.matches, matched, lambda: (*by_keyword.passed_over, *left))
-    entries: list[tuple[int, Match]] = []
-    for match in by_keyword.matches:
-        key = match.paper.key
-        if liked and key in liked:
-            continue
-        evidence = KEYWORD_IN_TITLE if match.in_title else KEYWORD_ELSEWHERE
-        if key in closer:
-            close_to, similarity, meaning = closer[key]
-            evidence = max(evidence, meaning)
-            match = _closer_copy(match, close_to, similarity, evidence)
-        entries.append((_rank_key(evidence, order[key]), match))
-    entries += [(rank, match) for rank, match, _, _ in fresh[:cap]]  # the rest cannot make it
-    entries.sort(key=itemgetter(0))
-    out = [match for _, match in entries[:cap]]
-    keep = {m.paper.key for m in out}
-
-    def rest() -> tuple[str, ...]:
-        left = {m.paper.key for _, m in entries[cap:]}
-        left.update(entry[3] for entry in fresh[cap:])
-        left.update(key for key in by_keyword.passed_over if key not in keep)
-        return tuple(left - liked)
-
-    return Ranking(out, matched, rest)
-
-
-def _rank_key(evidence: float, place: int) -> int:
-    """One integer ordering by evidence (two decimals, highest first), then base order."""
-    return (100 - round(evidence * 100)) << 32 | place
-
-
-def _summary(
-    ranking: Ranking, summaries: dict[int, tuple[frozenset[str], float]]
-) -> tuple[frozenset[str], float]:
-    """The keys a keyword ranking shows and the least evidence among them, worked out once per
-    ranking in a call (subscribers with equal interests share one)."""
-    known = summaries.get(id(ranking))
-    if known is None:
-        keys = frozenset(m.paper.key for m in ranking.matches)
-        titled = all(m.in_title for m in ranking.matches)
-        known = summaries[id(ranking)] = (keys, KEYWORD_IN_TITLE if titled else KEYWORD_ELSEWHERE)
-    return known
-
-
-def _closer_copy(
-    match: Match, close_to: str | None, similarity: float | None, score: float
-) -> Match:
-    """``match`` saying how close it also is."""
-    return Match.model_construct(
-        paper=match.paper, keywords=match.keywords, in_title=match.in_title, spans=match.spans,
-        close_to=close_to, similarity=similarity, score=score,
-    )  # fmt: skip
