@@ -5,7 +5,7 @@ take their places among the keyword matches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING
@@ -18,6 +18,19 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 KEYWORD_IN_TITLE, KEYWORD_ELSEWHERE = 1.0, 0.8
+
+
+@dataclass(frozen=True)
+class CloseSet:
+    """The papers close in meaning to one subscriber's interests that pass their filters: best
+    first as (rank key, Match, evidence, key), by key, and as a bit mask over the call's papers."""
+
+    entries: list[tuple[int, Match, float, str]]
+    by_key: dict[str, tuple[int, Match, float, str]]
+    mask: int
+
+
+NOTHING_CLOSE = CloseSet([], {}, 0)
 
 
 @dataclass(frozen=True)
@@ -53,57 +66,62 @@ class Above:
 def merge(
     wants: Wants,
     by_keyword: Ranking,
-    close: list[tuple[int, Match, float, str]],
+    close: CloseSet,
     order: Mapping[str, int],
-    named: Callable[[str], bool] | None,
+    named: int,
     summaries: dict[int, tuple[frozenset[str], float]],
+    copies: dict[tuple[int, int], Match],
 ) -> Ranking:
-    """The keyword ranking and the papers close in meaning (best first, with their rank keys)
-    as one ranking (the formula of the module docstring); ``order``: each paper's place in the
-    base order (ties); ``named``: whether the keyword rules name a paper. A paper both named and
-    close keeps its keywords and says how close."""
+    """The keyword ranking and the papers close in meaning as one ranking (the formula of the
+    module docstring of :mod:`digest.match.semantic`); ``order``: each paper's place in the base
+    order (ties); ``named``: the mask of the papers the keyword rules name. A paper both named
+    and close keeps its keywords and says how close. Costs the cap, not the close papers."""
     keys, floor = _summary(by_keyword, summaries)
-    fresh: list[tuple[int, Match, float, str]] = []
-    closer: dict[str, tuple[str | None, float | None, float]] = {}
-    extra = 0
-    for entry in close:
-        key = entry[3]
-        if key in keys:
-            match = entry[1]
-            closer[key] = (match.close_to, match.similarity, entry[2])
-            continue
-        fresh.append(entry)
-        if named is None or not named(key):
-            extra += 1  # not among the keyword matches (shown or left out by the cap)
-    matched = by_keyword.matched + extra
     cap, liked = wants.cap, wants.liked
+    closer = {key: close.by_key[key] for key in keys if key in close.by_key}
+    extra = (close.mask & ~named).bit_count()  # close, and not among the keyword matches at all
+    matched = by_keyword.matched + extra
+    fresh: list[tuple[int, Match, float, str]] = []
+    for entry in close.entries:
+        if entry[3] not in closer:
+            fresh.append(entry)
+            if len(fresh) == cap:
+                break
     if not closer and not liked and len(keys) >= cap and (not fresh or fresh[0][2] < floor):
         # Nothing close enough outranks the keyword matches that fill the email.
-        left = tuple(entry[3] for entry in fresh)
-        return Ranking(by_keyword.matches, matched, lambda: (*by_keyword.passed_over, *left))
+        return Ranking(by_keyword.matches, matched, lambda: _rest(by_keyword, close, (), keys))
     entries: list[tuple[int, Match]] = []
     for match in by_keyword.matches:
         key = match.paper.key
         if liked and key in liked:
             continue
         evidence = KEYWORD_IN_TITLE if match.in_title else KEYWORD_ELSEWHERE
-        if key in closer:
-            close_to, similarity, meaning = closer[key]
-            evidence = max(evidence, meaning)
-            match = _closer_copy(match, close_to, similarity, evidence)
+        near = closer.get(key)
+        if near is not None:
+            evidence = max(evidence, near[2])
+            # Matches are shared by subscribers, and so are these copies: both Matches live as
+            # long as the call (in the rankings and the close sets), so their ids stay theirs.
+            copy = copies.get((id(match), id(near[1])))
+            if copy is None:
+                copy = _closer_copy(match, near[1].close_to, near[1].similarity, evidence)
+                copies[(id(match), id(near[1]))] = copy
+            match = copy
         entries.append((rank_key(evidence, order[key]), match))
-    entries += [(rank, match) for rank, match, _, _ in fresh[:cap]]  # the rest cannot make it
+    entries += [(rank, match) for rank, match, _, _ in fresh]  # the rest cannot make it
     entries.sort(key=itemgetter(0))
     out = [match for _, match in entries[:cap]]
-    keep = {m.paper.key for m in out}
+    shown = frozenset(m.paper.key for m in out)
+    return Ranking(out, matched, lambda: _rest(by_keyword, close, out, shown | liked))
 
-    def rest() -> tuple[str, ...]:
-        left = {m.paper.key for _, m in entries[cap:]}
-        left.update(entry[3] for entry in fresh[cap:])
-        left.update(key for key in by_keyword.passed_over if key not in keep)
-        return tuple(left - liked)
 
-    return Ranking(out, matched, rest)
+def _rest(
+    by_keyword: Ranking, close: CloseSet, out: object, shown: frozenset[str]
+) -> tuple[str, ...]:
+    """The keys ranked below the cap: keyword matches and close papers not shown."""
+    left = {key for key in by_keyword.passed_over if key not in shown}
+    left.update(entry[3] for entry in close.entries if entry[3] not in shown)
+    left.update(m.paper.key for m in by_keyword.matches if m.paper.key not in shown)
+    return tuple(left)
 
 
 def rank_key(evidence: float, place: int) -> int:

@@ -222,11 +222,11 @@ class KeywordMatcher:
 
     def rank_filtered(
         self, papers: Sequence[Paper], *, skip: Mapping[str, Collection[str]] | None = None
-    ) -> tuple[dict[str, Ranking], list[Paper], dict[str, int], Callable[[str, str], bool]]:
+    ) -> tuple[dict[str, Ranking], list[Paper], dict[str, int], Callable[[str], int]]:
         """:meth:`rank`, plus ``papers`` in a fixed order, for each of ``filters`` the bit mask
         over it (bit ``i`` is paper ``i``) of the papers that pass their filters and are not in
-        ``skip``, and ``hits(email, key)``: whether the subscriber's keywords, authors or
-        organisations name the paper (its filters aside). One scan of the papers for all."""
+        ``skip``, and ``hits(email)``: the mask of the papers the subscriber's keywords, authors
+        or organisations name (their filters aside). One scan of the papers for all."""
         with cyclic_gc_paused():
             run = Selection(self, papers)
             ranked = self._rank(run, skip)
@@ -242,13 +242,13 @@ class KeywordMatcher:
 
             named: dict[int, int] = {}  # pid -> the papers its keywords, authors, orgs name
 
-            def hits(email: str, key: str) -> bool:
+            def hits(email: str) -> int:
                 pid = self._subscribers[email]
                 mask = named.get(pid)
                 if mask is None:
                     select = self._profiles[pid].select
                     mask = named[pid] = reduce(or_, map(run.present.__getitem__, select), 0)
-                return bool(mask & run.bit_of_key.get(key, 0))
+                return mask
 
             return ranked, run.papers, masks, hits
 

@@ -23,12 +23,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
-from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from digest.match import Ranking
-from digest.match.blend import Above, Wants, merge, rank_key
+from digest.match.blend import NOTHING_CLOSE, Above, CloseSet, Wants, merge, rank_key
 from digest.match.embedding import Embedder, paper_text
 from digest.match.keywords import KeywordMatcher
 from digest.match.select import NOTHING, base_order
@@ -163,11 +162,12 @@ class SemanticMatcher:
         )
         similarity = self._paper_vectors(ordered) @ self._interests.T if ordered else None
         order = {p.key: n for n, p in enumerate(sorted(papers, key=lambda p: base_order(p, 0)))}
-        close: dict[tuple[object, ...], list[tuple[int, Match, float, str]]] = {}
+        close: dict[tuple[object, ...], CloseSet] = {}
         merged: dict[tuple[object, ...], Ranking] = {}
         nearest: dict[tuple[object, ...], Any] = {}
         # the keyword rankings live as long as this call, so their ids name them
         summaries: dict[int, tuple[frozenset[str], float]] = {}
+        copies: dict[tuple[int, int], Match] = {}
         result: dict[str, Ranking] = {}
         for email in self._order:
             wants = self._wants.get(email)
@@ -184,15 +184,15 @@ class SemanticMatcher:
                 found = close[found_key] = self._close(
                     wants, ordered, mask, similarity, nearest, order
                 )
-            if not found and not wants.liked:
+            if not found.entries and not wants.liked:
                 result[email] = by_keyword
                 continue
             merge_key = (found_key, wants.cap, id(by_keyword))
             ranking = merged.get(merge_key)
             if ranking is None:
-                named = partial(hits, email + _KEYWORDS) if wants.has_keywords else None
+                named = hits(email + _KEYWORDS) if wants.has_keywords else 0
                 ranking = merged[merge_key] = merge(
-                    wants, by_keyword, found, order, named, summaries
+                    wants, by_keyword, found, order, named, summaries, copies
                 )
             result[email] = ranking
         return result
@@ -205,13 +205,13 @@ class SemanticMatcher:
         similarity: npt.NDArray[np.float32] | None,
         nearest: dict[tuple[object, ...], Any],
         order: Mapping[str, int],
-    ) -> list[tuple[int, Match, float, str]]:
+    ) -> CloseSet:
         """The papers of ``mask`` (they pass the subscriber's filters) close enough in meaning,
         each with its meaning evidence and the closest interest named in its Match."""
         import numpy as np
 
         if similarity is None or not wants.columns or not mask:
-            return []
+            return NOTHING_CLOSE
         near_key = (wants.columns, wants.thresholds)
         near = nearest.get(near_key)
         if near is None and len(wants.columns) == 1:
@@ -247,11 +247,18 @@ class SemanticMatcher:
             picks.sort(key=itemgetter(0))
             nearest[(near_key, "matches")] = picks
         liked = wants.liked
-        return [
+        entries = [
             (rank, match, evidence, key)
             for rank, i, match, evidence, key in picks
             if mask >> i & 1 and not (liked and key in liked)
         ]
+        if not entries:
+            return NOTHING_CLOSE
+        bits = 0
+        for _, i, _, _, key in picks:
+            if mask >> i & 1 and not (liked and key in liked):
+                bits |= 1 << i
+        return CloseSet(entries, {entry[3]: entry for entry in entries}, bits)
 
     def _paper_vectors(self, papers: Sequence[Paper]) -> npt.NDArray[np.float32]:
         """One row per paper: from this matcher's memory, else the store, else embedded now
