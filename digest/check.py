@@ -137,6 +137,7 @@ def _store_summary(config: Config, report: CheckReport) -> str:
     """Which backend, where, that it answers, its schema version, and what it holds; a warning
     for each liked paper the store does not know (it cannot be compared with until a source
     brings it)."""
+    from digest.identity import arxiv_id
     from digest.likes import liked_papers
     from digest.store import open_store, scheme_of
 
@@ -145,7 +146,7 @@ def _store_summary(config: Config, report: CheckReport) -> str:
         stats = store.stats()
         known = liked_papers(config.subscriber_list, [], store)
     for subscriber in config.subscriber_list:
-        unknown = [raw for raw in subscriber.like if raw.strip().split("v")[0] not in known]
+        unknown = [raw for raw in subscriber.like if (arxiv_id(raw) or raw.strip()) not in known]
         if unknown:
             report.warnings.append(
                 f"{subscriber.email}: liked papers not known yet: {', '.join(unknown)} "

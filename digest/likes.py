@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from digest.errors import DigestError
+from digest.identity import arxiv_id
 from digest.models import Paper, Subscriber
 from digest.store import Store
 
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def liked_ids(subscribers: Iterable[Subscriber]) -> set[str]:
     """Every arXiv id (without version) the subscribers like."""
-    return {raw.strip().split("v")[0] for s in subscribers for raw in s.like}
+    return {arxiv_id(raw) or raw.strip() for s in subscribers for raw in s.like}
 
 
 def liked_papers(
@@ -42,7 +43,7 @@ def liked_papers(
         missing -= found.keys()
     if missing:
         found.update(store.liked_papers(missing))
-    return {arxiv_id: paper for arxiv_id, paper in found.items() if arxiv_id}
+    return {key: paper for key, paper in found.items() if key}
 
 
 def fetch_liked(
@@ -60,12 +61,12 @@ def fetch_liked(
 
     missing = sorted(liked_ids(subscribers) - liked_papers(subscribers, papers, store).keys())
     fetched: list[Paper] = []
-    for arxiv_id in missing:
-        url = f"{base_url.rstrip('/')}/{arxiv_id}"
+    for wanted in missing:
+        url = f"{base_url.rstrip('/')}/{wanted}"
         try:
             fetched.append(paper_from_api(download(url), origin=url))
         except DigestError as exc:
-            log.warning("liked paper %s not fetched (%s): left out until it is", arxiv_id, exc)
+            log.warning("liked paper %s not fetched (%s): left out until it is", wanted, exc)
     if fetched:
         store.save_liked_papers(fetched, now)
     return {p.arxiv_id: p for p in fetched if p.arxiv_id}

@@ -18,8 +18,9 @@ paper is picked. Then every ``require`` term must match, no ``exclude`` term may
 ``min_upvotes`` set a paper needs at least that many upvotes: a paper whose source does not say
 (saved text pages often do not) is left out, since it cannot be shown to qualify.
 
-Ranking: a keyword in the title first, then more distinct matched interests, then more upvotes
-(unknown counts last), then the paper's key: a total order, so no input order can change it;
+Ranking: a keyword in the title first, then more kinds of interest matched (keywords, authors,
+organisations: synonyms among the keywords count once), then more upvotes (unknown counts last),
+then the newest, then the paper's key: a total order, so no input order can change it;
 ``max_papers`` caps the list after papers already delivered (``skip``) are dropped.
 
 The parts: :mod:`digest.terms` (how terms are written and compared), :mod:`.text` (papers cut

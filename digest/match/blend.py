@@ -89,7 +89,7 @@ def merge(
                 break
     if not closer and not liked and len(keys) >= cap and (not fresh or fresh[0][2] < floor):
         # Nothing close enough outranks the keyword matches that fill the email.
-        return Ranking(by_keyword.matches, matched, lambda: _rest(by_keyword, close, (), keys))
+        return Ranking(by_keyword.matches, matched, lambda: _rest(by_keyword, close, keys))
     entries: list[tuple[int, Match]] = []
     for match in by_keyword.matches:
         key = match.paper.key
@@ -111,12 +111,10 @@ def merge(
     entries.sort(key=itemgetter(0))
     out = [match for _, match in entries[:cap]]
     shown = frozenset(m.paper.key for m in out)
-    return Ranking(out, matched, lambda: _rest(by_keyword, close, out, shown | liked))
+    return Ranking(out, matched, lambda: _rest(by_keyword, close, shown | liked))
 
 
-def _rest(
-    by_keyword: Ranking, close: CloseSet, out: object, shown: frozenset[str]
-) -> tuple[str, ...]:
+def _rest(by_keyword: Ranking, close: CloseSet, shown: frozenset[str]) -> tuple[str, ...]:
     """The keys ranked below the cap: keyword matches and close papers not shown."""
     left = {key for key in by_keyword.passed_over if key not in shown}
     left.update(entry[3] for entry in close.entries if entry[3] not in shown)

@@ -26,6 +26,8 @@ from dataclasses import replace
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
+from digest.identity import arxiv_id
+from digest.likes import liked_ids
 from digest.match import Ranking
 from digest.match.blend import NOTHING_CLOSE, Above, CloseSet, Wants, merge, rank_key
 from digest.match.embedding import Embedder, paper_text
@@ -129,7 +131,7 @@ class SemanticMatcher:
                 thresholds=tuple(columns.values()),
                 cap=section.max_papers,
                 has_keywords=has_keywords,
-                liked=frozenset(raw.strip().split("v")[0] for raw in section.like),
+                liked=frozenset(liked_ids([section])),
             )
         self._keywords = KeywordMatcher(views, TextCache(), filters=filters)
         self._interests = (
@@ -141,7 +143,7 @@ class SemanticMatcher:
             text = " ".join(about.split())
             yield text, f"“{_clip(text)}”", False
         for raw in section.like:
-            paper = self._liked.get(raw.strip().split("v")[0])
+            paper = self._liked.get(arxiv_id(raw) or raw.strip())
             if paper is not None:  # `digest check` lists the liked papers not known yet
                 label = f"liked paper {paper.arxiv_id} “{_clip(paper.title)}”"
                 yield paper_text(paper), label, True
@@ -247,17 +249,14 @@ class SemanticMatcher:
             picks.sort(key=itemgetter(0))
             nearest[(near_key, "matches")] = picks
         liked = wants.liked
-        entries = [
-            (rank, match, evidence, key)
-            for rank, i, match, evidence, key in picks
-            if mask >> i & 1 and not (liked and key in liked)
-        ]
+        entries: list[tuple[int, Match, float, str]] = []
+        bits = 0
+        for rank, i, match, evidence, key in picks:
+            if mask >> i & 1 and not (liked and key in liked):
+                entries.append((rank, match, evidence, key))
+                bits |= 1 << i
         if not entries:
             return NOTHING_CLOSE
-        bits = 0
-        for _, i, _, _, key in picks:
-            if mask >> i & 1 and not (liked and key in liked):
-                bits |= 1 << i
         return CloseSet(entries, {entry[3]: entry for entry in entries}, bits)
 
     def _paper_vectors(self, papers: Sequence[Paper]) -> npt.NDArray[np.float32]:
