@@ -5,12 +5,13 @@ take their places among the keyword matches.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from digest.match import Ranking
+from digest.match.select import kinds_named
 from digest.models import Match
 
 if TYPE_CHECKING:
@@ -19,18 +20,8 @@ if TYPE_CHECKING:
 
 KEYWORD_IN_TITLE, KEYWORD_ELSEWHERE = 1.0, 0.8
 
-
-@dataclass(frozen=True)
-class CloseSet:
-    """The papers close in meaning to one subscriber's interests that pass their filters: best
-    first as (rank key, Match, evidence, key), by key, and as a bit mask over the call's papers."""
-
-    entries: list[tuple[int, Match, float, str]]
-    by_key: dict[str, tuple[int, Match, float, str]]
-    mask: int
-
-
-NOTHING_CLOSE = CloseSet([], {}, 0)
+# A paper close in meaning: (rank key, bit of the paper in the call, Match, evidence, key).
+Close = tuple[int, int, Match, float, str]
 
 
 @dataclass(frozen=True)
@@ -40,8 +31,19 @@ class Wants:
     columns: tuple[int, ...]
     thresholds: tuple[float, ...]  # per column: min_similarity, higher for a liked paper
     cap: int
-    has_keywords: bool
     liked: frozenset[str]  # the liked papers' keys: read already, never offered
+
+
+@dataclass(frozen=True)
+class CloseSet:
+    """The papers close in meaning to one subscriber's interests that pass their filters: best
+    first, and as a bit mask over the call's papers."""
+
+    entries: list[Close]
+    mask: int
+
+
+NOTHING_CLOSE = CloseSet([], 0)
 
 
 class Above:
@@ -63,88 +65,118 @@ class Above:
         return [(row, 0, m) for row, m in zip(self._rows[start:end], self._margins[start:end])]  # noqa: B905
 
 
-def merge(
-    wants: Wants,
-    by_keyword: Ranking,
-    close: CloseSet,
-    order: Mapping[str, int],
-    named: int,
-    summaries: dict[int, tuple[frozenset[str], float]],
-    copies: dict[tuple[int, int], Match],
-) -> Ranking:
-    """The keyword ranking and the papers close in meaning as one ranking (the formula of the
-    module docstring of :mod:`digest.match.semantic`); ``order``: each paper's place in the base
-    order (ties); ``named``: the mask of the papers the keyword rules name. A paper both named
-    and close keeps its keywords and says how close. Costs the cap, not the close papers."""
-    keys, floor = _summary(by_keyword, summaries)
-    cap, liked = wants.cap, wants.liked
-    closer = {key: close.by_key[key] for key in keys if key in close.by_key}
-    extra = (close.mask & ~named).bit_count()  # close, and not among the keyword matches at all
-    matched = by_keyword.matched + extra
-    fresh: list[tuple[int, Match, float, str]] = []
-    for entry in close.entries:
-        if entry[3] not in closer:
-            fresh.append(entry)
-            if len(fresh) == cap:
-                break
-    if not closer and not liked and len(keys) >= cap and (not fresh or fresh[0][2] < floor):
-        # Nothing close enough outranks the keyword matches that fill the email.
-        return Ranking(by_keyword.matches, matched, lambda: _rest(by_keyword, close, keys))
-    entries: list[tuple[int, Match]] = []
-    for match in by_keyword.matches:
-        key = match.paper.key
-        if liked and key in liked:
-            continue
-        evidence = KEYWORD_IN_TITLE if match.in_title else KEYWORD_ELSEWHERE
-        near = closer.get(key)
-        if near is not None:
-            evidence = max(evidence, near[2])
-            # Matches are shared by subscribers, and so are these copies: both Matches live as
-            # long as the call (in the rankings and the close sets), so their ids stay theirs.
-            copy = copies.get((id(match), id(near[1])))
-            if copy is None:
-                copy = _closer_copy(match, near[1].close_to, near[1].similarity, evidence)
-                copies[(id(match), id(near[1]))] = copy
-            match = copy
-        entries.append((rank_key(evidence, order[key]), match))
-    entries += [(rank, match) for rank, match, _, _ in fresh]  # the rest cannot make it
-    entries.sort(key=itemgetter(0))
-    out = [match for _, match in entries[:cap]]
-    shown = frozenset(m.paper.key for m in out)
-    return Ranking(out, matched, lambda: _rest(by_keyword, close, shown | liked))
+def close_set(picks: list[Close], mask: int) -> CloseSet:
+    """The close papers of ``picks`` (best first) among the papers of ``mask``."""
+    entries = [pick for pick in picks if mask >> pick[1] & 1]
+    if not entries:
+        return NOTHING_CLOSE
+    bits = 0
+    for pick in entries:
+        bits |= 1 << pick[1]
+    return CloseSet(entries, bits)
 
 
-def _rest(by_keyword: Ranking, close: CloseSet, shown: frozenset[str]) -> tuple[str, ...]:
+class Blend:
+    """The merges of one ``rank`` call: what its subscribers share (the keys each keyword
+    ranking shows, the Matches that say how close they also are) is worked out once."""
+
+    def __init__(self, place: Mapping[str, int]) -> None:
+        self._place = place  # each paper's place in the base order (ties)
+        self._shown: dict[int, frozenset[str]] = {}
+        self._copies: dict[tuple[int, int], Match] = {}
+
+    def merge(
+        self,
+        cap: int,
+        by_keyword: Ranking,
+        close: CloseSet,
+        named: int,
+        keyword_match: Callable[[int], Match] | None,
+    ) -> Ranking:
+        """The keyword ranking and the papers close in meaning as one ranking, at most ``cap``
+        (the formula of :mod:`digest.match.semantic`). ``named``: the mask of the papers the
+        keyword rules name, filters aside; ``keyword_match(bit)``: the keyword Match of one of
+        them (None: the subscriber has no keyword rules). A paper both named and close keeps
+        its keywords and says how close."""
+        matches = by_keyword.matches
+        # Rankings live as long as the call (they are in its result), so their ids name them.
+        shown = self._shown.get(id(by_keyword))
+        if shown is None:
+            shown = self._shown[id(by_keyword)] = frozenset(m.paper.key for m in matches)
+        closer: dict[str, Close] = {}
+        below: list[Close] = []  # named by the keyword rules, below their cap, and close
+        fresh: list[Close] = []  # found by meaning alone
+        raised = False  # a keyword match's evidence may rise with its closeness
+        for entry in close.entries:
+            if entry[4] in shown:
+                closer[entry[4]] = entry
+                raised = raised or entry[3] > KEYWORD_ELSEWHERE
+            elif keyword_match and named >> entry[1] & 1:
+                if entry[3] > KEYWORD_ELSEWHERE:  # else it stays below the keyword matches
+                    below.append(entry)
+            elif len(fresh) < cap:
+                fresh.append(entry)
+        matched = by_keyword.matched + (close.mask & ~named).bit_count()
+        out: list[Match]
+        if not raised and not below and (not fresh or fresh[0][3] <= KEYWORD_ELSEWHERE):
+            # Every keyword match keeps its evidence, at least that of the best paper found by
+            # meaning, and names more kinds of interest (those name none): the keyword ranking
+            # in its order, then the papers found by meaning.
+            out = matches
+            if closer:
+                out = [
+                    self._copy(m, closer[m.paper.key]) if m.paper.key in closer else m
+                    for m in matches
+                ]
+            if fresh and len(out) < cap:
+                out = out + [entry[2] for entry in fresh[: cap - len(out)]]
+            return Ranking(out, matched, lambda: _rest(by_keyword, close, out))
+        place = self._place
+        entries = [(entry[0], entry[2]) for entry in fresh]
+        for match in matches:
+            near = closer.get(match.paper.key)
+            entries.append(self._ranked(match, near) if near else (_key(match, place), match))
+        if keyword_match:
+            entries += [self._ranked(keyword_match(entry[1]), entry) for entry in below]
+        entries.sort(key=itemgetter(0))
+        out = [match for _, match in entries[:cap]]
+        return Ranking(out, matched, lambda: _rest(by_keyword, close, out))
+
+    def _ranked(self, match: Match, near: Close) -> tuple[int, Match]:
+        """A keyword match that is close too: its rank key, and a Match saying how close."""
+        copy = self._copy(match, near)
+        return rank_key(copy.score, kinds_named(match), self._place[match.paper.key]), copy
+
+    def _copy(self, match: Match, near: Close) -> Match:
+        """``match`` saying how close it also is, its evidence the stronger of the two."""
+        copy = self._copies.get((id(match), id(near[2])))
+        if copy is None:
+            # Both Matches live as long as the call (in the rankings and the close sets), so
+            # their ids stay theirs, and subscribers who share both share the copy.
+            evidence = max(KEYWORD_IN_TITLE if match.in_title else KEYWORD_ELSEWHERE, near[3])
+            copy = self._copies[(id(match), id(near[2]))] = Match.model_construct(
+                paper=match.paper, keywords=match.keywords, in_title=match.in_title,
+                spans=match.spans, close_to=near[2].close_to, similarity=near[2].similarity,
+                score=evidence,
+            )  # fmt: skip
+        return copy
+
+
+def _key(match: Match, place: Mapping[str, int]) -> int:
+    evidence = KEYWORD_IN_TITLE if match.in_title else KEYWORD_ELSEWHERE
+    return rank_key(evidence, kinds_named(match), place[match.paper.key])
+
+
+def _rest(by_keyword: Ranking, close: CloseSet, out: list[Match]) -> tuple[str, ...]:
     """The keys ranked below the cap: keyword matches and close papers not shown."""
+    shown = {m.paper.key for m in out}
     left = {key for key in by_keyword.passed_over if key not in shown}
-    left.update(entry[3] for entry in close.entries if entry[3] not in shown)
+    left.update(entry[4] for entry in close.entries if entry[4] not in shown)
     left.update(m.paper.key for m in by_keyword.matches if m.paper.key not in shown)
     return tuple(left)
 
 
-def rank_key(evidence: float, place: int) -> int:
-    """One integer ordering by evidence (two decimals, highest first), then base order."""
-    return (100 - round(evidence * 100)) << 32 | place
-
-
-def _summary(
-    ranking: Ranking, summaries: dict[int, tuple[frozenset[str], float]]
-) -> tuple[frozenset[str], float]:
-    """The keys a keyword ranking shows and the least evidence among them, worked out once per
-    ranking in a call (subscribers with equal interests share one)."""
-    known = summaries.get(id(ranking))
-    if known is None:
-        keys = frozenset(m.paper.key for m in ranking.matches)
-        titled = all(m.in_title for m in ranking.matches)
-        known = summaries[id(ranking)] = (keys, KEYWORD_IN_TITLE if titled else KEYWORD_ELSEWHERE)
-    return known
-
-
-def _closer_copy(
-    match: Match, close_to: str | None, similarity: float | None, score: float
-) -> Match:
-    """``match`` saying how close it also is."""
-    return Match.model_construct(
-        paper=match.paper, keywords=match.keywords, in_title=match.in_title, spans=match.spans,
-        close_to=close_to, similarity=similarity, score=score,
-    )  # fmt: skip
+def rank_key(evidence: float, kinds: int, place: int) -> int:
+    """One integer ordering by evidence (two decimals, highest first), then the kinds of
+    interest named (most first; a paper found by meaning alone names none), then base order."""
+    return ((100 - round(evidence * 100)) << 2 | (3 - min(kinds, 3))) << 32 | place

@@ -8,7 +8,7 @@ and terms both wanted and excluded are configuration errors naming the subscribe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from operator import or_
@@ -34,6 +34,42 @@ class Profile:
     min_upvotes: int | None
     cap: int
     fixed_key: int | tuple[int, tuple[int, ...]] | None  # the Match cache key if per-paper same
+
+
+@dataclass(frozen=True)
+class Filtered:
+    """What :meth:`KeywordMatcher.rank_filtered` finds: the rankings, ``papers`` in a fixed
+    order (bit ``i`` of a mask is paper ``i``), for each of the ``filters`` subscribers the mask
+    of the papers that pass their filters and are not skipped, and ``named``: what the keyword
+    rules of each ranked subscriber name, filters aside."""
+
+    rankings: dict[str, Ranking]
+    papers: list[Paper]
+    passing: dict[str, int]
+    named: _Named
+
+
+class _Named:
+    """The papers a subscriber's keywords, authors or organisations name, their filters aside:
+    as a mask, worked out once per profile, and one paper's Match."""
+
+    def __init__(self, run: Selection, profiles: list[Profile], subscribers: dict[str, int]):
+        self._run = run
+        self._profiles = profiles
+        self._subscribers = subscribers
+        self._masks: dict[int, int] = {}
+
+    def mask(self, email: str) -> int:
+        pid = self._subscribers[email]
+        mask = self._masks.get(pid)
+        if mask is None:
+            named = map(self._run.present.__getitem__, self._profiles[pid].select)
+            mask = self._masks[pid] = reduce(or_, named, 0)
+        return mask
+
+    def match(self, email: str, i: int) -> Match:
+        """The keyword Match of paper ``i``, which the subscriber's rules name."""
+        return self._run.match(i, self._profiles[self._subscribers[email]])
 
 
 def compile_interests(subscribers: Sequence[Subscriber]) -> KeywordMatcher:
@@ -222,11 +258,10 @@ class KeywordMatcher:
 
     def rank_filtered(
         self, papers: Sequence[Paper], *, skip: Mapping[str, Collection[str]] | None = None
-    ) -> tuple[dict[str, Ranking], list[Paper], dict[str, int], Callable[[str], int]]:
-        """:meth:`rank`, plus ``papers`` in a fixed order, for each of ``filters`` the bit mask
-        over it (bit ``i`` is paper ``i``) of the papers that pass their filters and are not in
-        ``skip``, and ``hits(email)``: the mask of the papers the subscriber's keywords, authors
-        or organisations name (their filters aside). One scan of the papers for all."""
+    ) -> Filtered:
+        """:meth:`rank`, plus what a matcher that also picks by other means needs of the
+        ``filters`` subscribers and of the keyword rules (see :class:`Filtered`). One scan of
+        the papers for all."""
         with cyclic_gc_paused():
             run = Selection(self, papers)
             ranked = self._rank(run, skip)
@@ -239,18 +274,8 @@ class KeywordMatcher:
                 if passing is None:
                     passing = memo[(pid, mask)] = run.passing(self._profiles[pid], mask)
                 masks[email] = passing
-
-            named: dict[int, int] = {}  # pid -> the papers its keywords, authors, orgs name
-
-            def hits(email: str) -> int:
-                pid = self._subscribers[email]
-                mask = named.get(pid)
-                if mask is None:
-                    select = self._profiles[pid].select
-                    mask = named[pid] = reduce(or_, map(run.present.__getitem__, select), 0)
-                return mask
-
-            return ranked, run.papers, masks, hits
+            named = _Named(run, self._profiles, self._subscribers)
+            return Filtered(ranked, run.papers, masks, named)
 
     def rank_one(self, email: str, papers: Sequence[Paper]) -> Ranking:
         """One subscriber's ranking among ``papers`` (scanning only that subscriber's terms)."""

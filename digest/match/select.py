@@ -46,6 +46,11 @@ def cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def kinds_named(match: Match) -> int:
+    """How many kinds of interest (keywords, authors, organisations) a keyword Match names."""
+    return round(match.score - TITLE_BONUS if match.in_title else match.score)
+
+
 def base_order(paper: Paper, position: int) -> tuple[bool, int, int, str, int]:
     """The sort key of the order ties fall back on: upvotes, then recency, then the key."""
     day = paper.published.toordinal() if paper.published is not None else 0
@@ -174,6 +179,10 @@ class Selection:
                     )
                 out += keys
         return tuple(out)
+
+    def match(self, i: int, profile: Profile) -> Match:
+        """The profile's Match of paper ``i`` (which its rules name)."""
+        return self._matches_for([i], profile)[0]
 
     def _matches_for(self, picks: list[int], profile: Profile) -> list[Match]:
         matches = self._matches

@@ -12,9 +12,11 @@ Ranking, one formula for both kinds of evidence::
     meaning evidence = 0.5 + 0.5 * (s - m) / (1 - m)    for similarity s >= m = min_similarity
 
 so a title hit ranks with the closest papers and a paper barely close enough ranks below every
-keyword hit. Relevance is compared to two decimals; ties go to upvotes, then the newest, then the
-key (:func:`.select.base_order`), one total order. Each paper is embedded once per process and
-each distinct interest text once per matcher; a call scores all papers against all texts as one
+keyword hit. Relevance is compared to two decimals; ties go to the number of kinds of interest
+named (keywords, authors, organisations; a paper found by meaning alone names none), then
+upvotes, the newest, the key (:func:`.select.base_order`): one total order, and among keyword
+matches the order of the keyword rules alone. Each paper is embedded once per process and each
+distinct interest text once per matcher; a call scores all papers against all texts as one
 matrix product.
 """
 
@@ -23,16 +25,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from digest.identity import arxiv_id
 from digest.likes import liked_ids
 from digest.match import Ranking
-from digest.match.blend import NOTHING_CLOSE, Above, CloseSet, Wants, merge, rank_key
+from digest.match.blend import Above, Blend, Close, CloseSet, Wants, close_set, rank_key
 from digest.match.embedding import Embedder, paper_text
 from digest.match.keywords import KeywordMatcher
-from digest.match.select import NOTHING, base_order
+from digest.match.select import NOTHING, cyclic_gc_paused
 from digest.match.text import TextCache
 from digest.models import Match, Paper, Subscriber
 
@@ -65,22 +68,37 @@ def vector_tag(model: str, text: str) -> str:
 
 
 class _ViewSkip(Mapping[str, Collection[str]]):
-    """``skip`` as the keyword matcher's views of each subscriber see it: their subscriber's."""
+    """``skip`` as the keyword matcher's views of each subscriber see it: their subscriber's,
+    with the papers they liked (read already, so never offered)."""
 
-    def __init__(self, skip: Mapping[str, Collection[str]]) -> None:
+    def __init__(
+        self, skip: Mapping[str, Collection[str]], liked: Mapping[str, frozenset[str]]
+    ) -> None:
         self._skip = skip
+        self._liked = liked
+        self._joined: dict[str, Collection[str]] = {}
 
     def __getitem__(self, email: str) -> Collection[str]:
-        return self._skip[email.split("\0", 1)[0]]
+        found = self.get(email)
+        if found is None:
+            raise KeyError(email)
+        return found
 
     def get(self, email: str, default: object = None) -> Collection[str] | None:  # type: ignore[override]
-        return self._skip.get(email.split("\0", 1)[0])
+        subscriber = email.split("\0", 1)[0]
+        liked = self._liked.get(subscriber)
+        if not liked:
+            return self._skip.get(subscriber)
+        joined = self._joined.get(subscriber)
+        if joined is None:  # one collection per subscriber, which the keyword matcher memoises
+            joined = self._joined[subscriber] = liked.union(self._skip.get(subscriber, ()))
+        return joined
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._skip)
+        return iter({*self._skip, *self._liked})
 
     def __len__(self) -> int:
-        return len(self._skip)
+        return len({*self._skip, *self._liked})
 
 
 class SemanticMatcher:
@@ -107,6 +125,10 @@ class SemanticMatcher:
         views: list[Subscriber] = []
         filters: list[Subscriber] = []  # the subscribers with meaning interests, filters only
         self._wants: dict[str, Wants] = {}
+        # email -> (the id of its distinct meaning interests, them, its keyword view's email)
+        self._meaning: dict[str, tuple[int, Wants, str | None]] = {}
+        self._liked_keys: dict[str, frozenset[str]] = {}
+        distinct: dict[tuple[object, ...], int] = {}
         texts: dict[str, int] = {}
         self.labels: list[str] = []
         for section in subscribers:
@@ -126,13 +148,17 @@ class SemanticMatcher:
                 if column == len(self.labels):
                     self.labels.append(label)
                 columns.setdefault(column, min(base + LIKED_MARGIN, 0.95) if is_liked else base)
-            self._wants[section.email] = Wants(
+            wants = self._wants[section.email] = Wants(
                 columns=tuple(columns),
                 thresholds=tuple(columns.values()),
                 cap=section.max_papers,
-                has_keywords=has_keywords,
                 liked=frozenset(liked_ids([section])),
             )
+            wid = distinct.setdefault((wants.columns, wants.thresholds), len(distinct))
+            view = section.email + _KEYWORDS if has_keywords else None
+            self._meaning[section.email] = (wid, wants, view)
+            if wants.liked:
+                self._liked_keys[section.email] = wants.liked
         self._keywords = KeywordMatcher(views, TextCache(), filters=filters)
         self._interests = (
             embedder.embed(list(texts)) if texts else np.zeros((0, 1), dtype=np.float32)
@@ -159,105 +185,98 @@ class SemanticMatcher:
         """Each subscriber's ranking among ``papers`` (see the module docstring)."""
         if not self._wants:
             return self._keywords.rank(papers, skip=skip)
-        keyword, ordered, passing, hits = self._keywords.rank_filtered(
-            papers, skip=_ViewSkip(skip) if skip else None
-        )
+        with cyclic_gc_paused():  # as in the keyword matcher: many small acyclic objects
+            return self._rank(papers, skip)
+
+    def _rank(
+        self, papers: Sequence[Paper], skip: Mapping[str, Collection[str]] | None
+    ) -> dict[str, Ranking]:
+        # Liked papers are read already: skipped like delivered ones, by both kinds of rules.
+        views = _ViewSkip(skip or {}, self._liked_keys) if skip or self._liked_keys else None
+        found = self._keywords.rank_filtered(papers, skip=views)
+        keyword, ordered, named = found.rankings, found.papers, found.named
         similarity = self._paper_vectors(ordered) @ self._interests.T if ordered else None
-        order = {p.key: n for n, p in enumerate(sorted(papers, key=lambda p: base_order(p, 0)))}
-        close: dict[tuple[object, ...], CloseSet] = {}
-        merged: dict[tuple[object, ...], Ranking] = {}
-        nearest: dict[tuple[object, ...], Any] = {}
-        # the keyword rankings live as long as this call, so their ids name them
-        summaries: dict[int, tuple[frozenset[str], float]] = {}
-        copies: dict[tuple[int, int], Match] = {}
+        # Bit i is paper i, the best in base order holds the highest bit.
+        place = {p.key: len(ordered) - 1 - i for i, p in enumerate(ordered)}
+        above: dict[float, Above] = {}
+        picks_of: dict[int, list[Close]] = {}
+        close: dict[tuple[int, int], CloseSet] = {}
+        merged: dict[tuple[int, int, int, int], Ranking] = {}
+        blend = Blend(place)
         result: dict[str, Ranking] = {}
         for email in self._order:
-            wants = self._wants.get(email)
-            if wants is None:
+            meaning = self._meaning.get(email)
+            if meaning is None:
                 result[email] = keyword[email]
                 continue
-            by_keyword = keyword[email + _KEYWORDS] if wants.has_keywords else NOTHING
-            # Many subscribers share texts and filters, and most of them find nothing close
-            # on a given day: their keyword ranking then stands as it is, shared.
-            mask = passing[email]
-            found_key = (wants.columns, wants.thresholds, wants.liked, mask)
-            found = close.get(found_key)
-            if found is None:
-                found = close[found_key] = self._close(
-                    wants, ordered, mask, similarity, nearest, order
-                )
-            if not found.entries and not wants.liked:
+            wid, wants, view = meaning
+            by_keyword = keyword[view] if view else NOTHING
+            picks = picks_of.get(wid)
+            if picks is None:
+                picks = picks_of[wid] = self._picks(wants, ordered, similarity, above, place)
+            # Most subscribers find nothing close on a given day: their keyword ranking stands.
+            if not picks:
                 result[email] = by_keyword
                 continue
-            merge_key = (found_key, wants.cap, id(by_keyword))
+            mask = found.passing[email]
+            near = close.get((wid, mask))
+            if near is None:
+                near = close[(wid, mask)] = close_set(picks, mask)
+            if not near.entries:
+                result[email] = by_keyword
+                continue
+            merge_key = (wid, mask, wants.cap, id(by_keyword))
             ranking = merged.get(merge_key)
             if ranking is None:
-                named = hits(email + _KEYWORDS) if wants.has_keywords else 0
-                ranking = merged[merge_key] = merge(
-                    wants, by_keyword, found, order, named, summaries, copies
+                ranking = merged[merge_key] = (
+                    blend.merge(
+                        wants.cap, by_keyword, near, named.mask(view), partial(named.match, view)
+                    )
+                    if view
+                    else blend.merge(wants.cap, by_keyword, near, 0, None)
                 )
             result[email] = ranking
         return result
 
-    def _close(
+    def _picks(
         self,
         wants: Wants,
         ordered: Sequence[Paper],
-        mask: int,
         similarity: npt.NDArray[np.float32] | None,
-        nearest: dict[tuple[object, ...], Any],
-        order: Mapping[str, int],
-    ) -> CloseSet:
-        """The papers of ``mask`` (they pass the subscriber's filters) close enough in meaning,
-        each with its meaning evidence and the closest interest named in its Match."""
+        above: dict[float, Above],
+        place: Mapping[str, int],
+    ) -> list[Close]:
+        """The papers close enough in meaning to one set of interests, whatever the filters,
+        best first, each with its meaning evidence and the closest interest named in its Match."""
         import numpy as np
 
-        if similarity is None or not wants.columns or not mask:
-            return NOTHING_CLOSE
-        near_key = (wants.columns, wants.thresholds)
-        near = nearest.get(near_key)
-        if near is None and len(wants.columns) == 1:
+        if similarity is None or not wants.columns:
+            return []
+        if len(wants.columns) == 1:
             # One interest text (the usual case): every column above this threshold, at once.
-            column, threshold = wants.columns[0], wants.thresholds[0]
-            by_column = nearest.get(("columns", threshold))
+            threshold = wants.thresholds[0]
+            by_column = above.get(threshold)
             if by_column is None:
-                by_column = nearest[("columns", threshold)] = Above(similarity, threshold)
-            near = nearest[near_key] = by_column.get(column)
-        if near is None:
-            # Over every paper once per distinct set of interests; the filters come after.
+                by_column = above[threshold] = Above(similarity, threshold)
+            near = by_column.get(wants.columns[0])
+        else:
             thresholds = np.array(wants.thresholds, dtype=np.float32)
             margins = similarity[:, list(wants.columns)] - thresholds
             best, which = margins.max(axis=1), margins.argmax(axis=1)
-            near = nearest[near_key] = [
-                (i, int(which[i]), float(best[i])) for i in np.flatnonzero(best >= 0).tolist()
-            ]
-        picks = nearest.get((near_key, "matches"))
-        if picks is None:
-            # Each close paper's Match made once per set of interests, whatever the filters,
-            # best first: (rank key, paper row, Match, evidence).
-            picks = []
-            for i, column, margin in near:
-                t = wants.thresholds[column]
-                evidence = round(0.5 + 0.5 * margin / (1 - t), 2)  # compared to two decimals
-                match = Match.model_construct(
-                    paper=ordered[i], keywords=(), in_title=False, spans=(),
-                    close_to=self.labels[wants.columns[column]],
-                    similarity=round(margin + t, 2), score=evidence,
-                )  # fmt: skip
-                key = ordered[i].key
-                picks.append((rank_key(evidence, order[key]), i, match, evidence, key))
-            picks.sort(key=itemgetter(0))
-            nearest[(near_key, "matches")] = picks
-        liked = wants.liked
-        entries: list[tuple[int, Match, float, str]] = []
-        bits = 0
-        for rank, i, match, evidence, key in picks:
-            if mask >> i & 1 and not (liked and key in liked):
-                entries.append((rank, match, evidence, key))
-                bits |= 1 << i
-        if not entries:
-            return NOTHING_CLOSE
-        return CloseSet(entries, {entry[3]: entry for entry in entries}, bits)
+            near = [(i, int(which[i]), float(best[i])) for i in np.flatnonzero(best >= 0).tolist()]
+        picks: list[Close] = []
+        for i, column, margin in near:
+            t = wants.thresholds[column]
+            evidence = round(0.5 + 0.5 * margin / (1 - t), 2)  # compared to two decimals
+            paper = ordered[i]
+            match = Match.model_construct(
+                paper=paper, keywords=(), in_title=False, spans=(),
+                close_to=self.labels[wants.columns[column]],
+                similarity=round(margin + t, 2), score=evidence,
+            )  # fmt: skip
+            picks.append((rank_key(evidence, 0, place[paper.key]), i, match, evidence, paper.key))
+        picks.sort(key=itemgetter(0))
+        return picks
 
     def _paper_vectors(self, papers: Sequence[Paper]) -> npt.NDArray[np.float32]:
         """One row per paper: from this matcher's memory, else the store, else embedded now
