@@ -164,7 +164,7 @@ def semantic(args: argparse.Namespace, real: list[Paper], rng: random.Random) ->
         start = time.perf_counter()
         embedder.embed([paper_text(p) for p in papers])
         embeds.append(time.perf_counter() - start)
-    _, keyword_s, _, _ = timed(plain, papers, args.repeat)
+    keyword_compile_s, keyword_s, _, _ = timed(plain, papers, args.repeat)
     compile_s, semantic_s, cpu_s, result = timed(worded, papers, args.repeat)
     by_meaning = sum(1 for r in result.values() for m in r.matches if m.close_to)
     print(
@@ -175,7 +175,8 @@ def semantic(args: argparse.Namespace, real: list[Paper], rng: random.Random) ->
     )
     print(
         f"embedding {len(papers)} papers: {min(embeds):.3f} s (target <= 1 s); compile with "
-        f"the 10,000 texts embedded: {compile_s:.3f} s; {by_meaning:,} picks by meaning"
+        f"the 10,000 texts embedded: {compile_s:.3f} s (keywords alone {keyword_compile_s:.3f} s); "
+        f"{by_meaning:,} picks by meaning"
     )
 
 

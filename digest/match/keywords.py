@@ -89,10 +89,11 @@ class KeywordMatcher:
         subscribers: Sequence[Subscriber],
         texts: TextCache,
         *,
-        filters: Sequence[Subscriber] = (),
+        filters: Mapping[str, Subscriber] | None = None,
     ) -> None:
-        """``filters``: subscribers whose require/exclude/min_upvotes filters alone are wanted
-        (:meth:`rank_filtered`), for a matcher that picks by other means."""
+        """``filters``: email -> a section whose require/exclude/min_upvotes filters alone are
+        wanted (:meth:`rank_filtered`), for a matcher that picks by other means; subscribers
+        with equal filters may share one section, compiled once."""
         self.texts = texts
         self.vocabulary = Vocabulary()
         self._sections: dict[str, Subscriber] = {}
@@ -127,12 +128,16 @@ class KeywordMatcher:
             self._subscribers[section.email] = pid
         self._ranked = sorted(set(self._subscribers.values()))
         self._filters: dict[str, int] = {}
-        for section in filters:
-            profile = self._profile(section)
-            pid = self._profile_ids.setdefault(profile, len(self._profiles))
-            if pid == len(self._profiles):
-                self._profiles.append(profile)
-            self._filters[section.email] = pid
+        by_section: dict[int, int] = {}  # by id: the sections live as long as this loop
+        for email, section in (filters or {}).items():
+            pid = by_section.get(id(section))
+            if pid is None:
+                profile = self._profile(section)
+                pid = self._profile_ids.setdefault(profile, len(self._profiles))
+                if pid == len(self._profiles):
+                    self._profiles.append(profile)
+                by_section[id(section)] = pid
+            self._filters[email] = pid
 
     @property
     def emails(self) -> list[str]:

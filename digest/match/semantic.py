@@ -47,7 +47,6 @@ DEFAULT_MIN_SIMILARITY = 0.455  # calibrated on the hand-judged set of bench/rel
 # Two papers' texts are closer to each other than a sentence is to a paper: a liked paper needs
 # this much more similarity (0.55 by default) to bring another in.
 LIKED_MARGIN = 0.10
-_KEYWORDS = "\0keywords"  # the keyword matcher's view of a subscriber with meaning interests
 _VECTOR_CACHE_LIMIT = 50_000
 _LABEL = 70  # characters of a description or title quoted in the "why" line
 
@@ -67,9 +66,8 @@ def vector_tag(model: str, text: str) -> str:
     return f"{model} {hashlib.sha1(text.encode('utf-8')).hexdigest()[:16]}"
 
 
-class _ViewSkip(Mapping[str, Collection[str]]):
-    """``skip`` as the keyword matcher's views of each subscriber see it: their subscriber's,
-    with the papers they liked (read already, so never offered)."""
+class _WithLikes(Mapping[str, Collection[str]]):
+    """``skip`` with each subscriber's liked papers added: read already, so never offered."""
 
     def __init__(
         self, skip: Mapping[str, Collection[str]], liked: Mapping[str, frozenset[str]]
@@ -85,13 +83,12 @@ class _ViewSkip(Mapping[str, Collection[str]]):
         return found
 
     def get(self, email: str, default: object = None) -> Collection[str] | None:  # type: ignore[override]
-        subscriber = email.split("\0", 1)[0]
-        liked = self._liked.get(subscriber)
+        liked = self._liked.get(email)
         if not liked:
-            return self._skip.get(subscriber)
-        joined = self._joined.get(subscriber)
+            return self._skip.get(email)
+        joined = self._joined.get(email)
         if joined is None:  # one collection per subscriber, which the keyword matcher memoises
-            joined = self._joined[subscriber] = liked.union(self._skip.get(subscriber, ()))
+            joined = self._joined[email] = liked.union(self._skip.get(email, ()))
         return joined
 
     def __iter__(self) -> Iterator[str]:
@@ -122,43 +119,48 @@ class SemanticMatcher:
         self._sections = {s.email: s for s in subscribers}
         self._order = [s.email for s in subscribers]
         self._singles: dict[str, SemanticMatcher] = {}
-        views: list[Subscriber] = []
-        filters: list[Subscriber] = []  # the subscribers with meaning interests, filters only
-        self._wants: dict[str, Wants] = {}
-        # email -> (the id of its distinct meaning interests, them, its keyword view's email)
-        self._meaning: dict[str, tuple[int, Wants, str | None]] = {}
+        views: list[Subscriber] = []  # whose keyword rules the keyword matcher ranks
+        filters: dict[str, Subscriber] = {}  # the meaning subscribers' filters alone
+        by_filters: dict[tuple[object, ...], Subscriber] = {}
+        # email -> (the id of its distinct meaning interests, them, whether it has keyword rules)
+        self._meaning: dict[str, tuple[int, Wants, bool]] = {}
         self._liked_keys: dict[str, frozenset[str]] = {}
-        distinct: dict[tuple[object, ...], int] = {}
+        by_interests: dict[tuple[object, ...], tuple[int, tuple[int, ...], tuple[float, ...]]] = {}
         texts: dict[str, int] = {}
         self.labels: list[str] = []
         for section in subscribers:
-            if not (section.about or section.like):
-                views.append(section)
-                continue
             has_keywords = bool(section.keywords or section.authors or section.organizations)
-            if has_keywords:  # the keyword rules as they stand, capped as they would be alone
-                views.append(replace(section, email=section.email + _KEYWORDS, about=(), like=()))
-            filters.append(
-                replace(section, keywords=(), authors=(), organizations=(), about=(), like=())
-            )
-            columns: dict[int, float] = {}
-            base = section.min_similarity or DEFAULT_MIN_SIMILARITY
-            for text, label, is_liked in self._interest_texts(section):
-                column = texts.setdefault(text, len(texts))
-                if column == len(self.labels):
-                    self.labels.append(label)
-                columns.setdefault(column, min(base + LIKED_MARGIN, 0.95) if is_liked else base)
-            wants = self._wants[section.email] = Wants(
-                columns=tuple(columns),
-                thresholds=tuple(columns.values()),
-                cap=section.max_papers,
-                liked=frozenset(liked_ids([section])),
-            )
-            wid = distinct.setdefault((wants.columns, wants.thresholds), len(distinct))
-            view = section.email + _KEYWORDS if has_keywords else None
-            self._meaning[section.email] = (wid, wants, view)
-            if wants.liked:
-                self._liked_keys[section.email] = wants.liked
+            if has_keywords or not (section.about or section.like):
+                views.append(section)  # the keyword matcher reads no about or like
+            if not (section.about or section.like):
+                continue
+            written = (section.require, section.exclude, section.min_upvotes)
+            alone = by_filters.get(written)
+            if alone is None:
+                alone = by_filters[written] = replace(
+                    section, keywords=(), authors=(), organizations=(), about=(), like=()
+                )
+            filters[section.email] = alone
+            # Many readers write the same interests: each distinct set is worked out once.
+            interests = (section.about, section.like, section.min_similarity)
+            known = by_interests.get(interests)
+            if known is None:
+                columns: dict[int, float] = {}
+                base = section.min_similarity or DEFAULT_MIN_SIMILARITY
+                for text, label, is_liked in self._interest_texts(section):
+                    column = texts.setdefault(text, len(texts))
+                    if column == len(self.labels):
+                        self.labels.append(label)
+                    liked_base = min(base + LIKED_MARGIN, 0.95)
+                    columns.setdefault(column, liked_base if is_liked else base)
+                known = (len(by_interests), tuple(columns), tuple(columns.values()))
+                by_interests[interests] = known
+            likes = frozenset(liked_ids([section])) if section.like else frozenset()
+            wid, columns_of, thresholds = known
+            wants = Wants(columns_of, thresholds, cap=section.max_papers, liked=likes)
+            self._meaning[section.email] = (wid, wants, has_keywords)
+            if likes:
+                self._liked_keys[section.email] = likes
         self._keywords = KeywordMatcher(views, TextCache(), filters=filters)
         self._interests = (
             embedder.embed(list(texts)) if texts else np.zeros((0, 1), dtype=np.float32)
@@ -183,7 +185,7 @@ class SemanticMatcher:
         self, papers: Sequence[Paper], *, skip: Mapping[str, Collection[str]] | None = None
     ) -> dict[str, Ranking]:
         """Each subscriber's ranking among ``papers`` (see the module docstring)."""
-        if not self._wants:
+        if not self._meaning:
             return self._keywords.rank(papers, skip=skip)
         with cyclic_gc_paused():  # as in the keyword matcher: many small acyclic objects
             return self._rank(papers, skip)
@@ -192,8 +194,9 @@ class SemanticMatcher:
         self, papers: Sequence[Paper], skip: Mapping[str, Collection[str]] | None
     ) -> dict[str, Ranking]:
         # Liked papers are read already: skipped like delivered ones, by both kinds of rules.
-        views = _ViewSkip(skip or {}, self._liked_keys) if skip or self._liked_keys else None
-        found = self._keywords.rank_filtered(papers, skip=views)
+        if self._liked_keys:
+            skip = _WithLikes(skip or {}, self._liked_keys)
+        found = self._keywords.rank_filtered(papers, skip=skip)
         keyword, ordered, named = found.rankings, found.papers, found.named
         similarity = self._paper_vectors(ordered) @ self._interests.T if ordered else None
         # Bit i is paper i, the best in base order holds the highest bit.
@@ -209,8 +212,8 @@ class SemanticMatcher:
             if meaning is None:
                 result[email] = keyword[email]
                 continue
-            wid, wants, view = meaning
-            by_keyword = keyword[view] if view else NOTHING
+            wid, wants, has_keywords = meaning
+            by_keyword = keyword[email] if has_keywords else NOTHING
             picks = picks_of.get(wid)
             if picks is None:
                 picks = picks_of[wid] = self._picks(wants, ordered, similarity, above, place)
@@ -230,9 +233,9 @@ class SemanticMatcher:
             if ranking is None:
                 ranking = merged[merge_key] = (
                     blend.merge(
-                        wants.cap, by_keyword, near, named.mask(view), partial(named.match, view)
+                        wants.cap, by_keyword, near, named.mask(email), partial(named.match, email)
                     )
-                    if view
+                    if has_keywords
                     else blend.merge(wants.cap, by_keyword, near, 0, None)
                 )
             result[email] = ranking
