@@ -65,6 +65,21 @@ def test_plain_words_alone_find_the_judged_papers() -> None:
         assert by_kind["keywords"].picked <= by_kind["both"].picked
 
 
+def test_the_held_out_figures_are_rows_matched_at_thresholds_of_the_grid() -> None:
+    grid = [0.40, 0.455, 0.50]
+    rows = relevance.held_out(grid)
+    assert len(rows) == 6 and all(threshold in grid for _, threshold in rows)
+    by_threshold = {
+        t: {r.interest: r for r in relevance.evaluate(t) if r.kind == "about"} for t in grid
+    }
+    for row, threshold in rows:
+        assert row == by_threshold[threshold][row.interest]
+    # a lower threshold picks more: the grid is not one setting three times over
+    assert sum(len(r.picked) for r in by_threshold[0.40].values()) > sum(
+        len(r.picked) for r in by_threshold[0.50].values()
+    )
+
+
 def test_a_paper_that_says_it_differently_is_found(papers: list[Paper]) -> None:
     # "reward signals" in the words of the reader; the paper speaks of RLVR and policy optimization
     found = {m.paper.arxiv_id: m for m in rank(papers, about=[REWARD])}
