@@ -228,6 +228,8 @@ class SemanticMatcher:
             if not near.entries:
                 result[email] = by_keyword
                 continue
+            # The keyword ranking names the keyword rules and history (rankings live as long as
+            # the call), the mask the filters, history and likes: together, all a merge reads.
             merge_key = (wid, mask, wants.cap, id(by_keyword))
             ranking = merged.get(merge_key)
             if ranking is None:
