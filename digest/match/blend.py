@@ -31,7 +31,6 @@ class Wants:
     columns: tuple[int, ...]
     thresholds: tuple[float, ...]  # per column: min_similarity, higher for a liked paper
     cap: int
-    liked: frozenset[str]  # the liked papers' keys: read already, never offered
 
 
 @dataclass(frozen=True)

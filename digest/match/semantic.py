@@ -157,7 +157,7 @@ class SemanticMatcher:
                 by_interests[interests] = known
             likes = frozenset(liked_ids([section])) if section.like else frozenset()
             wid, columns_of, thresholds = known
-            wants = Wants(columns_of, thresholds, cap=section.max_papers, liked=likes)
+            wants = Wants(columns_of, thresholds, cap=section.max_papers)
             self._meaning[section.email] = (wid, wants, has_keywords)
             if likes:
                 self._liked_keys[section.email] = likes

@@ -15,7 +15,7 @@ row of a paper then weighs a few dozen bytes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import pydantic
@@ -92,13 +92,20 @@ def recent_records(conn: Connection, since: str) -> list[tuple[str, str]]:
     return [(str(key), str(record)) for key, record in rows]
 
 
+IN_LIST_LIMIT = 500  # values per IN list: well under SQLite's and PostgreSQL's parameter limits
+
+
+def in_chunks(values: Sequence[str]) -> Iterator[tuple[list[str], str]]:
+    """``values`` in chunks an ``IN (...)`` list can take, each with its ``?, ?, ...`` marks."""
+    for start in range(0, len(values), IN_LIST_LIMIT):
+        chunk = list(values[start : start + IN_LIST_LIMIT])
+        yield chunk, ", ".join("?" * len(chunk))
+
+
 def records_of(conn: Connection, keys: Iterable[str]) -> dict[str, str]:
     """The records of ``keys`` (those still stored)."""
-    wanted = sorted(set(keys))
     found: dict[str, str] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
+    for chunk, marks in in_chunks(sorted(set(keys))):
         rows = conn.execute(f"SELECT key, record FROM papers WHERE key IN ({marks})", chunk)
         found.update((str(key), str(record)) for key, record in rows.fetchall())
     return found
@@ -140,9 +147,7 @@ def count_sent(conn: Connection, keys: Sequence[str]) -> None:
     for key, count in sorted(counts.items()):
         by_count.setdefault(count, []).append(key)
     for count, group in sorted(by_count.items()):
-        for start in range(0, len(group), 500):
-            chunk = group[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_chunks(group):
             conn.execute(
                 f"UPDATE papers SET sent_to = sent_to + ? WHERE key IN ({marks})", (count, *chunk)
             )

@@ -15,18 +15,13 @@ from collections.abc import Collection, Sequence
 from digest.models import Paper
 from digest.store import Connection, SqlDatabase
 from digest.store.claims import iso
-from digest.store.papers import load_paper
-
-_CHUNK = 500  # keys per IN list: well under SQLite's and PostgreSQL's parameter limits
+from digest.store.papers import in_chunks, load_paper
 
 
 def read_vectors(conn: Connection, keys: Collection[str]) -> dict[str, tuple[str, bytes]]:
     """The stored tag and vector of each of ``keys`` that has one."""
-    wanted = list(keys)
     found: dict[str, tuple[str, bytes]] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
+    for chunk, marks in in_chunks(list(keys)):
         rows = conn.execute(
             f"SELECT key, model, vector FROM paper_vectors WHERE key IN ({marks})", chunk
         ).fetchall()
@@ -52,11 +47,8 @@ def prune_vectors(conn: Connection) -> None:
 
 def read_liked(conn: Connection, ids: Collection[str]) -> dict[str, str]:
     """The kept JSON records of the liked papers ``ids`` that were fetched."""
-    wanted = list(ids)
     found: dict[str, str] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
+    for chunk, marks in in_chunks(list(ids)):
         rows = conn.execute(
             f"SELECT arxiv_id, record FROM liked_papers WHERE arxiv_id IN ({marks})", chunk
         ).fetchall()
