@@ -179,7 +179,7 @@ def test_papers_added_late_to_a_day_are_delivered_once_each(
     tmp_path: Path, server: LocalServer
 ) -> None:
     day = "2026-07-31"
-    server.script.replies[f"/api?date={day}"] = [Reply(body=api_day(5))]
+    server.script.replies[f"/api?date={day}&limit=100&p=0"] = [Reply(body=api_day(5))]
     server.script.replies["*"] = [Reply(body=b"[]")]
     config = write(
         tmp_path,
@@ -190,7 +190,7 @@ def test_papers_added_late_to_a_day_are_delivered_once_each(
     morning = dt.datetime(2026, 7, 31, 7, 0, tzinfo=dt.UTC)
     with make_client(timeout=2, connect_timeout=2) as client:
         first = run(config, morning, client)
-        server.script.replies[f"/api?date={day}"] = [Reply(body=api_day(30))]
+        server.script.replies[f"/api?date={day}&limit=100&p=0"] = [Reply(body=api_day(30))]
         second = run(config, morning + dt.timedelta(days=1), client)  # the default days re-read it
         third = run(config, morning + dt.timedelta(days=2), client)
     assert [o.papers for o in (first, second, third) for o in o.outcomes if o.sent] == [5, 25]

@@ -14,6 +14,7 @@ followed by hand, at most ``MAX_REDIRECTS``, and only to http(s).
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import threading
@@ -38,6 +39,7 @@ MAX_REDIRECTS = 5
 DEFAULT_MAX_BYTES = 20_000_000
 DEFAULT_DEADLINE = 60.0
 INFLATE_STEP = 1 << 20
+MAX_ERROR_BODY = 4096
 _MIN_WAIT = 1e-3  # what a socket operation past its deadline is given: fail, but cleanly
 
 Clock = Callable[[], float]
@@ -259,7 +261,34 @@ def _status_error(response: httpx.Response, url: str) -> FetchError:
         hint = "the server is overloaded or failing; the next run will try again"
     else:
         hint = "check the URL and the source's settings"
-    return FetchError(f"HTTP {status} {phrase}", where=url, hint=hint, status=status)
+    words = _server_words(response)
+    said = f': the server says "{words}"' if words and words != phrase else ""
+    return FetchError(f"HTTP {status} {phrase}{said}", where=url, hint=hint, status=status)
+
+
+def _server_words(response: httpx.Response) -> str | None:
+    """The server's own error message, when a short JSON body carries one as Hugging Face's does
+    (``{"error": "Sorry, we can't find the page you are looking for."}``)."""
+    if "json" not in response.headers.get("Content-Type", "json").lower():
+        return None
+    body = b""
+    try:
+        for chunk in _decoded(response):
+            body += chunk
+            if len(body) > MAX_ERROR_BODY:
+                return None  # not a short message: nothing worth quoting
+    except (httpx.HTTPError, zlib.error):
+        return None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    words = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(words, str):
+        return None
+    # untrusted text on its way into a one-line message: one line, printable, short
+    line = " ".join("".join(ch for ch in words if ch.isprintable()).split())
+    return line[:200] or None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -4,10 +4,18 @@ The same entry shape is embedded in the page HTML's ``data-props``, so ``hf_page
 :func:`papers_from_entries`. Only ``paper.id`` and a title are required; every other field
 appeared at some point between 2024 and 2026 and is read when present.
 
-:class:`HfApiSource` is ``kind = "hf-api"``: one request per day for today and the ``days - 1``
-days before. The default re-reads the whole lookback window every run, because Hugging Face's day
-lists keep growing after the day and take late submissions for earlier dates; papers already seen
-are dropped by the store, so re-reading costs requests, never duplicates.
+:class:`HfApiSource` is ``kind = "hf-api"``: one unit per day for today and the ``days - 1`` days
+before (or per ISO week, or per month, with ``period``). The default re-reads the whole lookback
+window every run, because Hugging Face's day lists keep growing after the day and take late
+submissions for earlier dates; papers already seen are dropped by the store, so re-reading costs
+requests, never duplicates.
+
+The API answers one page at a time: ``limit`` entries (50 unless asked, 100 at most) of page ``p``
+(from 0). A busy day lists more than 50 papers, so a unit asks ``limit=100`` and follows ``p`` until
+a page holds fewer than 50 entries (HF's own page size, so a server that ignores ``limit`` is still
+followed) or brings no new paper (a server that ignores ``p`` repeats itself). Every page is one
+download under the same deadline, retries and size cap; a page that fails fails its whole day, so
+a day is never silently short.
 
 A malformed entry (no ``paper.id``, a number where text belongs) is skipped and reported on its own
 (``on_skip``); only a body that is not an array of entries at all fails the whole source.
@@ -29,7 +37,7 @@ from urllib.parse import quote, urlencode
 
 from pydantic import Field, ValidationError, field_validator
 
-from digest.errors import ParseError
+from digest.errors import FetchError, ParseError, SourceError
 from digest.models import Paper
 from digest.settings import HF_API_URL, SourceSettings, http_url
 from digest.sources import ReadContext, Skip, Unit
@@ -43,12 +51,18 @@ API_HINT = (
 )
 
 
+PAGE_LIMIT = 100  # the most entries the API hands out in one page
+HF_PAGE_SIZE = 50  # what it hands out when `limit` is not understood
+
+
 class HfApiSource(SourceSettings):
-    """``kind = "hf-api"``: the Daily Papers JSON API, one request per day."""
+    """``kind = "hf-api"``: the Daily Papers JSON API, one unit per day (or week, or month)."""
 
     kind: Literal["hf-api"]
     url: str | None = None
     days: int | None = Field(None, ge=1, le=60)
+    period: Literal["day", "week", "month"] = "day"
+    submitter: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[\w.-]+$")
 
     @field_validator("url")
     @classmethod
@@ -65,20 +79,67 @@ class HfApiSource(SourceSettings):
         return self.name or self.api_url
 
     def units(self, context: ReadContext) -> list[Unit]:
-        """One request per day: today and the days before it (default: the lookback window)."""
+        """One unit per day of the window (today and the days before it; default: the lookback
+        window), or per ISO week or month that the window touches."""
         days = self.days or context.lookback_days
+        window = [context.today - dt.timedelta(days=back) for back in range(days)]
         units: list[Unit] = []
-        for back in range(days):
-            day = context.today - dt.timedelta(days=back)
+        for query, day in _periods(window, self.period):
+            if self.submitter is not None:
+                query["submitter"] = self.submitter
             separator = "&" if "?" in self.api_url else "?"
-            url = f"{self.api_url}{separator}{urlencode({'date': day.isoformat()})}"
-            units.append(Unit(url, partial(_read_day, context, url, day)))
+            url = f"{self.api_url}{separator}{urlencode(query)}"
+            units.append(Unit(url, partial(_read_pages, context, url, day)))
         return units
 
 
-def _read_day(context: ReadContext, url: str, day: dt.date, skip: Skip) -> list[Paper]:
-    text = context.download(url).decode("utf-8", "replace")
-    return parse_api(text, origin=url, page_date=day, limits=context.limits, on_skip=skip)
+def _periods(window: list[dt.date], period: str) -> list[tuple[dict[str, str], dt.date]]:
+    """The API queries that cover ``window`` (newest first), each with the day its papers
+    default to when they carry no date of their own."""
+    queries: dict[str, tuple[dict[str, str], dt.date]] = {}
+    for day in window:
+        if period == "week":
+            year, week, _ = day.isocalendar()
+            value = f"{year}-W{week:02d}"
+        elif period == "month":
+            value = f"{day.year}-{day.month:02d}"
+        else:
+            value = day.isoformat()
+        queries.setdefault(value, ({period if period != "day" else "date": value}, day))
+    return list(queries.values())
+
+
+def _read_pages(context: ReadContext, url: str, day: dt.date, skip: Skip) -> list[Paper]:
+    """Every page of one day (week, month): ``p=0, 1, ...`` until a short or repeated page."""
+    papers: list[Paper] = []
+    seen: set[str] = set()
+    for page in range(context.limits.max_entries // HF_PAGE_SIZE + 1):
+        page_url = f"{url}&{urlencode({'limit': PAGE_LIMIT, 'p': page})}"
+        try:
+            body = context.download(page_url)
+            text = body.decode("utf-8", "replace")
+            found = (
+                []
+                if text.strip() == "[]"  # the page after the last: an empty array, not an error
+                else parse_api(text, origin=url, page_date=day, limits=context.limits, on_skip=skip)
+            )
+        except SourceError as exc:
+            # a page lost is the day cut short: the whole day fails, loudly, and is read again
+            # next run, rather than passing for a quiet day
+            which = f"page {page + 1} (p={page}): " if page else ""
+            where = url if exc.where in (None, page_url) else exc.where
+            if isinstance(exc, FetchError):
+                raise FetchError(
+                    f"{which}{exc.message}", where=where, hint=exc.hint, status=exc.status
+                ) from exc
+            raise type(exc)(f"{which}{exc.message}", where=where, hint=exc.hint) from exc
+        new = [paper for paper in found if paper.key not in seen]
+        seen.update(paper.key for paper in new)
+        papers.extend(new)
+        if len(found) < HF_PAGE_SIZE or not new:
+            return papers
+        check_entries(papers, context.limits, url)
+    return papers
 
 
 def parse_api(

@@ -63,21 +63,21 @@ def read(sources: list[SourceSettings], client: httpx.Client, **fetch: Any) -> B
 
 def test_days_3_makes_three_dated_requests(server: LocalServer, client: httpx.Client) -> None:
     api = f"{server.url}/api/daily_papers"
-    server.script.replies["/api/daily_papers?date=2024-08-01"] = [
+    server.script.replies["/api/daily_papers?date=2024-08-01&limit=100&p=0"] = [
         Reply(body=api_body("2408.00001"))
     ]
-    server.script.replies["/api/daily_papers?date=2024-07-31"] = [
+    server.script.replies["/api/daily_papers?date=2024-07-31&limit=100&p=0"] = [
         Reply(body=api_body("2407.00002"))
     ]
     # the same paper on two days is one paper in the batch
-    server.script.replies["/api/daily_papers?date=2024-07-30"] = [
+    server.script.replies["/api/daily_papers?date=2024-07-30&limit=100&p=0"] = [
         Reply(body=api_body("2407.00002", "2407.00003"))
     ]
     batch = read([api_source(api, days=3)], client)
     assert sorted(server.paths()) == [
-        "/api/daily_papers?date=2024-07-30",
-        "/api/daily_papers?date=2024-07-31",
-        "/api/daily_papers?date=2024-08-01",
+        "/api/daily_papers?date=2024-07-30&limit=100&p=0",
+        "/api/daily_papers?date=2024-07-31&limit=100&p=0",
+        "/api/daily_papers?date=2024-08-01&limit=100&p=0",
     ]
     assert batch.failures == ()
     assert batch.entries == 4
@@ -103,9 +103,9 @@ def test_api_requests_respect_the_concurrency_bound(
 
 
 def test_503_then_200_is_retried(server: LocalServer, client: httpx.Client) -> None:
-    server.script.replies["/api?date=2024-08-01"] = [Reply(503), Reply(body=api_body("2408.00001"))]
+    server.script.replies["/api?date=2024-08-01&limit=100&p=0"] = [Reply(503), Reply(body=api_body("2408.00001"))]
     batch = read([api_source(f"{server.url}/api", days=1)], client)
-    assert server.paths() == ["/api?date=2024-08-01"] * 2
+    assert server.paths() == ["/api?date=2024-08-01&limit=100&p=0"] * 2
     assert [p.arxiv_id for p in batch.papers] == ["2408.00001"]
     assert batch.failures == ()
 
@@ -113,10 +113,10 @@ def test_503_then_200_is_retried(server: LocalServer, client: httpx.Client) -> N
 def test_404_fails_fast_and_the_other_sources_still_go_through(
     server: LocalServer, client: httpx.Client
 ) -> None:
-    server.script.replies["/api?date=2024-08-01"] = [Reply(404)]
+    server.script.replies["/api?date=2024-08-01&limit=100&p=0"] = [Reply(404)]
     sources = [api_source(f"{server.url}/api", days=1), source_for("hf/page_2024-08-01.html")]
     batch = read(sources, client)
-    assert server.paths() == ["/api?date=2024-08-01"]
+    assert server.paths() == ["/api?date=2024-08-01&limit=100&p=0"]
     (failure,) = batch.failures
     assert failure.source == f"{server.url}/api?date=2024-08-01"
     assert failure.message == "HTTP 404 Not Found"
