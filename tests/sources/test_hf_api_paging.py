@@ -25,7 +25,7 @@ def config(tmp_path: Path, api: HfApi, extra: str = "") -> Path:
     path = tmp_path / "digest.toml"
     path.write_text(
         f'[[sources]]\nkind = "hf-api"\nurl = "{api.url}"\ndays = 1\n{extra}\n'
-        '[fetch]\nretries = 0\n'
+        "[fetch]\nretries = 0\n"
         '[delivery]\nmethod = "file"\nfrom = "Digest <digest@example.org>"\n'
         '[[subscribers]]\nemail = "ada@example.org"\n',
         encoding="utf-8",

@@ -103,7 +103,10 @@ def test_api_requests_respect_the_concurrency_bound(
 
 
 def test_503_then_200_is_retried(server: LocalServer, client: httpx.Client) -> None:
-    server.script.replies["/api?date=2024-08-01&limit=100&p=0"] = [Reply(503), Reply(body=api_body("2408.00001"))]
+    server.script.replies["/api?date=2024-08-01&limit=100&p=0"] = [
+        Reply(503),
+        Reply(body=api_body("2408.00001")),
+    ]
     batch = read([api_source(f"{server.url}/api", days=1)], client)
     assert server.paths() == ["/api?date=2024-08-01&limit=100&p=0"] * 2
     assert [p.arxiv_id for p in batch.papers] == ["2408.00001"]
