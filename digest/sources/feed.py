@@ -5,8 +5,9 @@ Hugging Face has no official feed; mirrors publish items such as ``<item><title>
 class="paper-content">authors, arXiv links, the AI summary, sometimes a translation</div>]]>
 </description><pubDate>...</pubDate></item>``. Each item becomes a paper: the arXiv id from its
 Hugging Face or arXiv link (else it is known by its title, like a saved text page), the summary's
-HTML reduced to text, its scraping artefacts ("Abstract", "AI-generated summary", "Authors:"
-labels, link lines, translations) sorted into abstract, AI summary and authors or dropped.
+HTML reduced to text and sorted into abstract, AI summary, authors, upvotes and organisation by
+the rules of the mirror's shape (:mod:`digest.sources.feed_shapes`); without names there, the
+item's own ``<author>`` elements.
 
 A feed is XML from a stranger: one that declares entities or external references is refused
 before any parser sees it (``defusedxml``), which stops entity-expansion attacks; feedparser
@@ -28,6 +29,7 @@ from digest.identity import arxiv_id
 from digest.models import Paper
 from digest.settings import LocatedSource
 from digest.sources import ReadContext, Skip, Unit
+from digest.sources.feed_shapes import describe
 from digest.sources.hf_api import paper_url
 from digest.sources.limits import DEFAULT_LIMITS, Limits, check_entries
 from digest.sources.local import expand
@@ -39,27 +41,6 @@ _PAPER_LINK = re.compile(
     r"(?P<id>\d{4}\.\d{4,5}(?:v\d+)?)",
     re.IGNORECASE,
 )
-_LABELS = {
-    "abstract": "abstract",
-    "summary": "abstract",
-    "ai-generated summary": "ai_summary",
-    "ai generated summary": "ai_summary",
-    "ai summary": "ai_summary",
-    "tl;dr": "ai_summary",
-    "tldr": "ai_summary",
-    "authors": "authors",
-    "author": "authors",
-    "translation": "drop",
-    "chinese translation": "drop",
-    "中文翻译": "drop",
-    "翻译": "drop",
-    "摘要": "drop",
-    "links": "drop",
-    "keywords": "drop",
-}
-_COLONS = ":\uff1a"  # ASCII and fullwidth (CJK) colons
-_LABEL_LINE = re.compile(rf"^\s*([^{_COLONS}]{{2,40}})\s*[{_COLONS}]\s*(.*)$", re.S)
-_BLOCKS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "td")
 
 
 class FeedSource(LocatedSource):
@@ -135,7 +116,7 @@ def _paper(entry: Any, where: str, origin: str) -> Paper:
     if not title:
         raise ParseError("has no title", where=where, hint=FEED_HINT)
     summary_html = str(entry.get("summary", "") or _content(entry))
-    parts = _sections(summary_html)
+    described = describe(summary_html, title=title)
     links = [str(entry.get("link", "")), str(entry.get("id", ""))]
     links += [str(link.get("href", "")) for link in entry.get("links", [])]
     paper_id = _arxiv_id([*links, *_hrefs(summary_html)])
@@ -144,15 +125,31 @@ def _paper(entry: Any, where: str, origin: str) -> Paper:
         return Paper(
             arxiv_id=paper_id,
             title=title,
-            abstract=parts.get("abstract", ""),
-            authors=tuple(parts["authors"].split(", ")) if parts.get("authors") else (),
-            ai_summary=parts.get("ai_summary") or None,
+            abstract=described.abstract,
+            authors=described.authors or _entry_authors(entry),
+            organization=described.organization,
+            upvotes=described.upvotes,
+            ai_summary=described.ai_summary,
             published=_date(entry),
             url=paper_url(paper_id) if paper_id else fallback,
             sources=(origin,),
         )
     except ValidationError as exc:
         raise ParseError(f"{exc.errors()[0]['msg']}", where=where, hint=FEED_HINT) from exc
+
+
+def _entry_authors(entry: Any) -> tuple[str, ...]:
+    """The item's ``<author>`` / ``<dc:creator>`` (RSS) or ``<author><name>`` (Atom) names."""
+    names: list[str] = []
+    for author in entry.get("authors") or []:
+        name = author.get("name") if hasattr(author, "get") else None
+        if isinstance(name, str):
+            names.extend(part for part in (clean_text(n) for n in name.split(",")) if part)
+    if not names and isinstance(entry.get("author"), str):
+        # RSS 2.0 asks for "address (Name)"; feedparser keeps that whole when it cannot split it
+        bare = re.sub(r"^\S+@\S+\s*\((.*)\)$", r"\1", entry["author"].strip())
+        names = [part for part in (clean_text(n) for n in bare.split(",")) if part]
+    return tuple(names)
 
 
 def _content(entry: Any) -> str:
@@ -178,51 +175,6 @@ def _html_text(html: str) -> str:
     from bs4 import BeautifulSoup
 
     return clean_text(BeautifulSoup(html, "html.parser").get_text(" "))
-
-
-def _sections(html: str) -> dict[str, str]:
-    """The summary's text sorted by its labels: abstract, ai_summary, authors (rest dropped)."""
-    from bs4 import BeautifulSoup, Tag
-
-    soup = BeautifulSoup(html, "html.parser")
-    blocks = [
-        tag
-        for tag in soup.find_all(_BLOCKS)
-        if isinstance(tag, Tag) and not tag.find(_BLOCKS)  # innermost blocks only
-    ]
-    texts = [clean_text(tag.get_text(" ")) for tag in blocks] or [clean_text(soup.get_text(" "))]
-    found: dict[str, list[str]] = {}
-    current = "abstract"
-    for text in texts:
-        if not text:
-            continue
-        label, rest = _label(text)
-        if label is not None:
-            current = label
-            text = rest
-            if not text:
-                continue
-        if _only_links(text):
-            continue
-        found.setdefault(current, []).append(text)
-    return {name: " ".join(parts) for name, parts in found.items() if name != "drop"}
-
-
-def _label(text: str) -> tuple[str | None, str]:
-    bare = text.strip().rstrip(_COLONS).strip().casefold()
-    if bare in _LABELS:
-        return _LABELS[bare], ""
-    line = _LABEL_LINE.match(text)
-    if line and line.group(1).strip().casefold() in _LABELS:
-        return _LABELS[line.group(1).strip().casefold()], line.group(2).strip()
-    return None, text
-
-
-def _only_links(text: str) -> bool:
-    words = text.replace("|", " ").split()
-    return bool(words) and all(
-        w.casefold() in {"arxiv", "pdf", "code", "hf", "page"} for w in words
-    )
 
 
 def _date(entry: Any) -> dt.date | None:
