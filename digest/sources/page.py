@@ -7,6 +7,7 @@ a glob is a unit of its own: one unreadable file fails alone.
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -37,13 +38,29 @@ def _read_url(context: ReadContext, url: str, skip: Skip) -> list[Paper]:
 
 
 def _read_file(context: ReadContext, path: Path, skip: Skip) -> list[Paper]:
-    return _parse(context, context.read_file(path), str(path), skip)
+    data = context.read_file(path)
+    return _parse(context, data, str(path), skip, saved=_saved_on(path))
 
 
-def _parse(context: ReadContext, data: bytes, origin: str, skip: Skip) -> list[Paper]:
+def _saved_on(path: Path) -> dt.date | None:
+    """The day ``path`` was last written, which for a page saved from a browser is its day."""
+    try:
+        return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).date()
+    except (OSError, ValueError, OverflowError):
+        return None
+
+
+def _parse(
+    context: ReadContext, data: bytes, origin: str, skip: Skip, *, saved: dt.date | None = None
+) -> list[Paper]:
     # Imported here: the HTML parser pulls in BeautifulSoup, which `digest check` never needs.
     from digest.sources.sniff import parse_document
 
     return parse_document(
-        data, origin=origin, today=context.today, limits=context.limits, on_skip=skip
+        data,
+        origin=origin,
+        today=context.today,
+        saved=saved,
+        limits=context.limits,
+        on_skip=skip,
     )

@@ -27,10 +27,12 @@ def parse_document(
     *,
     origin: str,
     today: dt.date,
+    saved: dt.date | None = None,
     limits: Limits = DEFAULT_LIMITS,
     on_skip: Skip | None = None,
 ) -> list[Paper]:
-    """Papers in ``data`` from ``origin`` (a path or URL), whichever known format it is in."""
+    """Papers in ``data`` from ``origin`` (a path or URL), whichever known format it is in;
+    ``saved`` is the day a file was written, for dates a saved page shows without a year."""
     text = _decode(data, origin)
     head = text.lstrip()[:512]
     if not head:
@@ -42,7 +44,7 @@ def parse_document(
     ):
         return parse_page_html(text, origin=origin, limits=limits, on_skip=on_skip)
     if any(marker in text for marker in MARKERS):
-        return parse_text_page(text, origin=origin, today=today)
+        return parse_text_page(text, origin=origin, today=today, saved=saved)
     raise ParseError(
         "not a Daily Papers format (no JSON, no HTML, no Daily Papers page header)",
         where=origin,

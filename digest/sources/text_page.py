@@ -12,9 +12,11 @@ One layout separates these lines with blank lines, the other (``004``) has none 
 ``Subscribe`` to the first title. Blank lines carry no meaning in either, so the parser walks the
 non-blank lines once: a title and an abstract are each exactly one line, as browsers save them.
 
-The site omits the year of recent dates, so a yearless page date is taken as the latest such
-date not after ``today``, and a yearless paper date as the latest not after the page date (a page
-cannot list a paper published after it).
+The site omits the year of dates in the current year. A page date shown with its year is taken
+as it is; a yearless one as the latest such date not after the day the file was saved (its
+modification time, when read from a file) or else read, so a 2025 page read in 2026 keeps its
+papers in 2025. A yearless paper date is the latest not after the page date (a page cannot list
+a paper published after it).
 """
 
 from __future__ import annotations
@@ -58,13 +60,17 @@ TEXT_HINT = (
 )
 
 
-def parse_text_page(text: str, *, origin: str, today: dt.date) -> list[Paper]:
-    """Papers on a saved text page; ``today`` resolves dates shown without a year."""
+def parse_text_page(
+    text: str, *, origin: str, today: dt.date, saved: dt.date | None = None
+) -> list[Paper]:
+    """Papers on a saved text page; the day it was ``saved`` (else ``today``) resolves dates
+    shown without a year."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    start, page_date, glued_title = _skip_header(lines, today)
+    read_on = min(saved, today) if saved is not None else today
+    start, page_date, glued_title = _skip_header(lines, read_on)
     if glued_title:
         lines[start] = glued_title
-    reference = page_date or today
+    reference = page_date or read_on
     papers: list[Paper] = []
     i = start
     while i < len(lines):

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from digest.config import parse_config
 from digest.errors import ParseError
 from digest.identity import merge_papers
 from digest.models import Paper
+from digest.sources import ReadContext, read_sources
+from digest.sources.local import read_regular_file
 from digest.sources.text_page import parse_text_page
 
 PAGES = Path(__file__).parent.parent / "fixtures" / "samples" / "text-pages"
@@ -166,3 +171,48 @@ def test_title_without_abstract_at_the_end_is_reported() -> None:
     with pytest.raises(ParseError, match="no abstract") as info:
         parse_text_page(text, origin="page.txt", today=TODAY)
     assert info.value.where == "page.txt: line 9"
+
+
+def saved_page(folder: Path, header_date: str, saved: dt.date) -> Path:
+    """A real saved page (000) with its page date replaced, written on ``saved``."""
+    text = (PAGES / "000_a074cbbb5062396c.txt").read_text(encoding="utf-8")
+    path = folder / "page.txt"
+    path.write_text(text.replace("\nNov 5\n", f"\n{header_date}\n", 1), encoding="utf-8")
+    stamp = dt.datetime(saved.year, saved.month, saved.day, 12, tzinfo=dt.UTC).timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def read_page(path: Path, today: dt.date) -> list[Paper]:
+    (source,) = parse_config(
+        f'[[sources]]\nkind = "page"\npath = "{path}"\n', path.with_suffix(".toml")
+    ).sources
+    context = ReadContext(
+        today=today,
+        download=lambda url: b"",
+        read_file=partial(read_regular_file, max_bytes=10_000_000),
+        resolve=Path,
+    )
+    batch = read_sources([source], context)  # type: ignore[list-item]
+    assert batch.failures == ()
+    return list(batch.papers)
+
+
+def test_a_page_saved_last_year_keeps_last_years_dates(tmp_path: Path) -> None:
+    # saved on 2025-11-07, read on 2026-12-01: "Nov 5" is 2025-11-05, not 2026-11-05
+    papers = read_page(saved_page(tmp_path, "Nov 5", dt.date(2025, 11, 7)), dt.date(2026, 12, 1))
+    dated = {p.title[:30]: p.published for p in papers if p.published}
+    assert dt.date(2025, 8, 22) in dated.values()  # "Aug 22": before the page, in its year
+    assert dt.date(2023, 8, 21) in dated.values()  # "Aug 21, 2023": shown with its year
+    assert all(day <= dt.date(2025, 11, 5) for day in dated.values())
+
+
+def test_a_page_date_with_its_year_is_taken_as_it_is(tmp_path: Path) -> None:
+    saved = saved_page(tmp_path, "Nov 5, 2024", dt.date(2026, 1, 3))
+    papers = read_page(saved, dt.date(2026, 12, 1))
+    assert dt.date(2024, 8, 22) in {p.published for p in papers}
+
+
+def test_a_file_dated_after_today_is_read_as_of_today(tmp_path: Path) -> None:
+    papers = read_page(saved_page(tmp_path, "Nov 5", dt.date(2030, 1, 1)), dt.date(2026, 12, 1))
+    assert dt.date(2026, 8, 22) in {p.published for p in papers}
