@@ -49,7 +49,7 @@ def init(args: argparse.Namespace) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(example, encoding="utf-8")
     print(f"wrote {target}")
-    print("it reads the bundled sample pages; uncomment its hf-api source for the live feed")
+    print("it reads the bundled sample days; uncomment its hf-api source for the live feed")
     print(f"next: edit it, then `digest --config {target} check` and `... preview`")
     return 0
 
@@ -273,7 +273,7 @@ def note_no_live_source(config: Config) -> None:
         console.note(f"{where} has no [[sources]]; add one (`digest init --print` shows how)")
     elif config.samples_only:
         console.note(
-            f"{where} reads only the bundled sample pages; "
+            f"{where} reads only the bundled sample days; "
             "uncomment its hf-api [[sources]] block for the live Daily Papers"
         )
 

@@ -1,5 +1,5 @@
 """Regenerate docs/screenshot.png from what the product renders: `digest init` and `digest
-preview` on the bundled sample pages in a throwaway folder, the first subscriber's email shot
+preview` on the bundled sample days in a throwaway folder, the first subscriber's email shot
 in headless Chromium.
 
     python docs/screenshot.py [--width 700] [--height 1400] [--out docs/screenshot.png]

@@ -70,7 +70,7 @@ def test_run_on_the_starter_config_says_it_reads_only_the_samples(
     assert main(["--config", starter, "run"]) == 0  # offline: no source fails
     captured = capsys.readouterr()
     assert "source failed" not in captured.out
-    assert "reads only the bundled sample pages" in captured.err
+    assert "reads only the bundled sample days" in captured.err
     assert "hf-api [[sources]]" in captured.err
 
 
@@ -81,14 +81,14 @@ def test_a_config_without_sources_says_so(
     config.write_text('[[subscribers]]\nemail = "ada@example.org"\n')
     assert main(["--config", str(config), "check"]) == 0
     err = capsys.readouterr().err
-    assert "has no [[sources]]" in err and "bundled sample pages" not in err
+    assert "has no [[sources]]" in err and "bundled sample days" not in err
 
 
 def test_a_config_with_its_own_pages_gets_no_samples_note(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["--config", str(_demo_config(tmp_path)), "check"]) == 0
-    assert "bundled sample pages" not in capsys.readouterr().err
+    assert "bundled sample days" not in capsys.readouterr().err
 
 
 def test_check_reports_each_problem_on_one_line_and_exits_2(tmp_path: Path) -> None:

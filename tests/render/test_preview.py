@@ -127,7 +127,7 @@ def test_the_starter_preview_links_every_paper(tmp_path: Path) -> None:
         for card, hrefs in cards.items():
             assert any(h.startswith("https://") for h in hrefs), (page.name, card, hrefs)
         text = page.with_suffix(".txt").read_text(encoding="utf-8")
-        numbered = re.split(r"\n(?=\s?\d+\.\s)", text.split("\n\n", 3)[-1])
+        numbered = re.split(r"\n(?=\s?\d+\.\s)", text)
         papers = [block for block in numbered if re.match(r"\s?\d+\.\s", block)]
         # each card of the text part (after the overview) carries a URL of its own
         cards_text = papers[len(papers) - len(cards) :]
@@ -135,3 +135,20 @@ def test_the_starter_preview_links_every_paper(tmp_path: Path) -> None:
         for block in cards_text:
             assert re.search(r"https://\S+", block), block[:200]
     assert total >= 5
+
+
+def test_the_starter_digest_links_every_card_to_its_hugging_face_page(tmp_path: Path) -> None:
+    _starter(tmp_path)
+    done = digest("preview", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    emails = [p for p in sorted((tmp_path / "preview").glob("*.html")) if p.name != "index.html"]
+    cards = 0
+    for page in emails:
+        for card, hrefs in Cards(page.read_text(encoding="utf-8")).cards.items():
+            paper_id = card.removeprefix("paper-").replace("-", ".")
+            assert f"https://huggingface.co/papers/{paper_id}" in hrefs, (page.name, card)
+            assert not any("?q=" in h for h in hrefs), (page.name, card, hrefs)  # no search link
+            cards += 1
+    assert cards >= 10  # real ids, links and AI summaries: the demo shows what a real day gives
+    text = (tmp_path / "preview" / "ada-example-org.txt").read_text(encoding="utf-8")
+    assert "arXiv: https://arxiv.org/abs/" in text and "▲" in text
