@@ -57,16 +57,26 @@ def fetch_liked(
 ) -> dict[str, Paper]:
     """Fetch the liked papers known nowhere yet and keep them in the store (unless it is
     read-only, as a preview's is); the papers fetched, by arXiv id."""
-    from digest.sources.hf_api import paper_from_api
-
     missing = sorted(liked_ids(subscribers) - liked_papers(subscribers, papers, store).keys())
     fetched: list[Paper] = []
     for wanted in missing:
         url = f"{base_url.rstrip('/')}/{wanted}"
         try:
-            fetched.append(paper_from_api(download(url), origin=url))
+            fetched.append(_paper_answered(download(url), origin=url))
         except DigestError as exc:
             log.warning("liked paper %s not fetched (%s): left out until it is", wanted, exc)
     if fetched:
         store.save_liked_papers(fetched, now)
     return {p.arxiv_id: p for p in fetched if p.arxiv_id}
+
+
+def _paper_answered(data: bytes, *, origin: str) -> Paper:
+    """The paper in the answer for one id: the paper API's JSON, or the paper's page
+    (``[fetch] paper_api = "https://huggingface.co/papers"`` reads the pages instead)."""
+    if data.lstrip()[:1] == b"<":
+        from digest.sources.hf_page import parse_page_html  # BeautifulSoup only when needed
+
+        return parse_page_html(data.decode("utf-8", "replace"), origin=origin)[0]
+    from digest.sources.hf_api import paper_from_api
+
+    return paper_from_api(data, origin=origin)

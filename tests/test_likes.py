@@ -102,3 +102,18 @@ def test_a_run_compares_with_a_liked_paper_no_source_brought(
     again = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert server.paths() == ["/api/papers/2510.00515"]  # kept in the store: fetched once
+
+
+def test_a_liked_paper_can_be_looked_up_from_its_page(tmp_path: Path, server: LocalServer) -> None:
+    from tests.sources.test_hf_page import paper_page
+
+    entries = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    raw = next(e["paper"] for e in entries if e["paper"]["id"] == "2510.01459")
+    server.script.replies["/papers/2510.01459"] = [Reply(200, paper_page(raw).encode())]
+    server.script.replies["*"] = [Reply(404)]
+    only = Subscriber(email="ada@example.org", like=("2510.01459",))
+    with httpx.Client() as client, SqliteStore.open(tmp_path / "digest.db") as store:
+        download = partial(get, client, retries=0, backoff=0)
+        base = f"{server.url}/papers"
+        fetched = fetch_liked([only], [], store, download=download, base_url=base, now=NOW)
+    assert fetched["2510.01459"].title.startswith("LSPO")

@@ -1,4 +1,5 @@
-"""Daily Papers page HTML: the ``data-props`` JSON of the DailyPapers widget, else the cards.
+"""Hugging Face page HTML: a Daily Papers page (its ``data-props`` JSON, else the cards), or
+one paper's page.
 
 The server renders ``<div ... data-target="DailyPapers" data-props="{...}">`` whose (HTML-escaped)
 JSON carries ``dailyPapers``, a list of API-shaped entries, and the page date under ``date`` (or
@@ -6,6 +7,10 @@ JSON carries ``dailyPapers``, a list of API-shaped entries, and the page date un
 (``article`` -> ``h3 > a[href="/papers/<id>"]``, upvotes in ``div.leading-none``) still give ids,
 titles, upvotes and author counts, but no abstracts. Elements are found by attribute, never by
 attribute order or position, so re-ordered or re-nested markup still reads.
+
+A single paper's page (``huggingface.co/papers/<id>``) embeds that paper the same way, as a
+``paper`` object in the ``data-props`` of its content widget (``data-target="PaperContent"``): it
+reads as one paper, which is also how a liked paper can be looked up from its page.
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ def parse_page_html(
             limits=limits,
             on_skip=on_skip,
         )
+    single = _single_paper(soup, limits, origin)
+    if single is not None:
+        return papers_from_entries([single], origin=origin, limits=limits)
     # Without the JSON the cards are all there is; a cut-off page would silently lose some.
     if not _CLOSING_HTML.search(html[-4096:]):
         raise ParseError(
@@ -73,6 +81,22 @@ def _props(widget: Tag, limits: Limits, origin: str) -> dict[str, Any] | None:
     check_depth(props, limits, origin)
     if isinstance(props, dict) and isinstance(props.get("dailyPapers"), list):
         return props
+    return None
+
+
+def _single_paper(soup: BeautifulSoup, limits: Limits, origin: str) -> dict[str, Any] | None:
+    """The entry of a one-paper page: the first widget whose props hold a ``paper`` with an id."""
+    for widget in soup.find_all(attrs={"data-props": True}):
+        if not isinstance(widget, Tag) or "paper" not in str(widget.get("data-props", ""))[:200]:
+            continue
+        try:
+            props = json.loads(str(widget["data-props"]))
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        check_depth(props, limits, origin)
+        paper = props.get("paper") if isinstance(props, dict) else None
+        if isinstance(paper, dict) and isinstance(paper.get("id"), str):
+            return {"paper": paper}
     return None
 
 

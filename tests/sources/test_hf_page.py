@@ -126,3 +126,31 @@ def test_html_page_that_is_not_daily_papers() -> None:
     with pytest.raises(ParseError, match="no Daily Papers found") as info:
         parse_page_html(text, origin="model.html")
     assert info.value.where == "model.html"
+
+
+API_DAY = PAGE.parent / "api_2025-10-06.json"
+
+
+def paper_page(paper: dict[str, object]) -> str:
+    """A paper's own page: the real page's shell, its content widget holding one real paper
+    (``data-target="PaperContent"``, the props HTML-escaped as the server writes them)."""
+    props = html.escape(json.dumps({"paper": paper, "canonicalUrl": "x"}), quote=True)
+    widget = (
+        f'<div class="SVELTE_HYDRATER contents" data-target="PaperContent" data-props="{props}">'
+    )
+    shell = PAGE.read_text(encoding="utf-8")
+    return (
+        WIDGET_PROPS.sub("", shell)
+        .replace("<body", widget + "</div><body", 1)
+        .replace('data-target="DailyPapers"', 'data-target="Other"')
+    )
+
+
+def test_a_single_papers_page_reads_as_that_paper() -> None:
+    raw = json.loads(API_DAY.read_text(encoding="utf-8"))[0]["paper"]
+    (paper,) = parse_page_html(paper_page(raw), origin="2510.00515.html")
+    assert paper.arxiv_id == raw["id"] == "2510.00515"
+    assert paper.title == " ".join(raw["title"].split())
+    assert paper.abstract == " ".join(raw["summary"].split())
+    assert paper.ai_summary == raw["ai_summary"] and paper.upvotes == raw["upvotes"]
+    assert paper.url == "https://huggingface.co/papers/2510.00515"
