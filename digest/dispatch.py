@@ -76,13 +76,14 @@ def send_claimed(
     should_stop: Callable[[], bool],
     progress: Progress | None = None,
 ) -> bool:
-    """Claim and send until no digest is left (or ``should_stop``); whether it stopped early.
+    """Claim and send until no digest is left (or ``should_stop``, or the channel is down: the
+    rest stays owed, unclaimed); whether it stopped early on request.
 
     ``subscribers`` and ``planned`` (the matches of the digests this worker planned) are by
     address; the digests another worker planned are rebuilt.
     """
     done = 0
-    while not should_stop():
+    while not should_stop() and sending.channel_down is None:
         batch = store.claim_digests(claims.worker, claims.batch, claims.clock(), claims.lease)
         if not batch:
             if store.shared and _others_still_sending(store, claims):

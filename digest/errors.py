@@ -14,7 +14,15 @@
     │   └── TemplateError           a template is missing, broken or fails (file:line)
     └── DeliveryError               the transport did not accept a message         exit 1
         ├── TemporaryDeliveryError  worth retrying (SMTP 4xx, dropped connection)
-        └── PermanentDeliveryError  will not succeed as is (SMTP 5xx, bad address)
+        ├── PermanentDeliveryError  this message will not succeed as is
+        │   ├── RecipientRefusedError   the server refused this address (5xx to RCPT):
+        │   │                           the only failure that counts towards suspension
+        │   └── MessageRefusedError     the server refused this message as a whole (5xx to
+        │                               DATA: too big, a line too long): not the reader's fault
+        └── ChannelUnavailableError the channel itself is down (cannot connect, no greeting,
+                                    TLS, login, deadline, the sender refused, an endpoint
+                                    gone): the run stops sending, every digest stays owed,
+                                    nobody's bounce count moves
 
 Foreign exceptions (``httpx.HTTPError``, ``sqlite3.Error``, ``smtplib.SMTPException``,
 ``pydantic.ValidationError``, ...) are translated into one of these where they enter the
@@ -106,4 +114,20 @@ class TemporaryDeliveryError(DeliveryError):
 
 
 class PermanentDeliveryError(DeliveryError):
-    """The transport refused for good (SMTP 5xx, invalid address)."""
+    """The transport refused this message for good (SMTP 5xx, invalid address)."""
+
+
+class RecipientRefusedError(PermanentDeliveryError):
+    """The server refused this one recipient for good (SMTP 5xx to RCPT TO, a webhook's 4xx for
+    this subscriber's own endpoint): enough of these in a row suspend the subscriber."""
+
+
+class MessageRefusedError(PermanentDeliveryError):
+    """The server refused this message as a whole (SMTP 5xx to DATA): the message's fault, never
+    counted as the recipient's bounce."""
+
+
+class ChannelUnavailableError(DeliveryError):
+    """The channel cannot deliver anything now (connection, greeting, TLS, login, deadline, a
+    server that refuses the sender or every message): never a subscriber's fault; the run stops
+    sending and every digest stays owed for the next run."""

@@ -119,6 +119,7 @@ def _report(
     unrecorded: int = 0,
     store_problem: str | None = None,
     suspended: Sequence[str] = (),
+    channel_down: str | None = None,
 ) -> RunReport:
     batch = plan.batch if plan is not None else Batch()
     return RunReport(
@@ -135,6 +136,7 @@ def _report(
         unrecorded=unrecorded,
         store_problem=store_problem,
         suspended=tuple(suspended),
+        channel_down=channel_down,
     )
 
 
@@ -225,6 +227,7 @@ def run(
         unrecorded=sending.unrecorded,
         store_problem=sending.store_problem,
         suspended=sending.suspended,
+        channel_down=str(sending.channel_down) if sending.channel_down else None,
     )
     # The summary is printed anyway, and the run's sends are recorded or journaled; what can no
     # longer matter is pruned so the store stays the size of its window.

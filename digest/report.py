@@ -14,6 +14,7 @@ SKIPPED_LABELS = {
     "suspended": "suspended after bounces",
     "weekly": "weekly, not due today",
     "empty": "with no new papers",
+    "owed": "owed (not sent: the channel is unavailable)",
 }
 
 
@@ -48,6 +49,7 @@ class RunReport:
     store_problem: str | None = None
     suspended: tuple[str, ...] = ()
     planned_elsewhere: bool = False  # another worker's plan for the day was being sent
+    channel_down: str | None = None  # why sending stopped: the channel itself is unavailable
 
     @property
     def failed_deliveries(self) -> list[SubscriberOutcome]:
@@ -57,7 +59,8 @@ class RunReport:
     @property
     def exit_code(self) -> int:
         """0 when everything went through, 1 when a source or a delivery failed."""
-        return 1 if self.failures or self.failed_deliveries or self.store_problem else 0
+        failed = self.failures or self.failed_deliveries or self.store_problem
+        return 1 if failed or self.channel_down else 0
 
     def problems(self) -> Iterator[str]:
         """The lines that need an operator's eye: failed sources, skipped entries, failed
@@ -65,7 +68,20 @@ class RunReport:
         yield from self._source_problems()
         for outcome in self.failed_deliveries:
             yield f"{outcome.email}: {_state(outcome, 'sent')}"
+        yield from self._channel_problem()
         yield from self._store_problems()
+
+    def _channel_problem(self) -> Iterator[str]:
+        if self.channel_down is None:
+            return
+        sent = sum(1 for o in self.outcomes if o.sent)
+        owed = sum(1 for o in self.outcomes if o.kind == "owed")
+        done = "nothing was sent" if not sent else f"{sent} sent, then sending stopped"
+        yield (
+            f"delivery: {done}: the channel is unavailable: {self.channel_down} "
+            f"({owed} digests stay owed and go out with the next run; nobody's bounce count "
+            "moved)"
+        )
 
     def _store_problems(self) -> Iterator[str]:
         if self.store_problem is None:
@@ -112,7 +128,7 @@ class RunReport:
                 f"  {address}: suspended: refused for good run after run "
                 f"(`digest subscribers resubscribe {address}` lifts it)"
             )
-        for line in self._store_problems():
+        for line in [*self._channel_problem(), *self._store_problems()]:
             yield f"  {line}"
         waiting: dict[str, int] = {}
         for outcome in self.outcomes:

@@ -30,7 +30,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from digest.deliver import Channel, Outgoing
-from digest.errors import DeliveryError, PermanentDeliveryError, RenderError, StoreError
+from digest.errors import (
+    ChannelUnavailableError,
+    DeliveryError,
+    PermanentDeliveryError,
+    RecipientRefusedError,
+    RenderError,
+    StoreError,
+)
 from digest.models import Match, Rendered, Subscriber
 from digest.report import SubscriberOutcome
 from digest.store import Accepted, OpenDigest, Refused, Store
@@ -73,6 +80,7 @@ class Sending:
     outcomes: list[SubscriberOutcome] = field(default_factory=list)
     suspended: list[str] = field(default_factory=list)
     store_problem: str | None = None
+    channel_down: ChannelUnavailableError | None = None  # why nothing more is sent this run
     _accepted: list[Accepted] = field(default_factory=list)
     _refused: list[Refused] = field(default_factory=list)
     _since: float = 0.0
@@ -93,6 +101,9 @@ class Sending:
         """Render and send one digest; its outcome joins :attr:`outcomes` (at once, or when the
         channel answers if it sends in parallel)."""
         email = subscriber.email
+        if self.channel_down is not None:
+            self.hold_back(digest, "owed: the channel is unavailable", neutral=True)
+            return
         try:
             rendered = render(subscriber)
         except RenderError as exc:
@@ -144,8 +155,13 @@ class Sending:
     def _refuse(
         self, digest: OpenDigest, email: str, matched: int, exc: DeliveryError | RenderError
     ) -> None:
+        if isinstance(exc, ChannelUnavailableError):
+            # the server's or the config's fault, not this reader's: stop sending, owe it all
+            self.channel_down = self.channel_down or exc
+            self.hold_back(digest, "owed: the channel is unavailable", neutral=True)
+            return
         permanent = isinstance(exc, PermanentDeliveryError | RenderError)
-        bounced = isinstance(exc, PermanentDeliveryError)
+        bounced = isinstance(exc, RecipientRefusedError)
         self._refused.append(Refused(digest.row, email, str(exc), bounced))
         self.outcomes.append(
             SubscriberOutcome(
@@ -154,11 +170,20 @@ class Sending:
         )
         self._maybe_record()
 
-    def hold_back(self, digest: OpenDigest, reason: str) -> None:
-        """Record a claimed digest as not sent this run (it stays owed), for ``reason``."""
-        self._refused.append(Refused(digest.row, digest.email, reason))
+    def hold_back(self, digest: OpenDigest, reason: str, *, neutral: bool = False) -> None:
+        """Record a claimed digest as not sent this run (it stays owed), for ``reason``;
+        ``neutral``: through nobody's fault (the channel is down), counted apart in the
+        summary rather than as one failure per subscriber."""
+        self._refused.append(Refused(digest.row, digest.email, reason, neutral=neutral))
         self.outcomes.append(
-            SubscriberOutcome(digest.email, digest.matched, len(digest.papers), error=reason)
+            SubscriberOutcome(
+                digest.email,
+                digest.matched,
+                len(digest.papers),
+                error=None if neutral else reason,
+                skipped=reason if neutral else None,
+                kind="owed" if neutral else None,
+            )
         )
         self._maybe_record()
 

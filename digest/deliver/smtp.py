@@ -3,7 +3,17 @@
 :class:`SmtpSettings` is ``[delivery.smtp]``; the password is read from the environment variable
 it names (never from the file). :class:`SmtpTransport` keeps one session open, reopens it when
 the server drops it, retries 4xx answers with backoff and fails a 5xx at once, and stops trying
-for the rest of the run once the server proved unreachable.
+for the rest of the run once the server proved unavailable.
+
+Who is at fault decides what a failure costs. A 5xx to ``RCPT TO`` is this recipient refused
+(:class:`RecipientRefusedError`: enough in a row suspend the subscriber); a 5xx to ``DATA`` is
+this message refused (:class:`MessageRefusedError`). Everything else that stops a message is the
+server's or the config's: no connection, no greeting, TLS, login, a refused sender, "relaying
+denied", a deadline, or retries against a server that keeps failing: the channel is down
+(:class:`ChannelUnavailableError`), the run stops sending and nobody's bounce count moves. A
+:class:`FailureBudget` bounds the time one run spends on failing attempts (``give_up_after``,
+default 45 s), so a dead or dripping server holds a run well under a minute, however many
+subscribers wait.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -28,9 +39,11 @@ from digest.deliver.smtp_session import (
     reply_text,
 )
 from digest.errors import (
+    ChannelUnavailableError,
     ConfigError,
     DeliveryError,
-    PermanentDeliveryError,
+    MessageRefusedError,
+    RecipientRefusedError,
     TemporaryDeliveryError,
 )
 from digest.settings import ChannelOption, Section
@@ -54,6 +67,35 @@ class SmtpSettings(Section):
     retries: int = Field(3, ge=0, le=10)
     connections: int = Field(1, ge=1, le=16)
     max_per_minute: float | None = Field(None, gt=0)
+    give_up_after: float = Field(45.0, gt=0)
+
+
+class FailureBudget:
+    """The seconds one run may spend on attempts that fail (connecting, waiting for answers,
+    backing off); shared by the sessions of a pool. Spent, the server counts as unavailable."""
+
+    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self._used = 0.0
+        self._lock = threading.Lock()
+
+    def spend(self, seconds: float) -> None:
+        """Count ``seconds`` lost to a failure."""
+        with self._lock:
+            self._used += max(seconds, 0.0)
+
+    def left(self) -> float:
+        """What is left of the budget (0 once it is spent)."""
+        with self._lock:
+            return max(self.seconds - self._used, 0.0)
+
+
+def _server_wide(code: int, reply: str) -> bool:
+    """Whether a refusal of a recipient is really the server refusing this client: relaying
+    denied, authentication required. Every address would get it, so nobody's address is wrong."""
+    lowered = reply.lower()
+    return code == 530 or any(word in lowered for word in ("relay", "authentication", "auth "))
 
 
 class SmtpChannel:
@@ -70,9 +112,10 @@ class SmtpChannel:
         from digest.deliver.smtp_pool import Backoff, RateLimit, SmtpPool
 
         backoff = Backoff(sleep=context.sleep)
+        budget = FailureBudget(settings.give_up_after)
         pool = SmtpPool(
             [
-                smtp_transport(settings, context, backoff=backoff)
+                smtp_transport(settings, context, backoff=backoff, budget=budget)
                 for _ in range(settings.connections)
             ],
             limit=RateLimit(settings.max_per_minute) if settings.max_per_minute else None,
@@ -87,7 +130,11 @@ class SmtpChannel:
 
 
 def smtp_transport(
-    settings: SmtpSettings, context: ChannelContext, *, backoff: Backoff | None = None
+    settings: SmtpSettings,
+    context: ChannelContext,
+    *,
+    backoff: Backoff | None = None,
+    budget: FailureBudget | None = None,
 ) -> SmtpTransport:
     """A transport for ``settings``; ConfigError when the password variable is not set."""
     password: str | None = None
@@ -106,6 +153,7 @@ def smtp_transport(
         ssl_context=context.ssl_context or ssl.create_default_context(),
         sleep=context.sleep,
         backoff=backoff,
+        budget=budget,
     )
 
 
@@ -113,10 +161,12 @@ class SmtpTransport(Closing):
     """One SMTP connection for the whole run, reopened when the server drops it.
 
     Per message: 4xx answers and dropped connections are retried ``settings.retries`` times with
-    exponential backoff, then raised as ``TemporaryDeliveryError``; 5xx answers raise
-    ``PermanentDeliveryError`` at once. When the server cannot be reached or refuses the TLS
-    handshake or the login, that error is remembered and every later ``send`` of this transport
-    fails fast with it, instead of waiting out the retries again for each subscriber.
+    exponential backoff, then raised as ``TemporaryDeliveryError``; a 5xx to the recipient raises
+    ``RecipientRefusedError`` and to the data ``MessageRefusedError``, at once. When the server
+    cannot be reached, does not answer in time, refuses the TLS handshake, the login or the
+    sender, or the failure budget is spent, ``ChannelUnavailableError`` is remembered and every
+    later ``send`` of this transport fails fast with it, instead of waiting out the retries again
+    for each subscriber.
     """
 
     def __init__(
@@ -129,6 +179,7 @@ class SmtpTransport(Closing):
         first_delay: float = 1.0,
         max_backoff: float = 60.0,
         backoff: Backoff | None = None,
+        budget: FailureBudget | None = None,
     ) -> None:
         self.settings = settings
         self._password = password
@@ -137,6 +188,7 @@ class SmtpTransport(Closing):
         self._first_delay = first_delay
         self._max_backoff = max_backoff
         self._shared_backoff = backoff
+        self._budget = budget or FailureBudget(settings.give_up_after)
         self._smtp: SmtpSession | None = None
         self._watchdog = Watchdog()
         self._broken: DeliveryError | None = None
@@ -156,47 +208,81 @@ class SmtpTransport(Closing):
     def send(self, message: WireMessage) -> None:
         """Send ``message``; returns only after the server answered 250 to its data."""
         if self._broken is not None:
-            raise type(self._broken)(
+            raise ChannelUnavailableError(
                 f"not tried: {self._broken.message}", where=self.where, hint=self._broken.hint
             ) from self._broken
         recipient = ", ".join(message.recipients)
         attempts = self.settings.retries + 1
         for attempt in range(attempts):
+            started = self._budget.clock()
             try:
                 self._deliver(message)
                 return
             except Retry as retry:
+                self._budget.spend(self._budget.clock() - started)
+                tries = f" (after {attempt + 1} attempts)" if attempt else ""
+                spent = self._budget.left() <= 0
+                if spent or (retry.unreachable and (retry.final or attempt + 1 == attempts)):
+                    raise self._down(
+                        f"{retry.reason}{tries}"
+                        + (
+                            f"; {self.settings.give_up_after:g} s of failures this run: "
+                            "no more tries"
+                            if spent and not retry.unreachable
+                            else ""
+                        ),
+                        retry.hint
+                        or "the mail server is down, too slow or misconfigured; "
+                        "every digest stays owed and the next run sends them",
+                    ) from retry.__cause__
                 if attempt + 1 < attempts and not retry.final:
-                    delay = min(self._first_delay * 2**attempt, self._max_backoff)
+                    delay = min(
+                        self._first_delay * 2**attempt, self._max_backoff, self._budget.left()
+                    )
+                    self._budget.spend(delay)
                     if self._shared_backoff is not None:
                         self._shared_backoff.pause(delay)  # every session of the pool waits
                         self._shared_backoff.wait()
                     else:
                         self._sleep(delay)
                     continue
-                tries = f" (after {attempt + 1} attempts)" if attempt else ""
-                final = TemporaryDeliveryError(
+                raise TemporaryDeliveryError(
                     f"{retry.reason}{tries}",
-                    where=self.where if retry.unreachable else f"{self.where} -> {recipient}",
+                    where=f"{self.where} -> {recipient}",
                     hint=retry.hint or "the message stays pending; the next run sends it again",
-                )
-                if retry.unreachable:
-                    self._broken = final
-                raise final from retry.__cause__
+                ) from retry.__cause__
+            except ChannelUnavailableError as exc:
+                self._budget.spend(self._budget.clock() - started)
+                self._broken = exc
+                raise
+
+    def _down(self, message: str, hint: str) -> ChannelUnavailableError:
+        """The server counts as unavailable for the rest of the run, for ``message``."""
+        self._broken = ChannelUnavailableError(message, where=self.where, hint=hint)
+        return self._broken
+
+    def _step_deadline(self) -> float:
+        """A step waits its deadline, or what is left of the run's failure budget if less."""
+        return max(min(self.settings.deadline, self._budget.left()), 0.001)
 
     def _deliver(self, message: WireMessage) -> None:
         smtp = self._connection()
         smtp.data_sent = False
+        deadline = self._step_deadline()
         try:
-            with self._watchdog.step(self.settings.deadline):
+            with self._watchdog.step(deadline):
                 refused = smtp.sendmail(message.sender, list(message.recipients), message.data)
             if self._watchdog.fired:  # smtplib may have read a reply cut short as a whole one
                 raise smtplib.SMTPServerDisconnected("cut off at the deadline")
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
-            self._answer(code, text, exc)
+            self._answer(code, text, exc, stage="recipient")
+        except smtplib.SMTPSenderRefused as exc:
+            self._answer(exc.smtp_code, exc.smtp_error, exc, stage="sender")
+        except smtplib.SMTPDataError as exc:
+            self._answer(exc.smtp_code, exc.smtp_error, exc, stage="data")
         except smtplib.SMTPResponseException as exc:
-            self._answer(exc.smtp_code, exc.smtp_error, exc)
+            self._answer(exc.smtp_code, exc.smtp_error, exc, stage="session")
         except OSError as exc:  # includes SMTPServerDisconnected and other SMTPExceptions
             self._drop()
             if smtp.data_sent:
@@ -209,7 +295,7 @@ class SmtpTransport(Closing):
                 ) from exc
             if self._watchdog.fired:
                 raise Retry(
-                    f"no answer within the {self.settings.deadline:g} s deadline",
+                    f"no answer within the {deadline:g} s deadline",
                     hint="the server is too slow; raise [delivery.smtp] deadline or try later",
                     final=True,
                     unreachable=True,
@@ -220,18 +306,36 @@ class SmtpTransport(Closing):
         if refused:
             # one message, one recipient: a partial refusal still means this one was refused
             code, text = next(iter(refused.values()))
-            self._answer(code, text, None)
+            self._answer(code, text, None, stage="recipient")
 
-    def _answer(self, code: int, text: bytes | str, exc: Exception | None) -> None:
-        reply = reply_text(text)
+    def _answer(self, code: int, text: bytes | str, exc: Exception | None, *, stage: str) -> None:
+        """Raise what a refusal at ``stage`` (recipient, sender, data, session) means."""
+        reply = " ".join(reply_text(text).split())
         if code == 421 or (self._smtp is not None and self._smtp.sock is None):
             self._drop()  # smtplib closed the socket on 421; reconnect for the next attempt
         if 400 <= code < 500:
             raise Retry(f"server answered {code} {reply}") from exc
-        raise PermanentDeliveryError(
-            f"server refused the message: {code} {reply}",
-            where=self.where,
-            hint="the server will not accept this message as is; check the address",
+        if not 500 <= code < 600:
+            # no refusal at all: a reply cut short or out of step (a dripping server)
+            raise Retry(f"unexpected answer from the server: {code} {reply}", unreachable=True)
+        if stage == "recipient" and not _server_wide(code, reply):
+            raise RecipientRefusedError(
+                f"server refused the address: {code} {reply}",
+                where=self.where,
+                hint="check the subscriber's address; the papers stay owed",
+            ) from exc
+        if stage == "data":
+            raise MessageRefusedError(
+                f"server refused the message: {code} {reply}",
+                where=self.where,
+                hint="the server will not take this message as it is (its size or content); "
+                "the papers stay owed",
+            ) from exc
+        who = {"recipient": "every recipient", "sender": "the sender"}.get(stage, "the session")
+        raise self._down(
+            f"server refuses {who}: {code} {reply}",
+            "check [delivery] from, username and password_env, and that the server relays "
+            "for this client",
         ) from exc
 
     def _connection(self) -> SmtpSession:
@@ -244,8 +348,9 @@ class SmtpTransport(Closing):
         settings = self.settings
         if self._local_hostname is None:
             self._local_hostname = socket.getfqdn()
+        deadline = self._step_deadline()
         try:
-            with self._watchdog.step(settings.deadline):
+            with self._watchdog.step(deadline):
                 smtp = self._open_session(settings)
             if self._watchdog.fired:  # a greeting cut short can pass for a whole one
                 smtp.close()
@@ -254,13 +359,13 @@ class SmtpTransport(Closing):
         except BaseException as exc:
             if self._watchdog.fired:
                 # A server that does not greet in time is not asked again in this run.
-                self._broken = TemporaryDeliveryError(
-                    f"no greeting or answer within the {settings.deadline:g} s deadline while "
+                raise Retry(
+                    f"no greeting or answer within the {deadline:g} s deadline while "
                     "opening the session",
-                    where=self.where,
                     hint="is this an SMTP server, and is it up? the next run tries again",
-                )
-                raise Retry(self._broken.message, final=True, unreachable=True) from exc
+                    final=True,
+                    unreachable=True,
+                ) from exc
             translated = self._connect_error(exc) if isinstance(exc, Exception) else None
             if translated is None:
                 raise
@@ -316,9 +421,11 @@ class SmtpTransport(Closing):
             message = f"login refused: {exc.smtp_code} {reply_text(exc.smtp_error)}"
             hint = f"check username = {settings.username!r} and ${settings.password_env}"
         elif isinstance(exc, smtplib.SMTPResponseException) and 400 <= exc.smtp_code < 500:
-            return Retry(f"server answered {exc.smtp_code} while opening the session")
+            return Retry(
+                f"server answered {exc.smtp_code} while opening the session", unreachable=True
+            )
         elif isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionResetError):
-            return Retry(f"connection closed while opening the session: {exc}")
+            return Retry(f"connection closed while opening the session: {exc}", unreachable=True)
         elif isinstance(exc, socket.gaierror):
             return Retry(
                 f"cannot resolve {settings.host!r}: {exc.strerror or exc}",
@@ -333,8 +440,7 @@ class SmtpTransport(Closing):
             )
         else:
             return None
-        self._broken = PermanentDeliveryError(message, where=self.where, hint=hint)
-        return self._broken
+        return self._down(message, hint)
 
     def probe(self) -> list[str]:
         """Open a session as a run would (TLS, login), say QUIT, and tell what the server
@@ -342,8 +448,16 @@ class SmtpTransport(Closing):
         settings = self.settings
         try:
             smtp = self._connection()
+            if smtp.ehlo_resp is None:  # no STARTTLS or login asked for one: ask now
+                smtp.ehlo()
         except Retry as retry:
-            raise TemporaryDeliveryError(retry.reason, where=self.where, hint=retry.hint) from retry
+            raise ChannelUnavailableError(
+                retry.reason, where=self.where, hint=retry.hint
+            ) from retry
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ChannelUnavailableError(
+                f"no EHLO answer: {exc}", where=self.where, hint="is this an SMTP server?"
+            ) from exc
         ehlo = reply_text(smtp.ehlo_resp or b"").splitlines()
         lines = [f"connected to {self.where}: {ehlo[0] if ehlo else 'no EHLO answer'}"]
         if ehlo[1:]:

@@ -116,12 +116,15 @@ class Accepted:
 @dataclass(frozen=True)
 class Refused:
     """A digest the channel refused, and why; ``bounced`` when the mail server refused the
-    address itself for good (a 5xx): enough of those in a row suspend the subscriber."""
+    address itself for good (a 5xx): enough of those in a row suspend the subscriber.
+    ``neutral``: not tried, or failed through nobody's fault (the channel was down): the
+    subscriber's bounces in a row neither grow nor start again."""
 
     row: int
     email: str
     reason: str
     bounced: bool = False
+    neutral: bool = False
 
 
 @dataclass(frozen=True)

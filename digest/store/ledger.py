@@ -149,7 +149,8 @@ def record_failed(
     suspend_after: int | None = None,
 ) -> list[str]:
     """Mark ``refused`` failed (they stay owed). A bounce adds one to the subscriber's bounces in
-    a row (any other failure starts them again at 0, as a sent digest does); at
+    a row (any other failure starts them again at 0, as a sent digest does, but a neutral one,
+    nobody's fault, leaves them as they are); at
     ``suspend_after`` the subscriber is suspended, the server's reply kept. Returns the
     addresses suspended now."""
     suspended: list[str] = []
@@ -160,6 +161,13 @@ def record_failed(
             "attempts = attempts + 1 WHERE id = ? AND status != 'sent'",
             (item.reason, run_id, stamp, item.row),
         )
+        if item.neutral:
+            conn.execute(
+                "INSERT INTO subscribers (email, last_error) VALUES (?, ?) "
+                "ON CONFLICT (email) DO UPDATE SET last_error = excluded.last_error",
+                (address, item.reason[:500]),
+            )
+            continue
         conn.execute(
             "INSERT INTO subscribers (email, last_error, bounces) VALUES (?, ?, ?) "
             "ON CONFLICT (email) DO UPDATE SET last_error = excluded.last_error, "

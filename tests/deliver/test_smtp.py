@@ -15,7 +15,12 @@ from digest.config import Config, config_schema, subscriber_from
 from digest.deliver import MessageSettings
 from digest.deliver.message import MailChannel, WireMessage, build_message
 from digest.deliver.smtp import SmtpSettings, SmtpTransport
-from digest.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
+from digest.errors import (
+    ChannelUnavailableError,
+    ConfigError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 from digest.models import Rendered
 from digest.stage_settings import open_configured_channel
 from tests.smtp_server import Handler, free_port, smtp_server
@@ -136,7 +141,7 @@ def test_starttls_with_a_test_ca_and_login(
     assert [r.rcpt_tos for r in handler.received] == [["ada@example.org"], ["bob@example.org"]]
 
 
-def test_wrong_password_is_permanent_and_later_sends_fail_fast(
+def test_wrong_password_is_the_channel_down_and_later_sends_fail_fast(
     handler: Handler, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
 ) -> None:
     def refuse(*args: object) -> AuthResult:
@@ -148,10 +153,10 @@ def test_wrong_password_is_permanent_and_later_sends_fail_fast(
         settings = smtp_settings(server.port, security="starttls", username="digest")
         sleeps = Sleeps()
         transport = SmtpTransport(settings, password="wrong", ssl_context=client_tls, sleep=sleeps)
-        with transport, pytest.raises(PermanentDeliveryError) as first:
+        with transport, pytest.raises(ChannelUnavailableError) as first:
             transport.send(message_for("ada@example.org"))
         assert "535" in first.value.message and "DIGEST_SMTP_PASSWORD" in (first.value.hint or "")
-        with pytest.raises(PermanentDeliveryError, match="not tried"):
+        with pytest.raises(ChannelUnavailableError, match="not tried"):
             transport.send(message_for("bob@example.org"))
         assert server.connections == 1
     assert sleeps == [] and handler.received == []
@@ -164,7 +169,7 @@ def test_untrusted_certificate_is_refused(handler: Handler, server_tls: ssl.SSLC
             ssl_context=ssl.create_default_context(),  # system CAs only: the test CA is unknown
             sleep=Sleeps(),
         )
-        with transport, pytest.raises(PermanentDeliveryError, match="not trusted"):
+        with transport, pytest.raises(ChannelUnavailableError, match="not trusted"):
             transport.send(message_for("ada@example.org"))
     assert handler.received == []
 
@@ -255,24 +260,24 @@ def test_a_dropped_connection_is_reopened(handler: Handler) -> None:
     ]
 
 
-def test_connection_refused_is_temporary_with_host_port_and_stops_retrying() -> None:
+def test_connection_refused_is_the_channel_down_with_host_port_and_stops_retrying() -> None:
     port = free_port()  # nothing listens there
     sleeps = Sleeps()
     transport = SmtpTransport(smtp_settings(port, retries=2), sleep=sleeps)
-    with transport, pytest.raises(TemporaryDeliveryError) as caught:
+    with transport, pytest.raises(ChannelUnavailableError) as caught:
         transport.send(message_for("ada@example.org"))
     assert caught.value.where == f"127.0.0.1:{port}"
     assert "cannot connect" in caught.value.message and caught.value.hint
     assert sleeps == [1.0, 2.0]
-    with pytest.raises(TemporaryDeliveryError, match="not tried"):
+    with pytest.raises(ChannelUnavailableError, match="not tried"):
         transport.send(message_for("bob@example.org"))
     assert sleeps == [1.0, 2.0]
 
 
-def test_unknown_host_is_temporary_and_names_the_host() -> None:
+def test_unknown_host_is_the_channel_down_and_names_the_host() -> None:
     settings = smtp_settings(2525, host="mail.nonexistent.invalid", retries=0)
     transport = SmtpTransport(settings, sleep=Sleeps())
-    with transport, pytest.raises(TemporaryDeliveryError) as caught:
+    with transport, pytest.raises(ChannelUnavailableError) as caught:
         transport.send(message_for("ada@example.org"))
     assert caught.value.where == "mail.nonexistent.invalid:2525"
     assert "cannot resolve" in caught.value.message

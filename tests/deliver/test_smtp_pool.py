@@ -15,7 +15,7 @@ from digest.deliver import ChannelContext
 from digest.deliver.message import MailChannel
 from digest.deliver.smtp import SmtpChannel, SmtpTransport
 from digest.deliver.smtp_pool import Backoff, RateLimit, SmtpPool
-from digest.errors import TemporaryDeliveryError
+from digest.errors import ChannelUnavailableError
 from tests.deliver.test_smtp import Sleeps, message_for, smtp_settings
 from tests.smtp_server import Handler, free_port, smtp_server
 
@@ -117,9 +117,9 @@ def test_a_4xx_on_one_session_pauses_the_others() -> None:
 
 def test_an_unreachable_server_stops_the_whole_pool() -> None:
     with _pool(free_port(), 3) as pool:
-        with pytest.raises(TemporaryDeliveryError, match=r"127\.0\.0\.1"):
+        with pytest.raises(ChannelUnavailableError, match=r"127\.0\.0\.1"):
             pool.send(message_for("first@example.org"))
-        with pytest.raises(TemporaryDeliveryError, match="not tried"):
+        with pytest.raises(ChannelUnavailableError, match="not tried"):
             pool.send(message_for("second@example.org"))  # another session: not tried either
         assert pool.connections == 0
 
