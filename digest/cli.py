@@ -203,12 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
     _sub(
         acts, "list", "status, cadence, last digest, totals, last error", "subscribers list", common
     )
-    for verb, summary in (
-        ("unsubscribe", "stop sending to a subscriber (the config still lists them)"),
-        ("resubscribe", "send again to a subscriber who left or was suspended"),
-    ):
-        one = _sub(acts, verb, summary, f"subscribers {verb} ada@example.org", common)
-        one.add_argument("email", help="the subscriber's address, as in the config")
+    leave = _sub(
+        acts, "unsubscribe", "stop sending to a subscriber (the config still lists them)",
+        "subscribers unsubscribe ada@example.org", common,
+    )  # fmt: skip
+    leave.add_argument("email", help="the subscriber's address, as in the config")
+    back = _sub(
+        acts, "resubscribe", "send again to a subscriber who left or was suspended",
+        "subscribers resubscribe ada@example.org", common,
+    )  # fmt: skip
+    back.add_argument("email", nargs="?", help="the subscriber's address, as in the config")
+    back.add_argument(
+        "--suspended", action="store_true", help="every suspended subscriber at once (after a "
+        "mail server fault was taken for bounces)",
+    )  # fmt: skip
     store = _command(commands, "store", common)
     moves = store.add_subparsers(dest="action", required=True, metavar="ACTION")
     migrate = _sub(

@@ -100,6 +100,21 @@ def subscribers_unsubscribe(args: argparse.Namespace) -> int:
 
 def subscribers_resubscribe(args: argparse.Namespace) -> int:
     config = load(args)
+    if args.suspended == (args.email is not None):
+        raise UsageError(
+            "give one address or --suspended",
+            hint="digest subscribers resubscribe ada@example.org, or --suspended for all",
+        )
+    if args.suspended:
+        with open_config_store(config) as store:
+            states = store.subscriber_states()
+            back = sorted(a for a, s in states.items() if s.status == "suspended")
+            for address in back:
+                store.set_subscriber_status(address, "active", "digest subscribers", now())
+        for address in back:
+            print(f"{address} is active (was suspended: {states[address].how})")
+        print(f"{len(back)} suspended subscribers are active again: the next run sends to them")
+        return 0
     subscriber = known_subscriber(config, args.email)
     with open_config_store(config) as store:
         before = store.subscriber_states([subscriber.email]).get(subscriber.address)

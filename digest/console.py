@@ -49,7 +49,11 @@ def subscriber_row(
         status, last = state.status, (state.last_sent or "")[:10]
         digests, papers, error = state.digests_sent, state.papers_received, state.last_error or ""
     every = {"daily": "day", "weekly": "week"}.get(frequency, frequency)
-    error = note or (error if len(error) <= 60 else error[:59] + "…")
+    if state is not None and state.status == "suspended" and not note:
+        # why and since when, so a mistake (a mail server down, not an address) shows at once
+        why = f"since {(state.changed or '')[:10]}, {state.how or 'suspended'}"
+        error = f"{why}: {error}" if error else why
+    error = note or (error if len(error) <= 100 else error[:99] + "…")
     return f"{email:<32} {status:<12} {every:<6} {last:<10} {digests:>7} {papers:>7}  {error}"
 
 
