@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,7 @@ def _roster(
         day=day,
         lookback_days=config.digest.lookback_days,
         any_day=any_day or only is not None,
+        zone=zoneinfo.ZoneInfo(config.digest.timezone),
     )
 
 
@@ -188,7 +190,7 @@ def run(
                 config, client=client, store=store, now=now, day=day, record=True, only=only,
                 watcher=watcher,
             )  # fmt: skip
-            due, outcomes = _split_due(config, roster, plan)
+            due, outcomes = _split_due(config, roster, plan, day)
             store.plan_digests(run_id, day, [_planned(plan, s) for s in due], now)
     renderer = Renderer(render_settings(config))
     journal = Journal.open(store.journal_path, len(config.subscriber_list))
@@ -253,22 +255,26 @@ def _rehearse_run(
         watcher=watcher,
     )  # fmt: skip
     renderer = Renderer(render_settings(config))
-    due, outcomes = _split_due(config, roster, plan)
+    due, outcomes = _split_due(config, roster, plan, day)
     outcomes += [_rehearse(renderer, s, plan, day) for s in due]
     return _report(plan, day, _in_order(config, outcomes), dry_run=True)
 
 
 def _split_due(
-    config: Config, roster: Roster, plan: Plan
+    config: Config, roster: Roster, plan: Plan, day: dt.date
 ) -> tuple[list[Subscriber], list[SubscriberOutcome]]:
-    """The subscribers a digest goes to, and the outcomes of those it does not."""
-    send_empty = config.digest.send_empty
-    due = [s for s in roster.due if plan.matched[s.email] or send_empty]
-    empty = [
-        SubscriberOutcome(s.email, 0, skipped="no new papers", kind="empty")
-        for s in roster.due
-        if not (plan.matched[s.email] or send_empty)
-    ]
+    """The subscribers a digest goes to, and the outcomes of those it does not. A "nothing new"
+    note (``send_empty``) goes at most once a period (day, or week for a weekly reader), and
+    never after a real digest of the same period: re-runs must not mail it again."""
+    due: list[Subscriber] = []
+    empty: list[SubscriberOutcome] = []
+    for s in roster.due:
+        if plan.matched[s.email] or (
+            config.digest.send_empty and not roster.messaged_this_period(s, day)
+        ):
+            due.append(s)
+        else:
+            empty.append(SubscriberOutcome(s.email, 0, skipped="no new papers", kind="empty"))
     return due, [*roster.waiting, *empty]
 
 

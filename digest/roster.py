@@ -29,6 +29,15 @@ class Roster:
     due: list[Subscriber]
     windows: dict[str, dt.datetime] = field(default_factory=dict)
     waiting: list[SubscriberOutcome] = field(default_factory=list)
+    last_sent: dict[str, dt.date] = field(default_factory=dict)  # by email: the local day
+
+    def messaged_this_period(self, subscriber: Subscriber, day: dt.date) -> bool:
+        """Whether ``subscriber`` already had a message (a digest, or a "nothing new" note) in
+        the period ``day`` belongs to: that day, or for a weekly reader the week up to it."""
+        last = self.last_sent.get(subscriber.email)
+        if last is None:
+            return False
+        return last > day - dt.timedelta(days=7) if subscriber.weekly else last >= day
 
 
 def known_subscriber(subscribers: Sequence[Subscriber], email: str, *, where: str) -> Subscriber:
@@ -56,8 +65,10 @@ def make_roster(
     day: dt.date,
     lookback_days: int,
     any_day: bool = False,
+    zone: dt.tzinfo = dt.UTC,
 ) -> Roster:
-    """Sort ``subscribers`` (``states`` by address) for a run on ``day`` at ``now``.
+    """Sort ``subscribers`` (``states`` by address) for a run on ``day`` at ``now``; ``zone``
+    is what "a day" means for the last message each was sent.
 
     ``any_day``: weekly digests are due whatever the weekday (``run --subscriber``, preview).
     """
@@ -69,6 +80,9 @@ def make_roster(
         if state is not None and state.status != "active":
             roster.waiting.append(_inactive(subscriber, state))
             continue
+        if state is not None and state.last_sent:
+            sent = dt.datetime.fromisoformat(state.last_sent)
+            roster.last_sent[subscriber.email] = sent.astimezone(zone).date()
         if not subscriber.weekly:
             roster.due.append(subscriber)
             continue

@@ -20,6 +20,8 @@ from digest.report import RunReport
 from digest.store.sqlite import SqliteStore
 from tests.smtp_server import Handler, smtp_server
 
+SAMPLES_TEXT = Path(__file__).resolve().parent / "fixtures" / "samples" / "text-pages"
+
 SATURDAY = dt.datetime(2026, 11, 21, 7, 0, tzinfo=dt.UTC)
 FRIDAY = SATURDAY + dt.timedelta(days=6)
 
@@ -181,3 +183,36 @@ def test_one_subscribers_digest_on_its_own_with_the_real_ledger(
     full = run_day(config, client, SATURDAY + dt.timedelta(hours=2))
     daily = next(o for o in full.outcomes if o.email == "daily@example.org")
     assert daily.sent and daily.papers == 3
+
+
+def test_send_empty_mails_each_reader_at_most_once_a_day(tmp_path: Path) -> None:
+    import email
+    import email.policy
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(SAMPLES_TEXT, tmp_path / "pages")
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        '[digest]\nsend_empty = true\n[[sources]]\nkind = "page"\npath = "pages/*.txt"\n'
+        '[delivery]\nmethod = "file"\noutbox = "outbox"\nfrom = "D <d@example.org>"\n'
+        '[[subscribers]]\nemail = "real@example.org"\nkeywords = ["tensor"]\n'
+        '[[subscribers]]\nemail = "none@example.org"\nkeywords = ["zzyzx-nothing-matches"]\n'
+        '[[subscribers]]\nemail = "weekly@example.org"\nkeywords = ["zzyzx-nothing"]\n'
+        'frequency = "weekly"\nweekday = "monday"\n',
+        encoding="utf-8",
+    )
+    day = "2026-11-02"  # a Monday
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-m", "digest", "--config", str(config), "run", "--date", day],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    sent: dict[str, list[str]] = {}
+    for path in (tmp_path / "outbox").glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        sent.setdefault(str(message["To"]), []).append(str(message["Subject"]))
+    assert sorted(sent) == ["none@example.org", "real@example.org", "weekly@example.org"]
+    assert all(len(subjects) == 1 for subjects in sent.values()), sent
