@@ -2,8 +2,11 @@
 
 Beyond the schema (:mod:`digest.config`): every subscriber's interests compile, the templates
 render a small built-in digest, each local source names files that exist, the store can be read,
-and the channel's settings are complete. Problems that stop a run raise a ``ConfigError`` (exit
-2); those that only may (an unset password variable, nobody subscribed) are warnings.
+and the channel's settings are complete (the SMTP password variable set where a login needs
+it). Problems that stop a run raise a ``ConfigError`` (exit 2); those that only may (nobody
+subscribed, no way to unsubscribe from mail) are warnings. With ``--smtp`` and ``--sources`` the
+mail server and the API are asked, once each, and what they answered is said before the one
+verdict at the end.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from digest.models import Match, Paper, Subscriber
 from digest.store.sqlite_file import SCHEMA_VERSION
 
 SHOWN_SUBSCRIBERS = 5
+MAIL_METHODS = frozenset({"smtp", "file", "maildir"})  # channels whose messages need a way out
 LARGEST_CHECKED = 20  # subscribers whose own part of an email is rendered by check
 
 
@@ -38,9 +42,9 @@ def check_config(config: Config) -> CheckReport:
     check_templates(config)
     _check_sources(config)
     store_line = _store_summary(config, report)
-    target = _channel_target(config, report)
+    target = _channel_target(config)
     subscribers = config.subscriber_list
-    report.lines.append(f"{config.path}: OK")
+    report.lines.append(f"{config.path}:")
     report.lines.append(f"  sources ({len(config.sources)}):")
     report.lines += [f"    {source.kind}: {source.label}" for source in config.sources]
     shown = ", ".join(s.email for s in subscribers[:SHOWN_SUBSCRIBERS])
@@ -48,7 +52,8 @@ def check_config(config: Config) -> CheckReport:
     report.lines.append(f"  subscribers ({len(subscribers)}): {shown or '-'}{more}")
     report.lines.append(f"  store: {store_line}")
     report.lines.append(f"  delivery: {config.delivery.method} -> {target}")
-    report.lines.append(f"  unsubscribe: {_unsubscribe_ways(config, report)}")
+    if config.delivery.method in MAIL_METHODS:
+        report.lines.append(f"  unsubscribe: {_unsubscribe_ways(config, report)}")
     weekly = sum(1 for s in subscribers if s.weekly)
     if weekly:
         report.lines.append(f"  cadence: {len(subscribers) - weekly} daily, {weekly} weekly")
@@ -142,9 +147,10 @@ def _store_summary(config: Config, report: CheckReport) -> str:
     from digest.store import open_store, scheme_of
 
     location = store_location(config)
+    at_hand = _local_papers(config) if any(s.like for s in config.subscriber_list) else []
     with open_store(location, base_dir=config.base_dir, readonly=True) as store:
         stats = store.stats()
-        known = liked_papers(config.subscriber_list, [], store)
+        known = liked_papers(config.subscriber_list, at_hand, store)
     for subscriber in config.subscriber_list:
         unknown = [raw for raw in subscriber.like if (arxiv_id(raw) or raw.strip()) not in known]
         if unknown:
@@ -160,7 +166,28 @@ def _store_summary(config: Config, report: CheckReport) -> str:
     )
 
 
-def _channel_target(config: Config, report: CheckReport) -> str:
+def _local_papers(config: Config) -> list[Paper]:
+    """The papers today's local sources (files, globs) carry; nothing is fetched."""
+    from digest.sources import ReadContext, read_sources
+    from digest.sources.local import read_regular_file
+
+    local = [s for s in config.sources if getattr(s, "path", None) is not None]
+
+    def no_network(url: str) -> bytes:
+        raise SourceError("check reads local sources only", where=url)
+
+    context = ReadContext(
+        today=dt.date.today(),
+        download=no_network,
+        read_file=lambda path: read_regular_file(path, config.fetch.max_bytes),
+        resolve=config.resolve,
+    )
+    return list(read_sources(local, context).papers)  # type: ignore[arg-type]
+
+
+def _channel_target(config: Config) -> str:
+    """Where the channel delivers; ConfigError when its settings cannot work as they stand (the
+    SMTP password variable unset while a username asks for a login)."""
     from digest.deliver import target_of
     from digest.stage_settings import channel_context
 
@@ -168,9 +195,11 @@ def _channel_target(config: Config, report: CheckReport) -> str:
     settings = delivery.option(channel_options()[delivery.method].key)
     password_env = getattr(settings, "password_env", None)
     if getattr(settings, "username", None) and password_env and not os.environ.get(password_env):
-        report.warnings.append(
-            f"${password_env} is not set: the SMTP login will fail until it is "
-            f"(export {password_env}=..., or EnvironmentFile= in systemd)"
+        raise ConfigError(
+            f"delivery.smtp.password_env: ${password_env} is not set, so the SMTP login of "
+            f"{settings.username!r} fails",
+            where=str(config.path),
+            hint=f"export {password_env}=... (or EnvironmentFile= in systemd), or remove username",
         )
     return target_of(delivery.method, settings, channel_context(config))
 
@@ -189,3 +218,29 @@ def check_smtp(config: Config) -> list[str]:
             hint="add a [delivery.smtp] table (`digest init --print` shows one)",
         )
     return smtp_transport(smtp, channel_context(config)).probe()
+
+
+def check_api_sources(config: Config) -> list[str]:
+    """Ask each ``hf-api`` source for one entry of today, as a run would ask (deadline, retries,
+    size cap); what each answered. SourceError when one does not answer as an API."""
+    import json
+
+    from digest.sources.fetch import get, make_client
+
+    lines: list[str] = []
+    fetch = config.fetch
+    with make_client(fetch.timeout, fetch.connect_timeout) as client:
+        for source in config.sources:
+            url = getattr(source, "api_url", None)
+            if source.kind != "hf-api" or url is None:
+                continue
+            probe = f"{url}{'&' if '?' in url else '?'}limit=1"
+            body = get(client, probe, retries=0, backoff=0, deadline=fetch.deadline)
+            try:
+                entries = json.loads(body)
+            except ValueError as exc:
+                raise SourceError("answers, but not with JSON", where=probe) from exc
+            if not isinstance(entries, list):
+                raise SourceError("answers, but not with a list of entries", where=probe)
+            lines.append(f"  source {source.label}: answers ({len(entries)} entry for limit=1)")
+    return lines

@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--smtp", action="store_true",
         help="also open a session with the SMTP server (TLS, login), quit, and print its answers",
     )  # fmt: skip
+    check.add_argument(
+        "--sources", action="store_true",
+        help="also ask each hf-api source for one entry, as a run would",
+    )  # fmt: skip
     fetch = _command(commands, "fetch", common)
     fetch.add_argument(
         "--source", action="append", default=[], metavar="PATH_OR_URL",

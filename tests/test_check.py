@@ -42,7 +42,7 @@ def test_a_subscriber_whose_email_cannot_fit_is_named(tmp_path: Path) -> None:
     assert caught.value.where == str(tmp_path / "digest.toml")
 
 
-def test_a_glob_matching_nothing_fails_and_an_unset_password_warns(
+def test_a_glob_matching_nothing_fails_and_an_unset_password_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     glob = write(tmp_path, '[[sources]]\nkind = "page"\npath = "saved/*.txt"\n')
@@ -54,8 +54,11 @@ def test_a_glob_matching_nothing_fails_and_an_unset_password_warns(
         '[delivery]\nmethod = "smtp"\n[delivery.smtp]\nhost = "smtp.example.org"\n'
         'username = "me"\npassword_env = "SOME_PW"\n',
     )
+    with pytest.raises(ConfigError, match=r"password_env: \$SOME_PW is not set") as caught:
+        check_config(load_config(smtp))
+    assert caught.value.hint and "export SOME_PW" in caught.value.hint
+    monkeypatch.setenv("SOME_PW", "secret")
     report = check_config(load_config(smtp))
-    assert any("$SOME_PW is not set" in warning for warning in report.warnings)
     assert any("nobody is subscribed" in warning for warning in report.warnings)
     assert any(line.startswith("  delivery: smtp -> smtp.example.org:587") for line in report.lines)
 
@@ -96,3 +99,15 @@ def test_check_names_the_unsubscribe_ways_and_needs_the_links_secret(
     ) in report.lines
     assert "  cadence: 0 daily, 1 weekly" in report.lines
     assert report.warnings == []
+
+
+def test_a_liked_paper_todays_local_sources_carry_is_known(tmp_path: Path) -> None:
+    sample = Path(__file__).resolve().parent / "fixtures" / "samples" / "hf" / "api_2025-10-06.json"
+    (tmp_path / "day.json").write_bytes(sample.read_bytes())
+    text = (
+        '[[sources]]\nkind = "page"\npath = "day.json"\n'
+        '[[subscribers]]\nemail = "ada@example.org"\nlike = ["2510.01459v2", "2501.99999"]\n'
+    )
+    report = check_config(load_config(write(tmp_path, text)))
+    (warning,) = [w for w in report.warnings if "liked papers not known" in w]
+    assert "2501.99999" in warning and "2510.01459" not in warning

@@ -16,7 +16,7 @@ import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.smtp_server import CountingController, Handler, smtp_server
+from tests.smtp_server import CountingController, Handler, free_port, smtp_server
 
 PAGES = Path(__file__).resolve().parent / "fixtures" / "samples" / "text-pages"
 PASSWORD = "pw 123"
@@ -169,3 +169,65 @@ def test_subscribers_list_unsubscribe_resubscribe(tmp_path: Path) -> None:
 
     unknown = digest(config, "subscribers", "unsubscribe", "nobody@example.org")
     assert unknown.returncode == 2 and "no subscriber 'nobody@example.org'" in unknown.stderr
+
+
+def test_check_says_its_verdict_once_and_last(
+    tmp_path: Path, server: tuple[CountingController, Handler]
+) -> None:
+    controller, _ = server
+    config = write_config(tmp_path, controller.port)
+    text = config.read_text().replace('username = "digest"\npassword_env = "TEST_SMTP_PW"\n', "")
+    config.write_text(text.replace('method = "file"', 'method = "smtp"'))
+    done = digest(config, "check", "--smtp")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == f"{config}: OK" and done.stdout.count("OK") == 1
+    # a healthy server answers EHLO even when no STARTTLS or login asked for it
+    assert f"connected to 127.0.0.1:{controller.port}: " in done.stdout
+    assert "no EHLO answer" not in done.stdout
+    config.write_text(
+        config.read_text().replace(f"port = {controller.port}", f"port = {free_port()}")
+    )
+    down = digest(config, "check", "--smtp")
+    assert down.returncode == 1 and "OK" not in down.stdout
+    errors = [line for line in down.stderr.splitlines() if line.startswith("digest: error:")]
+    assert len(errors) == 1 and "cannot connect" in errors[0]
+
+
+def test_check_refuses_an_unset_smtp_password_in_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path, 2525)
+    config.write_text(config.read_text().replace('method = "file"', 'method = "smtp"'))
+    done = digest(config, "check")
+    assert done.returncode == 2 and "OK" not in done.stdout
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("digest: error:")]
+    assert "$TEST_SMTP_PW is not set" in line and "Traceback" not in done.stderr
+
+
+def test_check_sources_asks_the_api_once(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from tests.sources.hf_server import day_of, hf_api
+
+    config = write_config(tmp_path, 2525)
+    with hf_api() as api:
+        api.days[dt.date.today()] = day_of(3, dt.date.today())
+        text = f'[[sources]]\nkind = "hf-api"\nurl = "{api.url}"\n' + config.read_text()
+        config.write_text(text)
+        done = digest(config, "check", "--sources")
+        assert done.returncode == 0, done.stderr
+        assert f"source {api.url}: answers" in done.stdout
+        assert [q.get("limit") for q in api.queries] == ["1"]
+        config.write_text(text.replace("/api/daily_papers", "/api/nothing-here"))
+        wrong = digest(config, "check", "--sources")
+    assert wrong.returncode == 1 and "OK" not in wrong.stdout
+    assert "HTTP 404" in wrong.stderr and "can't find the page" in wrong.stderr
+
+
+def test_the_unsubscribe_warning_is_for_mail_only(tmp_path: Path) -> None:
+    config = write_config(tmp_path, 2525)
+    mail = digest(config, "check")
+    assert "no way to unsubscribe" in mail.stderr
+    config.write_text(config.read_text().replace('method = "file"', 'method = "atom"'))
+    feed = digest(config, "check")
+    assert feed.returncode == 0, feed.stderr
+    assert "unsubscribe" not in feed.stderr and "unsubscribe:" not in feed.stdout
