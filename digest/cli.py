@@ -30,7 +30,7 @@ COMMAND_HELP = {
     "daemon": ("run on the [schedule] until stopped", "daemon -v"),
     "seen": ("inspect or edit the store", "seen stats"),
     "subscribers": ("who gets mail, who left, who bounces", "subscribers list"),
-    "serve": ("the unsubscribe pages (one-click, RFC 8058)", "serve --port 8025"),
+    "serve": ("the unsubscribe pages (one-click, RFC 8058)", "serve --port 8391"),
     "store": ("move the store to another backend", "store migrate --to postgresql://db/digest"),
 }
 GROUPS = ("seen", "subscribers", "store")  # commands with actions, in digest.commands_store

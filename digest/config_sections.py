@@ -169,7 +169,8 @@ class ServerSection(Section):
     base_url: str | None = None
     secret_env: str = Field("DIGEST_SERVER_SECRET", min_length=1)
     host: str = "127.0.0.1"
-    port: int = Field(8025, ge=1, le=65535)
+    port: int = Field(8391, ge=1, le=65535)  # no common tool's port (8025 is aiosmtpd's)
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-* headers count
 
     @field_validator("base_url")
     @classmethod

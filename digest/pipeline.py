@@ -33,6 +33,7 @@ from digest.sources import FetchWatcher, Source, read_sources
 from digest.stage_settings import read_context, render_settings
 from digest.store import OpenDigest, PlannedDigest, Store, address_of
 from digest.store.journal import Journal, reconcile
+from digest.store.status_queue import StatusQueue
 
 if TYPE_CHECKING:
     import httpx
@@ -170,7 +171,8 @@ def run(
     """One full cycle. ``dry_run`` (or ``channel=None``) sends nothing and changes nothing;
     ``only`` sends just that subscriber's digest (due whatever their cadence).
 
-    What earlier runs sent but could not record is recorded first (the journal). Then, under
+    What earlier runs sent but could not record is recorded first (the journal), and the
+    readers' status changes that waited for a busy store are applied. Then, under
     the store's planning lock, the run plans unless another worker's plan for the day is still
     being sent: the plan is recorded, every digest pending, before the first is sent (see
     :mod:`digest.send`). Then it sends what it claims (see :mod:`digest.dispatch`).
@@ -181,6 +183,7 @@ def run(
         )
     run_id = store.begin_run(now)
     reconcile(store, store.journal_path, run_id, now)
+    StatusQueue.of(store).apply(store)  # readers who left while the store was busy: honoured
     claims = claims or Claims(worker_name(), config.digest.claim_lease, utc_now)
     plan: Plan | None = None
     outcomes: list[SubscriberOutcome] = []

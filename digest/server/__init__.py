@@ -2,21 +2,29 @@
 
 :mod:`.app` is the Starlette app; :func:`serve_forever` wires it to the configuration, the store
 and the signing secret, and runs it on uvicorn. Put it behind the TLS proxy that answers
-``[server] base_url``: mail providers only POST one-click requests to https addresses.
+``[server] base_url``: mail providers only POST one-click requests to https addresses. A
+``base_url`` with a path (``https://lab.example/digest``) is served under that path, and also at
+the root for a proxy that strips it; ``X-Forwarded-*`` headers are believed only from the
+addresses ``[server] trusted_proxies`` lists. The port is bound before anything else, so a busy
+one is a one-line error.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from digest.config import Config, store_location
 from digest.errors import ConfigError, UsageError
 from digest.models import Subscriber
 from digest.stage_settings import unsubscribe_links
 from digest.store import Store, open_store
+from digest.store.status_queue import StatusQueue
 from digest.unsubscribe import UnsubscribeLinks
 
 
@@ -29,6 +37,12 @@ class Service:
     open_store: Callable[..., Store]  # open_store(readonly=...) of the configured store
     links: UnsubscribeLinks
     now: Callable[[], dt.datetime]
+    queue: StatusQueue | None = None  # where changes wait while the store is busy (SQLite)
+
+    @property
+    def prefix(self) -> str:
+        """The path of ``base_url`` (``/digest``), or "" at the root."""
+        return urlsplit(self.links.base_url).path.rstrip("/")
 
 
 def service_for(config: Config) -> Service:
@@ -40,12 +54,16 @@ def service_for(config: Config) -> Service:
             where=str(config.path),
             hint='add [server] base_url = "https://digest.example.org" (the public address)',
         )
+    opener = functools.partial(open_store, store_location(config), base_dir=config.base_dir)
+    with opener(readonly=True) as store:
+        queue = None if store.shared else StatusQueue.of(store)
     return Service(
         title=config.digest.title,
         subscribers={s.address: s for s in config.subscriber_list},
-        open_store=functools.partial(open_store, store_location(config), base_dir=config.base_dir),
+        open_store=opener,
         links=links,
         now=lambda: dt.datetime.now(dt.UTC),
+        queue=queue,
     )
 
 
@@ -60,5 +78,40 @@ def serve_forever(config: Config, *, host: str, port: int) -> None:
             "digest serve needs the serve extra",
             hint="pip install 'paper-digest[serve]'",
         ) from exc
-    app = make_app(service_for(config))
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    service = service_for(config)
+    if service.links.base_url.startswith("http://"):
+        print(
+            f"digest: warning: [server] base_url is {service.links.base_url}: mail providers only "
+            "POST one-click unsubscribes to https addresses; use http:// only to try it out",
+            file=sys.stderr,
+        )
+    listener = bind(host, port)
+    trusted = list(config.server.trusted_proxies)
+    settings = uvicorn.Config(
+        make_app(service),
+        log_level="warning",
+        server_header=False,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
+    )
+    uvicorn.Server(settings).run(sockets=[listener])
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; UsageError (exit 2) when it cannot be had."""
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = info[0]
+        listener = socket.socket(family, kind, proto)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(128)
+    except OSError as exc:
+        busy = getattr(exc, "errno", None) == 98  # EADDRINUSE
+        raise UsageError(
+            f"cannot listen on {host}:{port}: "
+            + ("the port is in use" if busy else exc.strerror or str(exc)),
+            where="server.port",
+            hint="stop what listens there, or choose another port ([server] port or --port)",
+        ) from exc
+    return listener

@@ -10,11 +10,18 @@
   nothing; a malformed request gets 400.
 
 No cookie, no session, no JavaScript; every answer is ``no-store`` and sent with a
-Content-Security-Policy that allows the page's own style and form and nothing else.
+Content-Security-Policy that allows the page's own style and form and nothing else. The pages
+answer under the path of ``[server] base_url`` and at the root (behind a proxy that strips the
+path), and their forms post back to the page's own address, so no link depends on where the app
+is mounted. A change that meets a busy store waits in the store's :class:`StatusQueue` and the
+reader is told it is done; with no queue to keep it (a shared store), the answer is 503 with
+``Retry-After``, never a lost unsubscribe.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import jinja2
@@ -23,14 +30,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from digest.errors import StoreError
 from digest.models import Subscriber
 from digest.render.environment import make_environment
 from digest.render.views import interests_of
 from digest.server import Service
+from digest.store.status_queue import StatusChange
 from digest.untrusted import clean_text
 
 PAGE_TEMPLATE = "unsubscribe_page.html.j2"
 MAX_BODY = 4096  # a one-click POST or a button's form is a few dozen bytes
+RETRY_AFTER = "30"  # seconds, for a change no queue could keep while the store was busy
+QUEUE_POLL = 1.0  # seconds between tries to hand waiting changes to the store
 HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
@@ -46,14 +57,17 @@ def make_app(service: Service) -> Starlette:
     """The ASGI app of ``digest serve``."""
     template = make_environment().get_template(PAGE_TEMPLATE)
     pages = _Pages(service, template)
-    return Starlette(
-        routes=[
-            Route("/", pages.home, methods=["GET"]),
-            Route("/healthz", pages.health, methods=["GET"]),
-            Route("/u/{token}", pages.show, methods=["GET"]),
-            Route("/u/{token}", pages.act, methods=["POST"]),
+    routes = []
+    for base in dict.fromkeys([service.prefix, ""]):  # under base_url's path, and at the root
+        routes += [
+            Route(f"{base}/", pages.home, methods=["GET"]),
+            Route(f"{base}/healthz", pages.health, methods=["GET"]),
+            Route(f"{base}/u/{{token}}", pages.show, methods=["GET"]),
+            Route(f"{base}/u/{{token}}", pages.act, methods=["POST"]),
         ]
-    )
+    if service.prefix:
+        routes.append(Route(service.prefix, pages.home, methods=["GET"]))
+    return Starlette(routes=routes)
 
 
 class _Pages:
@@ -62,6 +76,8 @@ class _Pages:
     def __init__(self, service: Service, template: jinja2.Template) -> None:
         self._service = service
         self._template = template
+        self._applier: threading.Thread | None = None
+        self._applier_lock = threading.Lock()
 
     def home(self, request: Request) -> Response:
         return self._page(
@@ -120,8 +136,11 @@ class _Pages:
             )
         status = "unsubscribed" if action == "unsubscribe" else "active"
         how = "one-click" if one_click else "web page"
-        with self._service.open_store() as store:
-            store.set_subscriber_status(address, status, how, self._service.now())
+        if not self._record(StatusChange(address, status, how, self._service.now())):
+            return self._page(
+                503, "Busy", "The list is busy sending; please try again in a minute.",
+                action=None, retry_after=RETRY_AFTER,
+            )  # fmt: skip
         if one_click:
             return PlainTextResponse(f"{address} is unsubscribed.", headers=HEADERS)
         subscriber = self._service.subscribers.get(address)
@@ -148,6 +167,38 @@ class _Pages:
             address=address,
         )
 
+    def _record(self, change: StatusChange) -> bool:
+        """Put ``change`` in the store, or keep it in the queue while the store is busy;
+        whether it is safe either way."""
+        try:
+            with self._service.open_store() as store:
+                store.set_subscriber_status(change.email, change.status, change.how, change.when)
+            return True
+        except StoreError:
+            queue = self._service.queue
+            if queue is None:
+                return False
+            queue.add(change)
+            self._apply_soon()
+            return True
+
+    def _apply_soon(self) -> None:
+        """Hand the queue to the store once it is free (one thread at a time)."""
+        with self._applier_lock:
+            if self._applier is not None and self._applier.is_alive():
+                return
+            self._applier = threading.Thread(target=self._apply, daemon=True, name="queue")
+            self._applier.start()
+
+    def _apply(self) -> None:
+        queue = self._service.queue
+        while queue is not None and queue.waiting():
+            try:
+                with self._service.open_store() as store:
+                    queue.apply(store)
+            except StoreError:
+                time.sleep(QUEUE_POLL)
+
     def _address(self, request: Request) -> str | None:
         return self._service.links.address_in(str(request.path_params.get("token", "")))
 
@@ -171,6 +222,7 @@ class _Pages:
         token: str = "",
         *,
         address: str | None = None,
+        retry_after: str | None = None,
     ) -> Response:
         context: dict[str, Any] = {
             "title": clean_text(self._service.title),
@@ -183,4 +235,5 @@ class _Pages:
             "token": token,
             "status": status,
         }
-        return HTMLResponse(self._template.render(context), status_code=status, headers=HEADERS)
+        headers = {**HEADERS, "Retry-After": retry_after} if retry_after else HEADERS
+        return HTMLResponse(self._template.render(context), status_code=status, headers=headers)
