@@ -5,18 +5,26 @@ Missed runs: a scheduled time the daemon could not honour on time (machine aslee
 still going, daemon restarted) still runs once if it is at most ``misfire_grace`` seconds late;
 later than that it is skipped with a log line, because a digest mailed hours late is stale news.
 Several missed times coalesce into one run.
+
+Only the daemon's own misses are caught up. It notes that it is alive (:class:`AliveMark`, a small
+file beside the store, rewritten at start, after each run and once a minute), so at start it can
+tell a restart within the grace (it was alive shortly before the scheduled time: that run is
+caught up) from a first start (it never was, or long ago: a time scheduled before it existed
+is not run, and the first run is the next scheduled one).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
 import zoneinfo
 from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +50,41 @@ if TYPE_CHECKING:
 __all__ = ["JOB_ID", "build_trigger", "last_fire_time", "parse_cron", "run_daemon"]
 
 JOB_ID = "digest-run"
+ALIVE_EVERY = 60.0  # seconds between notes that the daemon is alive
+
+
+class AliveMark:
+    """When a daemon of this store was last alive, kept in a file (best effort: a read-only
+    place only costs the catch-up after a restart)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def of(cls, config: Config) -> AliveMark:
+        """The mark beside ``config``'s SQLite store, else in the config's folder."""
+        from digest.config import store_location
+
+        location = store_location(config)
+        if "://" in location:
+            return cls(config.base_dir / ".digest-daemon.alive")
+        store = Path(location)
+        store = store if store.is_absolute() else config.base_dir / store
+        return cls(store.with_name(store.name + ".daemon"))
+
+    def last(self) -> datetime | None:
+        """When a daemon last noted it was alive, if ever."""
+        try:
+            return datetime.fromisoformat(self.path.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            return None
+
+    def note(self, moment: datetime) -> None:
+        """Note that the daemon is alive at ``moment``."""
+        with contextlib.suppress(OSError):
+            partial = self.path.with_name(self.path.name + ".tmp")
+            partial.write_text(moment.isoformat(), encoding="utf-8")
+            os.replace(partial, self.path)
 
 
 def build_trigger(schedule: ScheduleSection, timezone: str) -> BaseTrigger:
@@ -111,6 +154,7 @@ class _Daemon:
         # Set once the scheduler is running (or will never run): only then can it be shut down.
         self.stoppable = threading.Event()
         self.stopper: threading.Thread | None = None
+        self.alive: AliveMark | None = None
 
     def job(self) -> None:
         """One scheduled run: exactly `digest run`; whatever happens, the daemon keeps going."""
@@ -140,13 +184,16 @@ class _Daemon:
                 took,
                 status,
             )
+        if self.alive is not None:
+            self.alive.note(self.now())
         if not self.stop.is_set():
             self.log.info("next run at %s", self.next_run_after(self.now()))
 
     def next_run_after(self, moment: datetime) -> str:
         # Not scheduler.get_job(): shutdown(wait=True) holds the job-store lock while waiting
         # for this very job to finish, so asking the scheduler from here would deadlock.
-        upcoming: datetime | None = self.trigger.get_next_fire_time(None, moment)
+        after = moment + timedelta(microseconds=1)  # a time that is now is not "next"
+        upcoming: datetime | None = self.trigger.get_next_fire_time(None, after)
         return upcoming.isoformat(sep=" ") if upcoming else "never (the schedule has ended)"
 
     def on_event(self, event: SchedulerEvent) -> None:
@@ -242,8 +289,10 @@ def run_daemon(
 def _serve(config: Config, daemon: _Daemon, clock: Callable[[], datetime]) -> None:
     scheduler, trigger, grace, log = daemon.scheduler, daemon.trigger, daemon.grace, daemon.log
     started_at = clock()
+    mark = AliveMark.of(config)
+    alive = mark.last()
     first = last_fire_time(trigger, started_at, timedelta(seconds=grace))
-    if first is not None:
+    if first is not None and alive is not None and alive >= first - timedelta(seconds=grace):
         log.info(
             "catching up the run scheduled at %s: %s ago, within misfire_grace (%ds)",
             first.isoformat(sep=" "),
@@ -251,7 +300,16 @@ def _serve(config: Config, daemon: _Daemon, clock: Callable[[], datetime]) -> No
             grace,
         )
     else:
-        first = trigger.get_next_fire_time(None, started_at)
+        if first is not None:
+            log.info(
+                "not catching up the run scheduled at %s: no daemon was running then "
+                "(a first start runs from the next scheduled time)",
+                first.isoformat(sep=" "),
+            )
+        # the next time strictly after now, never one that has already passed
+        first = trigger.get_next_fire_time(None, started_at + timedelta(microseconds=1))
+    mark.note(started_at)
+    daemon.alive = mark
     scheduler.add_listener(
         daemon.on_event, EVENT_SCHEDULER_STARTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
     )
@@ -285,8 +343,12 @@ def _serve(config: Config, daemon: _Daemon, clock: Callable[[], datetime]) -> No
         # Python runs signal handlers on the main thread, but the kernel may deliver SIGTERM to
         # any thread; a main thread asleep in one long wait would not notice it until the next
         # scheduled run. Short waits bound that delay.
+        noted = time.monotonic()
         while runner.is_alive():
             runner.join(timeout=0.2)
+            if time.monotonic() - noted >= ALIVE_EVERY:
+                mark.note(clock())
+                noted = time.monotonic()
     except BaseException:
         # KeyboardInterrupt when no handlers are installed: still let the current run finish.
         daemon.request_stop()
@@ -296,6 +358,7 @@ def _serve(config: Config, daemon: _Daemon, clock: Callable[[], datetime]) -> No
         daemon.stoppable.set()
         if daemon.stopper is not None:
             daemon.stopper.join()
+        mark.note(clock())
     if failure:
         raise failure[0]
 

@@ -19,7 +19,7 @@ from apscheduler.triggers.base import BaseTrigger
 
 from digest.config import Config, parse_config
 from digest.errors import DeliveryError
-from digest.schedule.daemon import JOB_ID, run_daemon
+from digest.schedule.daemon import JOB_ID, AliveMark, run_daemon
 
 UTC = dt.UTC
 PARIS = "Europe/Paris"
@@ -235,7 +235,9 @@ def test_a_restart_within_the_grace_catches_up_at_once(
     tmp_path: Path, clock: Clock, records: Records
 ) -> None:
     clock.set(at(10, 7, 4))
-    daemon = Daemon(daily_config(tmp_path, grace=600), clock, records)
+    config = daily_config(tmp_path, grace=600)
+    AliveMark.of(config).note(at(10, 6, 58))  # the daemon ran until just before 07:00
+    daemon = Daemon(config, clock, records)
 
     def drive() -> None:
         wait_for(lambda: "run finished" in records.text(), "the catch-up run")
@@ -356,3 +358,41 @@ def test_sigint_before_any_run_stops_promptly(
     assert time.monotonic() - started < 60
     assert daemon.runs == []
     assert "SIGINT: finishing the message being sent, then stopping" in records.text()
+
+
+def test_a_first_start_never_runs_a_time_scheduled_before_it_existed(
+    tmp_path: Path, clock: Clock, records: Records
+) -> None:
+    clock.set(at(10, 7, 59))  # started at 07:59 with the default grace of an hour
+    config = daily_config(tmp_path, grace=3600)
+    daemon = Daemon(config, clock, records)
+
+    def drive() -> None:
+        assert daemon.next_run_time() == at(11, 7)
+
+    assert daemon.run(drive) == 0
+    assert daemon.runs == []
+    text = records.text()
+    assert "not catching up the run scheduled at 2025-03-10 07:00:00+00:00" in text
+    assert "next run at 2025-03-11 07:00:00+00:00" in text
+    assert AliveMark.of(config).last() is not None  # the next start is a restart
+
+
+def test_a_daemon_down_since_yesterday_does_not_catch_up_this_morning(
+    tmp_path: Path, clock: Clock, records: Records
+) -> None:
+    clock.set(at(10, 7, 30))
+    config = daily_config(tmp_path, grace=3600)
+    AliveMark.of(config).note(at(9, 18))
+    daemon = Daemon(config, clock, records)
+    assert daemon.run(lambda: None) == 0
+    assert daemon.runs == [] and "not catching up" in records.text()
+
+
+def test_the_next_run_it_logs_is_in_the_future(
+    tmp_path: Path, clock: Clock, records: Records
+) -> None:
+    clock.set(at(10, 7))  # started exactly at a scheduled time, no daemon before
+    daemon = Daemon(daily_config(tmp_path, grace=600), clock, records)
+    assert daemon.run(lambda: None) == 0
+    assert "next run at 2025-03-11 07:00:00+00:00" in records.text()
