@@ -84,6 +84,11 @@ def _html_body(html: str, boundary: str) -> bytes:
         return _part(boundary, "html", "7bit", data.replace(b"\n", b"\r\n"))
     for index in [i for i, line in enumerate(lines) if len(line) > _MAX_LINE][::-1]:
         lines[index : index + 1] = _broken(lines[index])
+    if max(map(len, lines)) > _MAX_LINE:
+        # text with no space to break at (CJK, a long URL): quoted-printable's soft line breaks
+        # keep every line within SMTP's limit without changing a character of the page
+        encoded = binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
+        return _part(boundary, "html", "quoted-printable", encoded)
     return _part(boundary, "html", "7bit", b"\r\n".join(lines))
 
 
@@ -93,7 +98,7 @@ def _broken(line: bytes) -> list[bytes]:
     while len(line) > _MAX_LINE:
         cut = _space_outside_tags(line, _MAX_LINE)
         if cut <= 0:
-            break  # no such space (one enormous word or tag): left as it is
+            break  # no such space (one enormous word or tag): the caller encodes the part
         pieces.append(line[:cut])
         line = line[cut + 1 :]
     pieces.append(line)

@@ -1,0 +1,49 @@
+"""Text that would break the wire, delivered anyway: a CJK abstract without a space in 5,000
+characters makes no line longer than SMTP's 998 bytes, so a real server takes the message."""
+
+from __future__ import annotations
+
+import html as html_module
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.smtp_server import Handler, smtp_server
+
+API = Path(__file__).resolve().parent / "fixtures" / "samples" / "hf" / "api_2025-10-06.json"
+CJK = "我们提出了一种新的方法来训练语言模型并在多个基准上取得了最好的结果" * 120  # no spaces
+
+
+def test_a_cjk_abstract_is_delivered_with_every_line_within_998_bytes(tmp_path: Path) -> None:
+    entries = json.loads(API.read_text(encoding="utf-8"))[:3]
+    entries[0]["paper"]["summary"] = CJK
+    entries[0]["paper"]["title"] = "语言模型训练方法" * 30  # a long title without a space, too
+    entries[0]["paper"].pop("ai_summary", None)
+    (tmp_path / "day.json").write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
+    handler = Handler()
+    with smtp_server(handler) as server:
+        config = tmp_path / "digest.toml"
+        config.write_text(
+            '[[sources]]\nkind = "page"\npath = "day.json"\n'
+            '[delivery]\nmethod = "smtp"\nfrom = "Digest <digest@example.org>"\n'
+            f'[delivery.smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\n'
+            '[[subscribers]]\nemail = "ada@example.org"\n'
+            '[[subscribers]]\nemail = "zh@example.org"\nname = "张伟" \n',
+            encoding="utf-8",
+        )
+        env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+        done = subprocess.run(
+            [sys.executable, "-m", "digest", "--config", str(config), "run"],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(r.rcpt_tos[0] for r in handler.received) == ["ada@example.org", "zh@example.org"]
+    for received in handler.received:
+        assert max(len(line) for line in received.data.split(b"\r\n")) <= 998
+        message = received.message
+        html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert CJK[:40] in html_module.unescape(html)  # as character references, 7bit
+        assert CJK[:40] in text.replace("\n", "")
