@@ -31,7 +31,7 @@ COMMAND_HELP = {
     "seen": ("inspect or edit the store", "seen stats"),
     "subscribers": ("who gets mail, who left, who bounces", "subscribers list"),
     "serve": ("the unsubscribe pages (one-click, RFC 8058)", "serve --port 8391"),
-    "store": ("move the store to another backend", "store migrate --to postgresql://db/digest"),
+    "store": ("make a store, or move it to another backend", "store init"),
 }
 GROUPS = ("seen", "subscribers", "store")  # commands with actions, in digest.commands_store
 
@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         "store migrate --to postgresql://digest@db.example.org/digest", common,
     )  # fmt: skip
     migrate.add_argument("--to", required=True, metavar="URL", help="the target: a URL or a path")
+    _sub(moves, "init", "make a new, empty store where none exists", "store init", common)
     serve = _command(commands, "serve", common)
     serve.add_argument("--host", help="address to listen on (default: [server] host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: [server] port)")

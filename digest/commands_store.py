@@ -150,3 +150,20 @@ def store_migrate(args: argparse.Namespace) -> int:
     )
     print(f'next: set [digest] store = "{args.to}" (or $DIGEST_STORE_URL) on every host')
     return 0
+
+
+def store_init(args: argparse.Namespace) -> int:
+    config = load(args)
+    location = store_location(config)
+    if "://" not in location:
+        path = config.resolve(location)
+        if path.exists():
+            raise UsageError(
+                "a store is already there: `store init` never replaces one",
+                where=str(path),
+                hint="to start afresh on purpose, move the file away first",
+            )
+    with open_config_store(config) as store:
+        stats = store.stats()
+    print(f"made the store {store.location} (schema {stats.schema_version}, empty)")
+    return 0

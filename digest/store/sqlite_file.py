@@ -83,6 +83,42 @@ def identify(conn: sqlite3.Connection, path: Path) -> int:
     )
 
 
+def _refuse_emptied(path: Path) -> None:
+    """StoreError when ``path`` exists but holds nothing: a store truncated (a full disk, a bad
+    copy) must not pass for a new one, or its history is gone and every paper is sent again."""
+    try:
+        size = path.stat().st_size
+        wal = Path(f"{path}-wal")
+        pending = wal.exists() and wal.stat().st_size > 0
+    except OSError:
+        return
+    if size == 0 and not pending:
+        raise StoreError(
+            "the store file is empty (0 bytes): its history of sent papers is gone, and a run "
+            "would send everything again",
+            where=str(path),
+            hint="restore it from a backup; to start afresh on purpose, move it away and run "
+            "`digest store init`",
+        )
+
+
+def check_intact(conn: sqlite3.Connection, path: Path) -> None:
+    """StoreError when SQLite finds the file damaged (a page overwritten, cut short)."""
+    try:
+        found = conn.execute("PRAGMA quick_check(1)").fetchone()
+    except sqlite3.DatabaseError as exc:
+        problem = str(exc)
+    else:
+        problem = "" if found and found[0] == "ok" else str(found[0] if found else "no answer")
+    problem = " ".join(problem.replace("*** in database main ***", "").split())
+    if problem:
+        raise StoreError(
+            f"the store is damaged ({problem}); nothing was written to it",
+            where=str(path),
+            hint="restore it from a backup, or try `sqlite3 FILE .recover` into a new file",
+        )
+
+
 def switch_to_wal(conn: sqlite3.Connection) -> str:
     """Ask for WAL mode, returning the journal mode the file is in afterwards."""
     deadline = time.monotonic() + BUSY_TIMEOUT_S
@@ -224,6 +260,7 @@ class Database:
                 where=str(path),
                 hint="set [digest] store to a file name, e.g. digest.db",
             )
+        _refuse_emptied(path)
         if readonly:
             return cls._open_readonly(path)
         try:
@@ -237,6 +274,8 @@ class Database:
         conn = connect(path)
         try:
             version = identify(conn, path)
+            if version:
+                check_intact(conn, path)  # before anything is written to it
             check_writable(path)
             conn.execute("PRAGMA foreign_keys = ON")
             # The journal mode is stored in the file, so only switch our own (identified) stores.
@@ -279,6 +318,7 @@ class Database:
                     copy.close()
                     continue
                 conn.execute("PRAGMA query_only = ON")
+                check_intact(conn, path)
             except sqlite3.Error as exc:
                 conn.close()
                 raise store_error(path, "read the store", exc) from exc

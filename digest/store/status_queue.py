@@ -76,6 +76,8 @@ class StatusQueue:
     def apply(self, store: Store) -> int:
         """Hand every waiting change to ``store``, oldest first; how many. A StoreError (still
         busy) leaves them waiting."""
+        if not (self.path.exists() or self._taken.exists()):
+            return 0  # the usual case: nothing waits, and no lock file is made
         with self._locked():
             if self.path.exists():
                 if self._taken.exists():
