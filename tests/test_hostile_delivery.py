@@ -47,3 +47,43 @@ def test_a_cjk_abstract_is_delivered_with_every_line_within_998_bytes(tmp_path: 
         text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         assert CJK[:40] in html_module.unescape(html)  # as character references, 7bit
         assert CJK[:40] in text.replace("\n", "")
+
+
+PAGES = Path(__file__).resolve().parent / "fixtures" / "samples" / "text-pages"
+FEED = Path(__file__).resolve().parent / "fixtures" / "sources" / "rss_2025-10-01_huangboming.xml"
+
+
+def test_one_bad_file_in_a_glob_is_one_failure_and_the_good_papers_go_out(tmp_path: Path) -> None:
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "good.txt").write_bytes((PAGES / "000_a074cbbb5062396c.txt").read_bytes())
+    bad = (PAGES / "001_bf20a2f13052aac5.txt").read_text(encoding="utf-8")
+    (pages / "huge.txt").write_text(bad.replace("Sep 28 2", "Sep 28 " + "9" * 5000, 1))
+    (pages / "folder.txt").mkdir()  # a folder among the matches is no page: skipped
+    feed = FEED.read_text(encoding="utf-8")
+    (tmp_path / "feed.xml").write_text(feed.replace("Norman Paulsen", "Norman &#xD800; Paulsen"))
+    (tmp_path / "odd.xml").write_text(feed.replace("encoding='UTF-8'", "encoding='x-nope'"))
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        "[digest]\nlookback_days = 60\n"
+        '[[sources]]\nkind = "page"\npath = "pages/*.txt"\n'
+        '[[sources]]\nkind = "feed"\npath = "*.xml"\n'
+        '[delivery]\nmethod = "file"\noutbox = "outbox"\nfrom = "D <d@example.org>"\n'
+        '[[subscribers]]\nemail = "ada@example.org"\nmax_papers = 100\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+    done = subprocess.run(
+        [sys.executable, "-m", "digest", "--config", str(config), "run"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout
+    assert "Traceback" not in done.stderr
+    failed = [line for line in done.stderr.splitlines() if "source failed" in line]
+    assert len(failed) == 2, failed
+    assert any("huge.txt" in line for line in failed)
+    assert any("odd.xml" in line and "encoding" in line for line in failed)
+    (message,) = (tmp_path / "outbox").glob("*.eml")
+    text = message.read_text(encoding="utf-8", errors="replace")
+    assert "63 distinct papers, 63 new" in done.stdout  # 5 from the good page, 58 from the feed
+    assert "Norman" in text or "2509.21361" in text  # the feed with a bad reference still read

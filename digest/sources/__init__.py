@@ -4,7 +4,8 @@ A source kind is a settings model (a :class:`digest.settings.SourceSettings` reg
 :data:`digest.registry.SOURCES`) that also implements :class:`Source`: ``units`` splits it into
 independent reads (one API request per day, one file per glob match, one URL), each of which may
 fail alone. :func:`read_sources` runs all units with at most ``concurrency`` at once, turns each
-failing unit into a ``SourceFailure`` while the others still go through, collects the entries
+failing unit into a ``SourceFailure`` while the others still go through (an error a parser did
+not foresee included: it is that unit's failure, in one line, never the run's), collects the entries
 skipped inside a unit (a malformed record costs that record, not its file), and de-duplicates
 what was read (:func:`digest.identity.merge_papers`).
 
@@ -105,6 +106,13 @@ def read_sources(sources: Sequence[Source], context: ReadContext, *, concurrency
             outcome: list[Paper] | DigestError = unit.read(skip)
         except DigestError as exc:
             outcome = exc
+        except Exception as exc:
+            outcome = ParseError(
+                f"cannot be read ({type(exc).__name__}: {str(exc)[:200]})",
+                where=unit.label,
+                hint="this file or answer is not in a shape paper-digest knows; the other "
+                "sources went through",
+            )
         if context.watcher is not None:
             with lock:
                 context.watcher.finished(unit.label, isinstance(outcome, DigestError))

@@ -72,8 +72,12 @@ def parse_feed(
     """The papers of an RSS or Atom feed; ParseError when it is not a feed or is hostile."""
     import feedparser  # only feed sources need it
 
+    data = _valid_references(data)
     _refuse_entities(data, origin)
-    feed = feedparser.parse(data, sanitize_html=True, resolve_relative_uris=False)
+    try:
+        feed = feedparser.parse(data, sanitize_html=True, resolve_relative_uris=False)
+    except (ValueError, LookupError, UnicodeError, RecursionError) as exc:
+        raise ParseError(f"the feed cannot be read: {exc}", where=origin, hint=FEED_HINT) from exc
     if not feed.get("version") and not feed.entries:
         problem = feed.get("bozo_exception")
         detail = f": {problem}" if problem else ""
@@ -90,6 +94,23 @@ def parse_feed(
     if feed.entries and not papers:
         raise ParseError("no item of the feed is a paper", where=origin, hint=FEED_HINT)
     return papers
+
+
+_CHAR_REF = re.compile(rb"&(amp;)?#(x[0-9a-fA-F]{1,8}|[0-9]{1,10});")
+
+
+def _valid_references(data: bytes) -> bytes:
+    """``data`` with character references to no character (a surrogate, past U+10FFFF), at
+    either level of escaping, made U+FFFD: parsers fail on them, and one must not cost a feed."""
+
+    def fix(found: re.Match[bytes]) -> bytes:
+        raw = found.group(2)
+        value = int(raw[1:], 16) if raw[:1] in (b"x", b"X") else int(raw)
+        if 0xD800 <= value <= 0xDFFF or value > 0x10FFFF:
+            return b"&" + (found.group(1) or b"") + b"#xFFFD;"
+        return found.group(0)
+
+    return _CHAR_REF.sub(fix, data) if b"&" in data else data
 
 
 def _refuse_entities(data: bytes, origin: str) -> None:
@@ -109,6 +130,12 @@ def _refuse_entities(data: bytes, origin: str) -> None:
         ) from exc
     except ElementTree.ParseError:
         pass  # not well-formed: feedparser's tolerant parser decides, and expands no entities
+    except LookupError as exc:
+        raise ParseError(
+            f"the feed is in an encoding no decoder knows ({exc})",
+            where=origin,
+            hint="ask the feed's publisher for UTF-8, or save it as UTF-8",
+        ) from exc
 
 
 def _paper(entry: Any, where: str, origin: str) -> Paper:

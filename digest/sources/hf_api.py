@@ -165,6 +165,8 @@ def parse_api(
         ) from exc
     except RecursionError as exc:
         raise ParseError("the JSON nests too deeply to read", where=origin, hint=API_HINT) from exc
+    except ValueError as exc:  # a number of thousands of digits: Python refuses to read it
+        raise ParseError(f"unreadable JSON: {exc}", where=origin, hint=API_HINT) from exc
     check_depth(data, limits, origin)
     if isinstance(data, Mapping) and isinstance(data.get("dailyPapers"), list):
         data = data["dailyPapers"]

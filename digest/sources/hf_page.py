@@ -76,8 +76,8 @@ def _props(widget: Tag, limits: Limits, origin: str) -> dict[str, Any] | None:
         return None
     try:
         props = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
-        return None  # broken JSON: the cards are still there to read
+    except (ValueError, RecursionError):
+        return None  # broken JSON (or a number too long to read): the cards are still there
     check_depth(props, limits, origin)
     if isinstance(props, dict) and isinstance(props.get("dailyPapers"), list):
         return props
@@ -91,7 +91,7 @@ def _single_paper(soup: BeautifulSoup, limits: Limits, origin: str) -> dict[str,
             continue
         try:
             props = json.loads(str(widget["data-props"]))
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):
             continue
         check_depth(props, limits, origin)
         paper = props.get("paper") if isinstance(props, dict) else None

@@ -24,7 +24,8 @@ def expand(pattern: Path, label: str) -> list[Path]:
         raise SourceError("the path contains a NUL character", where=label, hint=PATH_HINT)
     if not glob.has_magic(text):
         return [pattern]
-    paths = sorted(glob.glob(text, recursive=True))
+    # a folder among the matches is not a page: skipped, so `pages/*` may hold subfolders
+    paths = sorted(p for p in glob.glob(text, recursive=True) if not os.path.isdir(p))
     if not paths:
         raise SourceError(
             "the pattern matches no file", where=label, hint=f"looked for {text}; {PATH_HINT}"
@@ -40,13 +41,12 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
         raise SourceError("no such file", where=str(path), hint=PATH_HINT) from exc
     except (OSError, ValueError) as exc:
         raise SourceError(f"cannot read: {_reason(exc)}", where=str(path), hint=PATH_HINT) from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise SourceError(f"is {kind}", where=str(path), hint="point the source at a saved page")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            raise SourceError(
-                f"is {kind}", where=str(path), hint="point the source at a saved page"
-            )
         if info.st_size > max_bytes:
             raise _too_big(path, max_bytes)
         try:

@@ -37,9 +37,9 @@ _MONTHS = {
 }
 _DATE = re.compile(
     r"^(?P<month>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (?P<day>\d{1,2})"
-    r"(?:, (?P<year>\d{4}))?(?: (?P<upvotes>\d+))?$"
+    r"(?:, (?P<year>\d{4}))?(?: (?P<upvotes>\d{1,9}))?$"  # a count, not a 5,000-digit number
 )
-_AUTHORS = re.compile(r"^•\s*(?P<count>\d+) authors?$")
+_AUTHORS = re.compile(r"^•\s*(?P<count>\d{1,6}) authors?$")
 _SEPARATOR = "·"
 _SUBSCRIBE = "Subscribe"
 _HEADER = frozenset(
