@@ -26,8 +26,32 @@ _LINE_BREAK = re.compile("[" + "".join(sorted(LINE_BREAKS)) + "]")
 
 
 def has_line_break(value: str) -> bool:
-    """Whether ``value`` holds any character some reader takes for the end of a line."""
-    return _LINE_BREAK.search(value) is not None
+    """Whether ``value`` holds any character some reader takes for the end of a line, also
+    once its RFC 2047 encoded-words (``=?utf-8?q?...=0D=0A...?=``) are decoded: a mail
+    library decodes them when it folds a header, and a CR LF there would start a header line."""
+    if _LINE_BREAK.search(value) is not None:
+        return True
+    return "=?" in value and _LINE_BREAK.search(decoded_words(value)) is not None
+
+
+def decoded_words(value: str) -> str:
+    """``value`` with its RFC 2047 encoded-words decoded (as a mail reader shows it)."""
+    import email.header
+
+    try:
+        parts = email.header.decode_header(value)
+    except (ValueError, LookupError, email.errors.HeaderParseError):
+        return value
+    decoded = []
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes):
+            try:
+                decoded.append(chunk.decode(charset or "ascii", "replace"))
+            except LookupError:
+                decoded.append(chunk.decode("latin-1"))
+        else:
+            decoded.append(chunk)
+    return "".join(decoded)
 
 
 def safe_url(value: str | None) -> str | None:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.smtp_server import Handler, smtp_server
 
 API = Path(__file__).resolve().parent / "fixtures" / "samples" / "hf" / "api_2025-10-06.json"
@@ -87,3 +89,59 @@ def test_one_bad_file_in_a_glob_is_one_failure_and_the_good_papers_go_out(tmp_pa
     text = message.read_text(encoding="utf-8", errors="replace")
     assert "63 distinct papers, 63 new" in done.stdout  # 5 from the good page, 58 from the feed
     assert "Norman" in text or "2509.21361" in text  # the feed with a bad reference still read
+
+
+INJECTION = "=?utf-8?q?Papers=0D=0ABcc:_victim@evil.example?="
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [("[digest]\ntitle", "digest.title"), ("[delivery]\nlist_id", "delivery.list_id")],
+    ids=["title", "list_id"],
+)
+def test_an_encoded_word_that_decodes_to_a_line_break_is_refused(
+    tmp_path: Path, table: str, key: str
+) -> None:
+    config = tmp_path / "digest.toml"
+    delivery = '[delivery]\nmethod = "file"\nfrom = "D <d@example.org>"\n'
+    head = f'{table} = "{INJECTION}"\n'
+    text = (
+        head + delivery.replace("[delivery]\n", "")
+        if table.startswith("[delivery]")
+        else (head + delivery)
+    )
+    config.write_text(text + '[[subscribers]]\nemail = "ada@example.org"\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+    for command in ("check", "run"):
+        done = subprocess.run(
+            [sys.executable, "-m", "digest", "--config", str(config), command],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert key.split(".")[-1] in done.stderr and "one line" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_a_name_with_such_a_word_is_refused_and_nobody_else_loses_their_digest(
+    tmp_path: Path,
+) -> None:
+    from digest.deliver.message import one_line
+    from digest.errors import PermanentDeliveryError
+
+    with pytest.raises(PermanentDeliveryError, match="inject"):
+        one_line(INJECTION, where="subscribers[0].name")
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        '[delivery]\nmethod = "file"\nfrom = "D <d@example.org>"\n'
+        f'[[subscribers]]\nemail = "ada@example.org"\nname = "{INJECTION}"\n'
+        '[[subscribers]]\nemail = "bob@example.org"\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+    done = subprocess.run(
+        [sys.executable, "-m", "digest", "--config", str(config), "check"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2 and "subscribers[0].name" in done.stderr.replace("'", "")
+    assert "Traceback" not in done.stderr

@@ -27,7 +27,7 @@ from digest.addresses import parse_mailbox, wire_address
 from digest.deliver import Closing, MessageSettings, Outgoing
 from digest.errors import PermanentDeliveryError
 from digest.models import Rendered, Subscriber
-from digest.untrusted import LINE_BREAKS, clip, strip_controls
+from digest.untrusted import clip, has_line_break, strip_controls
 
 if TYPE_CHECKING:
     from digest.deliver.wire import WireBuilder
@@ -126,8 +126,9 @@ def build_message(
 
 
 def one_line(value: str, *, where: str) -> str:
-    """``value`` when it holds no line break; PermanentDeliveryError (an injection) otherwise."""
-    if any(ch in LINE_BREAKS for ch in value):
+    """``value`` when it holds no line break, even in an encoded-word; PermanentDeliveryError
+    (an injection) otherwise."""
+    if has_line_break(value):
         raise PermanentDeliveryError(
             f"line break in {value!r} would inject a mail header",
             where=where,
