@@ -301,10 +301,17 @@ def test_another_programs_sqlite_database_is_refused_and_left_alone(tmp_path: Pa
     assert path.read_bytes() == before and side_files(path) == {}
 
 
-def test_an_empty_file_becomes_a_store(tmp_path: Path) -> None:
+def test_an_empty_file_is_refused_not_taken_for_a_new_store(tmp_path: Path) -> None:
+    # It used to become a store; but an empty file where a store was is a store truncated (a
+    # full disk, a bad copy), and a new one there would send every paper again (issue 26).
     path = tmp_path / "digest.db"
     path.touch()
-    with SqliteStore.open(path) as store:
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="the store file is empty"):
+            SqliteStore.open(path, readonly=readonly)
+    assert path.stat().st_size == 0
+    path.unlink()
+    with SqliteStore.open(path) as store:  # where none exists, a new one is made
         assert store.stats().schema_version == SCHEMA_VERSION
 
 
