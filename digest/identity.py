@@ -206,12 +206,18 @@ def unique_by_key(papers: Iterable[Paper]) -> list[Paper]:
 def merge_two(a: Paper, b: Paper, *, keep_key: bool = False) -> Paper:
     """``a`` and ``b`` (the same paper) as one record with the richest fields of both.
 
-    ``a`` wins ties (it was seen first). The key is recomputed from the merged id and title, so a
-    title-only record that gains an arXiv id gets the id as key; ``keep_key=True`` keeps ``a.key``
-    instead, for a store, where a paper keeps the key it was first recorded under.
+    ``a`` wins ties (it was seen first), except that a record with an arXiv id always wins over
+    one without: an id-less record (a saved page, a feed item) can name a real paper by its
+    title, and must never put its own link, abstract or authors on it. The key is recomputed from
+    the merged id and title, so a title-only record that gains an arXiv id gets the id as key;
+    ``keep_key=True`` keeps ``a.key`` instead, for a store, where a paper keeps the key it was
+    first recorded under.
     """
+    key, seen = a.key, tuple(dict.fromkeys((*a.sources, *b.sources)))
+    if b.arxiv_id and not a.arxiv_id:
+        a, b = b, _without_data(a)
     return type(a)(
-        key=a.key if keep_key else "",
+        key=key if keep_key else "",
         arxiv_id=a.arxiv_id or b.arxiv_id,
         title=a.title,
         abstract=_longer(a.abstract, b.abstract),
@@ -227,7 +233,20 @@ def merge_two(a: Paper, b: Paper, *, keep_key: bool = False) -> Paper:
         github_stars=_max(a.github_stars, b.github_stars),
         project_page=a.project_page or b.project_page,
         url=a.url or b.url,
-        sources=tuple(dict.fromkeys((*a.sources, *b.sources))),
+        sources=seen,
+    )
+
+
+def _without_data(paper: Paper) -> Paper:
+    """What an id-less record may still add to the record of a paper with an id: counts and a
+    date where the other has none, never text, people or links it could have made up."""
+    return type(paper)(
+        key=paper.key,
+        title=paper.title,
+        author_count=paper.author_count,
+        published=paper.published,
+        upvotes=paper.upvotes,
+        sources=paper.sources,
     )
 
 

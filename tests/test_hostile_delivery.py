@@ -145,3 +145,45 @@ def test_a_name_with_such_a_word_is_refused_and_nobody_else_loses_their_digest(
     )  # fmt: skip
     assert done.returncode == 2 and "subscribers[0].name" in done.stderr.replace("'", "")
     assert "Traceback" not in done.stderr
+
+
+def test_an_id_less_item_never_takes_over_the_real_paper(tmp_path: Path) -> None:
+    import email
+    import email.policy
+
+    real = json.loads(API.read_text(encoding="utf-8"))[0]["paper"]  # 2510.00515, EPIC
+    title = " ".join(real["title"].split())
+    (tmp_path / "feed.xml").write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>x</title><item>'
+        f"<title>{html_module.escape(title)}</title><link>https://evil.example/p</link>"
+        "<description>&lt;p&gt;Abstract: zebra unicorn nonsense.&lt;/p&gt;</description>"
+        "</item></channel></rss>",
+        encoding="utf-8",
+    )
+    (tmp_path / "api.json").write_text(API.read_text(encoding="utf-8"), encoding="utf-8")
+    config = tmp_path / "digest.toml"
+    head = (
+        '[delivery]\nmethod = "file"\noutbox = "outbox"\nfrom = "D <d@example.org>"\n'
+        '[[subscribers]]\nemail = "zebra@example.org"\nkeywords = ["zebra"]\n'
+        '[[subscribers]]\nemail = "tokens@example.org"\nkeywords = ["visual tokens"]\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+    for day, source in (("2025-10-06", "feed.xml"), ("2025-10-07", "api.json")):
+        kind = "feed" if source.endswith(".xml") else "page"
+        config.write_text(f'[[sources]]\nkind = "{kind}"\npath = "{source}"\n' + head)
+        done = subprocess.run(
+            [sys.executable, "-m", "digest", "--config", str(config), "run", "--date", day],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    got: dict[str, list[str]] = {}
+    for path in sorted((tmp_path / "outbox").glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        body = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        got.setdefault(str(message["To"]), []).append(body)
+    # the feed's version went to who matched it then; the real paper is not sent to them again
+    assert len(got["zebra@example.org"]) == 1 and "evil.example" in got["zebra@example.org"][0]
+    # and a reader the real paper matches gets it with its own id, link and abstract
+    (tokens,) = [b for b in got["tokens@example.org"] if title[:30] in b.replace("\n   ", " ")]
+    assert "https://huggingface.co/papers/2510.00515" in tokens
+    assert "evil.example" not in tokens and "zebra" not in tokens
