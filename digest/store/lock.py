@@ -7,6 +7,11 @@ blocks the next one. The lock file is keyed by the store's *real* path, so two n
 make a run write into somebody else's file. While held, its first bytes say who holds it
 (``{"pid": N, "since": T}``, padded to :data:`RECORD_SIZE`); a clean release blanks that record,
 so a record found on acquiring means its holder died with the lock.
+
+The store file itself is ``flock``-ed too, for as long as the lock is held: a lock file deleted
+mid-run (a clean-up script, a careless ``rm``) lets the next run make a new one, but not take the
+store, so it can cost a run, never a double send. (SQLite locks with ``fcntl``, which ``flock``
+does not touch.)
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class RunLock:
                     where=str(self.store_path),
                     hint="keep the store on a local disk (file locks may not work over NFS)",
                 ) from exc
+            store_fd = self._hold_store()
             self.stale = _holder(fd)
             since = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).isoformat(" ", "seconds")
             record = json.dumps({"pid": os.getpid(), "since": since}).encode()
@@ -77,9 +83,34 @@ class RunLock:
             finally:
                 with contextlib.suppress(OSError):
                     os.pwrite(fd, _BLANK, 0)
+                if store_fd is not None:
+                    os.close(store_fd)  # drops its flock
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+    def _hold_store(self) -> int | None:
+        """An ``flock`` on the store file itself (None when there is no file yet: nothing to
+        send from); LockedError when another run holds it."""
+        try:
+            store_fd = os.open(os.path.realpath(self.store_path), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(store_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(store_fd)
+            raise LockedError(
+                "another digest run is in progress: it holds the store itself, though its lock "
+                f"file {self.path.name} was removed",
+                where=str(self.store_path),
+                hint="wait for it to finish and try again; do not remove the lock file of a "
+                "running digest",
+            ) from None
+        except OSError:
+            os.close(store_fd)
+            return None  # no flock on this filesystem: the lock file alone decides
+        return store_fd
 
     def _open(self) -> int:
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK

@@ -182,3 +182,48 @@ def test_two_runs_through_two_names_of_one_store_send_once(tmp_path: Path) -> No
             capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+def test_the_lock_file_removed_mid_run_never_lets_a_second_run_send(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import threading
+    import time
+    from collections import Counter
+
+    from tests.smtp_server import Handler, smtp_server
+
+    pages = Path(__file__).resolve().parent.parent / "fixtures" / "samples" / "text-pages"
+    shutil.copytree(pages, tmp_path / "pages")
+    accepted = threading.Event()
+
+    def slowly(number: int) -> None:
+        accepted.set()
+        time.sleep(0.3)  # a run that takes a few seconds to send everything
+
+    handler = Handler(after_accept=slowly)
+    with smtp_server(handler) as server:
+        config = tmp_path / "digest.toml"
+        text = (
+            '[[sources]]\nkind = "page"\npath = "pages/*.txt"\n'
+            '[delivery]\nmethod = "smtp"\nfrom = "D <d@example.org>"\n'
+            f'[delivery.smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\n'
+        )
+        text += "".join(f'[[subscribers]]\nemail = "r{n}@example.org"\n' for n in range(12))
+        config.write_text(text)
+        env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+        argv = [sys.executable, "-m", "digest", "--config", str(config), "run"]
+        first = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
+        assert accepted.wait(60), "the first run never sent"
+        (tmp_path / "digest.db.lock").unlink()  # somebody cleans up "stale" files
+        second = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=120)  # fmt: skip
+        _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert second.returncode == 1 and "another digest run is in progress" in second.stderr
+    counts = Counter(r.rcpt_tos[0] for r in handler.received)
+    assert sorted(counts) == sorted(f"r{n}@example.org" for n in range(12))
+    assert set(counts.values()) == {1}  # nobody twice
