@@ -38,6 +38,29 @@ GROUPS = ("seen", "subscribers", "store")  # commands with actions, in digest.co
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``digest`` command; returns the exit status."""
+    _sturdy_streams()
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        _quiet_stdout()  # `digest seen list | head`: the reader left, which is not an error
+        return 0
+
+
+def _sturdy_streams() -> None:
+    """Output that survives the terminal: a closed stream (``2>&-``) becomes /dev/null, and a
+    character the locale cannot show (``LC_ALL=C``, ``PYTHONIOENCODING=ascii``) an escape."""
+    import io
+    import os
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, io.TextIOWrapper(open(os.devnull, "wb"), write_through=True))  # noqa: SIM115
+        elif isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "command", None) is None:
@@ -57,9 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("digest: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        _quiet_stdout()  # `digest seen list | head`: the reader left, which is not an error
-        return 0
 
 
 def _handler(args: argparse.Namespace) -> Handler:
@@ -195,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     seen = _command(commands, "seen", common)
     actions = seen.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = _sub(actions, "list", "papers seen, newest first", "seen list --limit 20", common)
-    listing.add_argument("--limit", type=int, default=None, help="at most N papers (N >= 1)")
+    listing.add_argument("--limit", type=_count, default=None, help="at most N papers (N >= 1)")
     _sub(actions, "stats", "counts, dates and size", "seen stats", common)
     forget = _sub(actions, "forget", "forget one paper", "seen forget 2401.01234", common)
     forget.add_argument("key", help="a paper key or arXiv id (any version)")
@@ -260,3 +280,14 @@ def _sub(
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
+
+
+def _count(text: str) -> int:
+    """A count for an option: a whole number from 1 to a billion."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+    if not 1 <= value <= 1_000_000_000:
+        raise argparse.ArgumentTypeError(f"{text[:40]} is not between 1 and 1000000000")
+    return value

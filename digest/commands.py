@@ -46,8 +46,15 @@ def init(args: argparse.Namespace) -> int:
     target = find_config_path(args.path or args.config)
     if target.exists() and not args.force:
         raise UsageError("already exists", where=str(target), hint="pass --force to overwrite it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(example, encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(example, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the starter config: {exc.strerror or exc}",
+            where=str(target),
+            hint="choose a path in a folder you can write to",
+        ) from exc
     print(f"wrote {target}")
     print("it reads the bundled sample days; uncomment its hf-api source for the live feed")
     print(f"next: edit it, then `digest --config {target} check` and `... preview`")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import operator
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -274,6 +275,17 @@ def parse_config(text: str, path: Path) -> Config:
         data = tomli.loads(text)
     except tomli.TOMLDecodeError as exc:
         raise toml_error(exc, path) from exc
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, arrays 10,000 deep
+        huge = re.search(r"^([^=\n]*)=\s*[+-]?\d{1000,}", text, re.M)
+        where = str(path)
+        if huge:
+            line = text.count("\n", 0, huge.start()) + 1
+            where = f"{path}:{line}: {huge.group(1).strip()[:60]}"
+        raise ConfigError(
+            f"cannot be read as TOML: {str(exc).split(';')[0]}",
+            where=where,
+            hint="numbers of a few digits and tables nested a few levels are all a config needs",
+        ) from exc
     problems: list[Problem] = []
     try:
         config = config_schema().model_validate(data, context={PROBLEMS: problems})

@@ -38,10 +38,10 @@ class DigestSection(Section):
     title: str = Field("Daily Papers digest", min_length=1)
     store: str = "digest.db"
     timezone: str = "UTC"
-    lookback_days: int = Field(3, ge=1, le=365)
+    lookback_days: int = Field(3, ge=1, le=365, strict=True)
     templates: str | None = None
-    send_empty: bool = False
-    max_html_bytes: int = Field(100_000, ge=10_000)
+    send_empty: bool = Field(False, strict=True)
+    max_html_bytes: int = Field(100_000, ge=10_000, strict=True)
     claim_lease: dt.timedelta = Field(dt.timedelta(seconds=300), gt=dt.timedelta(0))
 
     @field_validator("store", "templates")
@@ -70,7 +70,7 @@ class ScheduleSection(Section):
     """``[schedule]``: when ``digest daemon`` runs."""
 
     cron: str = "0 7 * * 1-5"
-    misfire_grace: int = Field(3600, ge=1)
+    misfire_grace: int = Field(3600, ge=1, strict=True)
 
     @field_validator("cron")
     @classmethod
@@ -82,15 +82,15 @@ class ScheduleSection(Section):
 class FetchSection(Section):
     """``[fetch]``: how politely and how patiently sources are requested over HTTP."""
 
-    timeout: float = Field(20.0, gt=0)
-    connect_timeout: float = Field(5.0, gt=0)
-    deadline: float = Field(60.0, gt=0)
-    retries: int = Field(3, ge=0, le=10)
-    backoff: float = Field(1.0, ge=0)
-    concurrency: int = Field(4, ge=1, le=32)
-    max_bytes: int = Field(20_000_000, ge=1_000)
-    max_entries: int = Field(10_000, ge=1)
-    max_json_depth: int = Field(64, ge=4, le=10_000)
+    timeout: float = Field(20.0, gt=0, strict=True)
+    connect_timeout: float = Field(5.0, gt=0, strict=True)
+    deadline: float = Field(60.0, gt=0, strict=True)
+    retries: int = Field(3, ge=0, le=10, strict=True)
+    backoff: float = Field(1.0, ge=0, strict=True)
+    concurrency: int = Field(4, ge=1, le=32, strict=True)
+    max_bytes: int = Field(20_000_000, ge=1_000, le=2_000_000_000, strict=True)
+    max_entries: int = Field(10_000, ge=1, le=10_000_000, strict=True)
+    max_json_depth: int = Field(64, ge=4, le=10_000, strict=True)
     # where liked papers no source brought are looked up (GET <paper_api>/<arXiv id>)
     paper_api: str = "https://huggingface.co/api/papers"
 
@@ -117,7 +117,7 @@ class DeliverySection(Section):
     unsubscribe_mailto: str | None = None
     unsubscribe_url: str | None = None
     manage_url: str | None = None
-    suspend_after_bounces: int = Field(3, ge=0, le=100)
+    suspend_after_bounces: int = Field(3, ge=0, le=100, strict=True)
 
     @field_validator("sender", "reply_to", "list_id", "unsubscribe_mailto", "unsubscribe_url")
     @classmethod
@@ -169,7 +169,9 @@ class ServerSection(Section):
     base_url: str | None = None
     secret_env: str = Field("DIGEST_SERVER_SECRET", min_length=1)
     host: str = "127.0.0.1"
-    port: int = Field(8391, ge=1, le=65535)  # no common tool's port (8025 is aiosmtpd's)
+    port: int = Field(
+        8391, ge=1, le=65535, strict=True
+    )  # no common tool's port (8025 is aiosmtpd's)
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-* headers count
 
     @field_validator("base_url")
@@ -178,6 +180,11 @@ class ServerSection(Section):
         if value is None:
             return None
         value = _one_line(value, "it becomes a mail header").rstrip("/")
+        if any(ch in value for ch in ' "<>\\^`{|}') or not value.isascii():
+            raise ValueError(
+                "has a character a URL in a mail header cannot carry (a space, a quote, <, >, "
+                "or non-ASCII): percent-encode it"
+            )
         scheme, _, rest = value.partition("://")
         host = rest.split("/")[0].rsplit(":", 1)[0] if not rest.startswith("[") else "[::1]"
         if scheme == "https" and rest:

@@ -178,9 +178,10 @@ class Subscriber:
     organizations: tuple[str, ...] = ()
     about: tuple[Annotated[str, Field(min_length=1, max_length=1000)], ...] = ()
     like: tuple[Annotated[str, Field(pattern=r"^\s*\d{4}\.\d{4,5}(v\d+)?\s*$")], ...] = ()
-    min_similarity: Annotated[float | None, Field(gt=0, lt=1)] = None
-    min_upvotes: Annotated[int | None, Field(ge=0)] = None
-    max_papers: Annotated[int, Field(ge=1, le=500)] = 15
+    # strict: a number written as a string ("3") is a mistake to name, not to guess at
+    min_similarity: Annotated[float | None, Field(gt=0, lt=1, strict=True)] = None
+    min_upvotes: Annotated[int | None, Field(ge=0, strict=True)] = None
+    max_papers: Annotated[int, Field(ge=1, le=500, strict=True)] = 15
     frequency: Literal["daily", "weekly"] = "daily"
     weekday: Weekday | None = None  # for weekly digests (default monday)
 

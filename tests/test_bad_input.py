@@ -241,3 +241,40 @@ def test_a_closed_stdout_ends_quietly(tmp_path: Path, command: list[str]) -> Non
     )
     assert "Traceback" not in pipeline.stderr and "BrokenPipe" not in pipeline.stderr
     assert pipeline.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ('[digest]\nlookback_days = "3"\n', "lookback_days"),
+        ('[digest]\nsend_empty = "yes"\n', "send_empty"),
+        ('[fetch]\nretries = true\n', "retries"),
+        ("[fetch]\nmax_bytes = 1000000000000000\n", "max_bytes"),
+        ("[fetch]\nmax_entries = " + "9" * 5000 + "\n", "max_entries"),
+        ('[server]\nbase_url = "https://digest.example.org/a b"\n', "base_url"),
+        ('[server]\nbase_url = "https://digest.example.org/\\">"\n', "base_url"),
+        ("[digest]\nlookback_days = " + "[" * 10_000 + "]" * 10_000 + "\n", "digest.toml"),
+        (SUBSCRIBER.replace('keywords = ["model"]', 'max_papers = "5"'), "max_papers"),
+    ],
+    ids=["string-number", "string-bool", "bool-number", "absurd-bytes", "5000-digits",
+         "url-space", "url-quote", "deep-arrays", "subscriber-string"],
+)  # fmt: skip
+def test_a_config_value_of_the_wrong_type_is_one_line_and_exit_2(
+    tmp_path: Path, config: str, named: str
+) -> None:
+    text = config if "subscribers" in config else config + SUBSCRIBER
+    (tmp_path / "digest.toml").write_text(text)
+    for command in ("check", "run"):
+        result = digest(command, cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert errors(result) and named in errors(result)[0], result.stderr
+    assert nothing_sent(tmp_path)
+
+
+def test_init_where_it_cannot_write_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    for target in ("/proc/digest.toml", str(tmp_path / "a-file" / "digest.toml")):
+        result = digest("init", target, cwd=tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert len(errors(result)) == 1 and "digest.toml" in errors(result)[0]

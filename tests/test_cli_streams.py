@@ -186,3 +186,46 @@ def test_a_terminal_sees_retries_as_they_happen_and_the_sending(
     server.script.replies["/today.txt"] = [Reply(503), Reply(200, page)]
     piped = digest("run", "--dry-run", cwd=tmp_path)
     assert "trying again" not in piped.stderr and "reading" not in piped.stderr
+
+
+def starter(folder: Path) -> dict[str, str]:
+    """A folder with the starter config (real papers, non-ASCII titles among them), run once."""
+    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+    env["DIGEST_CONFIG"] = str(folder / "digest.toml")
+    for command in (["init"], ["run"]):
+        subprocess.run([sys.executable, "-m", "digest", *command], cwd=folder, env=env,
+                       capture_output=True, check=True, timeout=120)  # fmt: skip
+    return env
+
+
+def test_output_survives_any_locale(tmp_path: Path) -> None:
+    env = starter(tmp_path)
+    for extra in ({"LC_ALL": "C", "PYTHONUTF8": "0"}, {"PYTHONIOENCODING": "ascii"},
+                  {"PYTHONIOENCODING": "latin-1"}):  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "digest", "seen", "list"], cwd=tmp_path, env={**env, **extra},
+            capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert b"Traceback" not in done.stderr and done.stdout.count(b"\n") > 10
+    assert "\\u03a3-Mem" in subprocess.run(  # "Σ-Mem", escaped where ASCII is all there is
+        [sys.executable, "-m", "digest", "seen", "list"], cwd=tmp_path,
+        env={**env, "PYTHONIOENCODING": "ascii"}, capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
+
+
+def test_a_closed_pipe_or_stream_is_no_error(tmp_path: Path) -> None:
+    env = starter(tmp_path)
+    digest_cmd = f"{sys.executable} -m digest"
+    piped = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {digest_cmd} --print-completion bash | head -1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert piped.returncode == 0 and "Traceback" not in piped.stderr, piped.stderr
+    (tmp_path / "digest.db").rename(tmp_path / "old.db")
+    closed = subprocess.run(
+        ["bash", "-c", f"{digest_cmd} run 2>&-"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert closed.returncode == 0, closed.stdout
+    assert "sent 2 of 2 digests" in closed.stdout

@@ -58,16 +58,16 @@ class SmtpSettings(Section):
     """``[delivery.smtp]``: the outgoing mail server."""
 
     host: str
-    port: int = Field(587, ge=1, le=65535)
+    port: int = Field(587, ge=1, le=65535, strict=True)
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
     password_env: str = "DIGEST_SMTP_PASSWORD"
-    timeout: float = Field(30.0, gt=0)
-    deadline: float = Field(60.0, gt=0)
-    retries: int = Field(3, ge=0, le=10)
-    connections: int = Field(1, ge=1, le=16)
-    max_per_minute: float | None = Field(None, gt=0)
-    give_up_after: float = Field(45.0, gt=0)
+    timeout: float = Field(30.0, gt=0, strict=True)
+    deadline: float = Field(60.0, gt=0, strict=True)
+    retries: int = Field(3, ge=0, le=10, strict=True)
+    connections: int = Field(1, ge=1, le=16, strict=True)
+    max_per_minute: float | None = Field(None, gt=0, strict=True)
+    give_up_after: float = Field(45.0, gt=0, strict=True)
 
 
 class FailureBudget:

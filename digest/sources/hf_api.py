@@ -60,7 +60,7 @@ class HfApiSource(SourceSettings):
 
     kind: Literal["hf-api"]
     url: str | None = None
-    days: int | None = Field(None, ge=1, le=60)
+    days: int | None = Field(None, ge=1, le=60, strict=True)
     period: Literal["day", "week", "month"] = "day"
     submitter: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[\w.-]+$")
 
