@@ -57,6 +57,8 @@ class UnsubscribeLinks:
             return None
         if not hmac.compare_digest(given, self._tag(address)):
             return None
+        if token != self.token_for(address):
+            return None  # one spelling only: no padding, no "+" or "/", the address as keyed
         return address
 
     def _tag(self, address: str) -> bytes:

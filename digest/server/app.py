@@ -53,7 +53,7 @@ HEADERS = {
 }
 
 
-def make_app(service: Service) -> Starlette:
+def make_app(service: Service) -> Any:
     """The ASGI app of ``digest serve``."""
     template = make_environment().get_template(PAGE_TEMPLATE)
     pages = _Pages(service, template)
@@ -67,7 +67,44 @@ def make_app(service: Service) -> Starlette:
         ]
     if service.prefix:
         routes.append(Route(service.prefix, pages.home, methods=["GET"]))
-    return Starlette(routes=routes)
+    return _Guarded(Starlette(routes=routes))
+
+
+class _Guarded:
+    """Every answer, Starlette's own 404 and 405 included, with the security headers; a POST
+    refused by its declared length before its body is read (a body must declare it: the server
+    holds the client to it)."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def guarded_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [
+                    (name.lower().encode(), value.encode())
+                    for name, value in HEADERS.items()
+                    if name.lower().encode() not in present
+                ]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        if scope.get("method") == "POST":
+            declared = dict(scope.get("headers") or []).get(b"content-length")
+            refusal = None
+            if declared is None or not declared.isdigit():
+                refusal = PlainTextResponse("Say how long the request is.", 411)
+            elif int(declared) > MAX_BODY:
+                refusal = PlainTextResponse("That request is too large.", 413)
+            if refusal is not None:
+                await refusal(scope, receive, guarded_send)
+                return
+        await self.app(scope, receive, guarded_send)
 
 
 class _Pages:

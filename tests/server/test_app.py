@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import socket
 from pathlib import Path
 
 import httpx
@@ -128,3 +129,43 @@ def test_a_run_without_the_links_secret_stops_before_sending(tmp_path: Path) -> 
     assert "$DIGEST_SERVER_SECRET is not set: it signs the unsubscribe links" in done.stderr
     assert "secrets.token_urlsafe" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "outbox").exists()
+
+
+def test_every_answer_carries_the_security_headers(served: Site) -> None:
+    base = f"http://127.0.0.1:{served.port}"
+    for answer in (
+        httpx.get(f"{base}/no/such/page"),  # Starlette's own 404
+        httpx.put(f"{base}/u/x.y"),  # and 405
+        httpx.get(f"{base}/healthz"),
+    ):
+        assert answer.headers["x-content-type-options"] == "nosniff", answer.status_code
+        assert answer.headers["cache-control"] == "no-store", answer.status_code
+
+
+def test_a_large_body_is_refused_by_its_declared_length_before_it_is_read(served: Site) -> None:
+    url = served.unsubscribe_url("ada@example.org")
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as conn:
+        path = url.split(str(served.port), 1)[1]
+        conn.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+            f"\r\nContent-Length: {300 * 1024 * 1024}\r\n\r\n".encode()
+        )  # the 300 MB are never sent: the answer comes first
+        answer = conn.recv(4096).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 413"), answer[:200]
+    assert served.statuses()["ada@example.org"] == "active"
+
+
+def test_a_genuine_token_has_one_spelling(served: Site) -> None:
+    url = served.unsubscribe_url("ada@example.org")
+    token = url.rsplit("/", 1)[1]
+    address, tag = token.split(".")
+    spellings = [
+        f"{address}=.{tag}",  # padding
+        f"{address}.{tag}==",
+        f"{address.upper()}.{tag}" if address != address.upper() else f"{address}.{tag}X",
+        token.replace("-", "+").replace("_", "/") if "-" in token or "_" in token else token + "A",
+    ]
+    for spelling in spellings:
+        answer = httpx.post(url.replace(token, spelling), data={"List-Unsubscribe": "One-Click"})
+        assert answer.status_code in (403, 404), (spelling, answer.status_code)
+    assert served.statuses()["ada@example.org"] == "active"
