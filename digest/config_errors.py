@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -162,15 +163,33 @@ def _models_of(annotation: Any) -> list[type[BaseModel]]:
 
 
 def _line_of(text: str, loc: Sequence[str | int]) -> int | None:
-    """The 1-based line of the key or table that ``loc`` points at, or None when not found.
+    """The 1-based line of the key or table that ``loc`` points at, or None when not found: the
+    line itself, else the first line of a key that holds it (``keywords`` for ``keywords[2]``).
+    """
+    tables, keys = _line_index(text)
+    target = tuple(loc)
+    exact = [line for line in (tables.get(target), keys.get(target)) if line is not None]
+    if exact:
+        return min(exact)
+    holders = [keys[target[:n]] for n in range(1, len(target)) if target[:n] in keys]
+    return min(holders) if holders else None
+
+
+@functools.lru_cache(maxsize=4)
+def _line_index(
+    text: str,
+) -> tuple[dict[tuple[str | int, ...], int], dict[tuple[str | int, ...], int]]:
+    """Where each table and each key of ``text`` is first written, by its location: one scan
+    for all the errors of a file (a scan per error made 1,000 errors of a file of 100,000
+    subscribers take minutes).
 
     A line-oriented scan of the (already valid) TOML, tracking the current table and the index
     of each array-of-tables entry; good enough for a key written on its own line.
     """
-    target = list(loc)
     counts: dict[str, int] = {}
     table: list[str | int] = []
-    best: int | None = None
+    tables: dict[tuple[str | int, ...], int] = {}
+    keys: dict[tuple[str | int, ...], int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         header = _TABLE.match(line)
         if header:
@@ -186,14 +205,9 @@ def _line_of(text: str, loc: Sequence[str | int]) -> int | None:
                     prefix = ".".join(names[: i + 1])
                     if prefix in counts and i < len(names) - 1:
                         table.append(counts[prefix])
-            if table == target:
-                return number
+            tables.setdefault(tuple(table), number)
             continue
         key = _KEY.match(line)
         if key:
-            found = [*table, key.group(1).strip('"')]
-            if found == target:
-                return number
-            if found == target[: len(found)] and best is None:
-                best = number
-    return best
+            keys.setdefault((*table, key.group(1).strip('"')), number)
+    return tables, keys

@@ -205,3 +205,22 @@ def test_every_config_key_is_documented_in_the_example() -> None:
 def test_example_parses_as_plain_toml() -> None:
     data = tomllib.loads(EXAMPLE.read_text())
     assert set(data) == {"digest", "schedule", "fetch", "sources", "delivery", "subscribers"}
+
+
+def test_a_thousand_duplicates_among_many_subscribers_are_named_from_one_scan(
+    tmp_path: Path,
+) -> None:
+    from digest.config_errors import _line_index
+
+    entries = [f'[[subscribers]]\nemail = "r{n}@example.org"\n' for n in range(20_000)]
+    entries += [f'[[subscribers]]\nemail = "r{n}@example.org"\n' for n in range(1_000)]
+    text = "".join(entries)
+    before = _line_index.cache_info().misses
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, tmp_path / "digest.toml")
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 1_000
+    assert lines[0].endswith("subscribers[20000].email: r0@example.org is listed twice; merge "
+                             "the two entries")  # fmt: skip
+    assert f"digest.toml:{2 * 20_000 + 2}:" in lines[0]
+    assert _line_index.cache_info().misses - before == 1  # not one scan of the file per error
