@@ -179,3 +179,11 @@ def test_a_day_that_grows_between_two_snapshots_delivers_each_paper_once(tmp_pat
     assert len(first) == 30 and len(second) == 28 and not first & second
     all_ids = set(re.findall(r"<link>https://arxiv\.org/abs/([\d.]+)</link>", text))
     assert first | second == all_ids
+
+
+def test_deeply_nested_markup_reads_in_one_walk() -> None:
+    deep = "<div>" * 50_000 + "<p>Authors: A B</p><p>The text.</p>" + "</div>" * 50_000
+    described = describe(deep, title="T")
+    assert (described.authors, described.abstract) == (("A B",), "The text.")
+    mixed = "<div><p>One.</p><div><span>" * 300 + "<p>Deepest.</p>" + "</span></div></div>" * 300
+    assert describe(mixed, title="T").abstract == "One. " * 300 + "Deepest."
