@@ -165,11 +165,22 @@ def _attempt(
 def _decoded(response: httpx.Response) -> Iterator[bytes]:
     """The body, a megabyte at most at a time: httpx inflates each read at once (64 KiB of a
     gzip bomb are 64 MB), so a gzip body is inflated here in bounded steps."""
-    encoding = response.headers.get("Content-Encoding", "").strip().lower()
-    if encoding not in ("gzip", "x-gzip"):
-        yield from response.iter_bytes()
+    layers = [
+        layer.strip().lower()
+        for header in response.headers.get_list("Content-Encoding")
+        for layer in header.split(",")
+        if layer.strip() and layer.strip().lower() != "identity"
+    ]
+    if len(layers) > 1 or (layers and layers[0] not in ("gzip", "x-gzip", "deflate")):
+        # gzip inside gzip multiplies a bomb's reach; no Daily Papers server sends it
+        raise httpx.DecodingError(
+            f"the answer is encoded as {', '.join(layers)}: only one gzip or deflate layer is read"
+        )
+    if not layers:
+        yield from response.iter_bytes()  # no encoding (or identity): nothing httpx decodes
         return
-    inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+    # gzip, or deflate (zlib-wrapped, as servers send it): 32 + MAX_WBITS reads both headers
+    inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | (16 if layers[0] != "deflate" else 32))
     try:
         for raw in response.iter_raw():
             pending = raw

@@ -31,6 +31,7 @@ def gzip_bomb(size: int) -> bytes:
 
 class Hostile(BaseHTTPRequestHandler):
     bomb = b""
+    twice = b""
 
     def do_GET(self) -> None:
         if self.path == "/bomb":
@@ -39,6 +40,16 @@ class Hostile(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(self.bomb)))
             self.end_headers()
             self.wfile.write(self.bomb)
+        elif self.path in ("/twice", "/two-headers"):  # gzip inside gzip
+            self.send_response(200)
+            if self.path == "/twice":
+                self.send_header("Content-Encoding", "gzip, gzip")
+            else:
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(self.twice)))
+            self.end_headers()
+            self.wfile.write(self.twice)
         elif self.path == "/huge":  # no Content-Length: only reading it tells how big it is
             self.protocol_version = "HTTP/1.0"
             self.send_response(200)
@@ -60,6 +71,7 @@ class Hostile(BaseHTTPRequestHandler):
 def hostile() -> Iterator[str]:
     Hostile.bomb = gzip_bomb(1024 * MIB)  # 1 GiB of zeros in about 1 MB
     assert len(Hostile.bomb) < 2 * MIB
+    Hostile.twice = zlib.compress(Hostile.bomb, wbits=31)  # the bomb gzipped once more: ~4 KB
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -121,3 +133,14 @@ def test_too_many_entries_is_a_clear_error() -> None:
         parse_api(f"[{entries}]", origin="many.json", limits=Limits(max_entries=20))
     assert "max_entries" in (caught.value.hint or "")
     assert len(parse_api(f"[{entries}]", origin="many.json")) == 30
+
+
+@pytest.mark.parametrize("path", ["/twice", "/two-headers"])
+def test_gzip_inside_gzip_is_refused_in_one_line_and_little_memory(
+    hostile: str, tmp_path: Path, path: str
+) -> None:
+    code, err, peak_kib = fetch_measured(hostile + path, tmp_path)
+    errors = [line for line in err.splitlines() if line.startswith("digest: error:")]
+    assert code == 1 and len(errors) == 1, err
+    assert "only one gzip or deflate layer" in errors[0] and "Traceback" not in err
+    assert peak_kib < 200 * 1024, f"peak RSS {peak_kib // 1024} MiB"
