@@ -27,7 +27,7 @@ from digest.errors import ParseError
 from digest.models import Paper
 from digest.sources import Skip
 from digest.sources.hf_api import iso_date, paper_url, papers_from_entries
-from digest.sources.limits import DEFAULT_LIMITS, Limits, check_depth
+from digest.sources.limits import DEFAULT_LIMITS, Limits, check_depth, check_entries
 
 _PAPER_HREF = re.compile(r"^(?:https://huggingface\.co)?/papers/(?P<id>[^/?#]+)/?$")
 _AUTHORS = re.compile(r"(\d[\d,]*)\s+authors?\b")
@@ -65,6 +65,7 @@ def parse_page_html(
             hint="download or save the page again, completely",
         )
     papers = _cards(soup, origin)
+    check_entries(papers, limits, origin)
     if not papers:
         raise ParseError("no Daily Papers found in this HTML page", where=origin, hint=PAGE_HINT)
     return papers

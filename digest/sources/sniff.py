@@ -44,7 +44,7 @@ def parse_document(
     ):
         return parse_page_html(text, origin=origin, limits=limits, on_skip=on_skip)
     if any(marker in text for marker in MARKERS):
-        return parse_text_page(text, origin=origin, today=today, saved=saved)
+        return parse_text_page(text, origin=origin, today=today, saved=saved, limits=limits)
     raise ParseError(
         "not a Daily Papers format (no JSON, no HTML, no Daily Papers page header)",
         where=origin,

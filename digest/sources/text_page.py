@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from digest.errors import ParseError
 from digest.models import Paper
+from digest.sources.limits import DEFAULT_LIMITS, Limits
 
 _MONTHS = {
     name: number
@@ -61,10 +62,16 @@ TEXT_HINT = (
 
 
 def parse_text_page(
-    text: str, *, origin: str, today: dt.date, saved: dt.date | None = None
+    text: str,
+    *,
+    origin: str,
+    today: dt.date,
+    saved: dt.date | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[Paper]:
     """Papers on a saved text page; the day it was ``saved`` (else ``today``) resolves dates
-    shown without a year."""
+    shown without a year. More than ``limits.max_entries`` papers is a ParseError, found as
+    the page is read (a page of 100,000 papers would otherwise be held whole)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     read_on = min(saved, today) if saved is not None else today
     start, page_date, glued_title = _skip_header(lines, read_on)
@@ -84,6 +91,12 @@ def parse_text_page(
         abstract = lines[i + 1]
         i += 2
         author_count, organization, published, upvotes, i = _metadata(lines, i, reference)
+        if len(papers) >= limits.max_entries:
+            raise ParseError(
+                f"more than the limit of {limits.max_entries:,} papers",
+                where=origin,
+                hint="raise [fetch] max_entries if this page really holds that many papers",
+            )
         papers.append(
             Paper(
                 title=title,

@@ -216,3 +216,16 @@ def test_a_page_date_with_its_year_is_taken_as_it_is(tmp_path: Path) -> None:
 def test_a_file_dated_after_today_is_read_as_of_today(tmp_path: Path) -> None:
     papers = read_page(saved_page(tmp_path, "Nov 5", dt.date(2030, 1, 1)), dt.date(2026, 12, 1))
     assert dt.date(2026, 8, 22) in {p.published for p in papers}
+
+
+def test_a_page_of_more_papers_than_max_entries_is_refused_as_it_is_read() -> None:
+    from digest.sources.limits import Limits
+
+    (path,) = PAGES.glob("002_*.txt")  # 73 papers
+    text = path.read_text(encoding="utf-8")
+    with pytest.raises(ParseError, match="more than the limit of 50 papers") as caught:
+        parse_text_page(text, origin="p.txt", today=TODAY, limits=Limits(max_entries=50))
+    assert "max_entries" in (caught.value.hint or "")
+    assert (
+        len(parse_text_page(text, origin="p.txt", today=TODAY, limits=Limits(max_entries=73))) == 73
+    )
