@@ -84,11 +84,11 @@ class FetchSection(Section):
 
     timeout: float = Field(20.0, gt=0, strict=True)
     connect_timeout: float = Field(5.0, gt=0, strict=True)
-    deadline: float = Field(60.0, gt=0, strict=True)
+    deadline: float = Field(30.0, gt=0, strict=True)
     retries: int = Field(3, ge=0, le=10, strict=True)
     backoff: float = Field(1.0, ge=0, strict=True)
     concurrency: int = Field(4, ge=1, le=32, strict=True)
-    max_bytes: int = Field(20_000_000, ge=1_000, le=2_000_000_000, strict=True)
+    max_bytes: int = Field(8_000_000, ge=1_000, le=2_000_000_000, strict=True)
     max_entries: int = Field(10_000, ge=1, le=10_000_000, strict=True)
     max_json_depth: int = Field(64, ge=4, le=10_000, strict=True)
     # where liked papers no source brought are looked up (GET <paper_api>/<arXiv id>)

@@ -17,7 +17,7 @@ from digest.errors import ParseError
 class Limits:
     """The limits of one run's sources."""
 
-    max_bytes: int = 20_000_000
+    max_bytes: int = 8_000_000
     max_entries: int = 10_000
     max_json_depth: int = 64
 

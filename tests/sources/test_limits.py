@@ -112,7 +112,7 @@ def test_an_oversized_answer_is_one_line_and_little_memory(
     code, err, peak_kib = fetch_measured(hostile + path, tmp_path)
     errors = [line for line in err.splitlines() if line.startswith("digest: error:")]
     assert code == 1, err
-    assert len(errors) == 1 and "20,000,000-byte limit" in errors[0], err
+    assert len(errors) == 1 and "8,000,000-byte limit" in errors[0], err
     assert "max_bytes" in errors[0] and "Traceback" not in err
     assert peak_kib < 200 * 1024, f"{what}: peak RSS {peak_kib // 1024} MiB"
 
