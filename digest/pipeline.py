@@ -51,10 +51,12 @@ def collect(
     day: dt.date,
     sources: Sequence[SourceSettings] | None = None,
     watcher: FetchWatcher | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> Batch:
-    """Read the configured sources (or ``sources``), de-duplicated within the batch."""
+    """Read the configured sources (or ``sources``), de-duplicated within the batch; stop
+    waiting for them once ``cancelled()``."""
     chosen: Sequence[Source] = config.sources if sources is None else sources  # type: ignore[assignment]
-    context = read_context(config, client=client, day=day, watcher=watcher)
+    context = read_context(config, client=client, day=day, watcher=watcher, cancelled=cancelled)
     return read_sources(chosen, context, concurrency=config.fetch.concurrency)
 
 
@@ -69,11 +71,12 @@ def plan_run(
     only: str | None = None,
     any_day: bool = False,
     watcher: FetchWatcher | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> tuple[Roster, Plan]:
     """Who the run is for (see :func:`_roster`) and what it sends them: the sources read, the
     store consulted (and, with ``record``, told what was seen), every due subscriber matched."""
     roster = _roster(config, store, now=now, day=day, only=only, any_day=any_day)
-    batch = collect(config, client=client, day=day, watcher=watcher)
+    batch = collect(config, client=client, day=day, watcher=watcher, cancelled=should_stop)
     liked = None
     if liked_ids(roster.due):
         download = read_context(config, client=client, day=day).download
@@ -191,10 +194,11 @@ def run(
         if only is not None or not store.work_in_progress(day, claims.clock()):
             roster, plan = plan_run(
                 config, client=client, store=store, now=now, day=day, record=True, only=only,
-                watcher=watcher,
+                watcher=watcher, should_stop=should_stop,
             )  # fmt: skip
             due, outcomes = _split_due(config, roster, plan, day)
-            store.plan_digests(run_id, day, [_planned(plan, s) for s in due], now)
+            if not should_stop():  # stopping while the sources were read: plan nothing
+                store.plan_digests(run_id, day, [_planned(plan, s) for s in due], now)
     renderer = Renderer(render_settings(config))
     journal = Journal.open(store.journal_path, len(config.subscriber_list))
     bounces = config.delivery.suspend_after_bounces

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -26,10 +26,16 @@ if TYPE_CHECKING:
 
 
 def read_context(
-    config: Config, *, client: httpx.Client, day: dt.date, watcher: FetchWatcher | None = None
+    config: Config,
+    *,
+    client: httpx.Client,
+    day: dt.date,
+    watcher: FetchWatcher | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> ReadContext:
     """How sources read: the day, HTTP through ``client`` with ``[fetch]``'s patience, files;
-    ``watcher`` is told of each read and retry."""
+    ``watcher`` is told of each read and retry; ``cancelled()`` turns True when the run is to
+    stop waiting for reads."""
     from digest.sources.fetch import get  # httpx: only commands that read sources load it
 
     fetch = config.fetch
@@ -51,6 +57,7 @@ def read_context(
         limits=limits,
         lookback_days=config.digest.lookback_days,
         watcher=watcher,
+        cancelled=cancelled,
     )
 
 

@@ -16,14 +16,14 @@ Everything a unit does to the outside world goes through its :class:`ReadContext
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from digest.errors import DigestError, ParseError
+from digest.errors import DigestError, ParseError, SourceError
 from digest.identity import merge_papers
 from digest.models import Batch, Paper, SourceFailure
 from digest.sources.limits import DEFAULT_LIMITS, Limits
@@ -31,6 +31,7 @@ from digest.sources.limits import DEFAULT_LIMITS, Limits
 __all__ = ["Limits", "ReadContext", "Source", "Unit", "read_sources"]
 
 Skip = Callable[[ParseError], None]
+POLL_SECONDS = 0.2  # how often a wait for reads looks whether the run is stopping
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class ReadContext:
     limits: Limits = DEFAULT_LIMITS
     lookback_days: int = 3
     watcher: FetchWatcher | None = None
+    cancelled: Callable[[], bool] = lambda: False  # the run is stopping: stop waiting for reads
 
 
 class Source(Protocol):
@@ -121,18 +123,56 @@ def read_sources(sources: Sequence[Source], context: ReadContext, *, concurrency
     if context.watcher is not None:
         context.watcher.started(len(units))
     entries: list[Paper] = []
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for unit, outcome in zip(units, pool.map(run, units), strict=True):
-            if isinstance(outcome, DigestError):
-                failures.append(failure_of(unit.label, outcome))
-            else:
-                entries.extend(outcome)
+    for unit, outcome in zip(units, _run_all(units, run, concurrency, context), strict=True):
+        if isinstance(outcome, DigestError):
+            failures.append(failure_of(unit.label, outcome))
+        else:
+            entries.extend(outcome)
     return Batch(
         papers=tuple(merge_papers(entries)),
         failures=tuple(failures),
         skipped=tuple(skipped),
         entries=len(entries),
     )
+
+
+def _run_all(
+    units: Sequence[Unit],
+    run: Callable[[Unit], list[Paper] | DigestError],
+    concurrency: int,
+    context: ReadContext,
+) -> list[list[Paper] | DigestError]:
+    """``run`` over ``units`` on at most ``concurrency`` daemon threads, outcomes in order.
+
+    Daemon threads, polled, so a run asked to stop (SIGTERM to the daemon) stops waiting at
+    once: a read that never answers is left to its deadline in the background, and the
+    process may exit meanwhile (a thread pool's workers would hold the exit until then).
+    """
+    outcomes: list[list[Paper] | DigestError | None] = [None] * len(units)
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(units)):
+        todo.put(index)
+    done = threading.Semaphore(0)
+
+    def work() -> None:
+        while True:
+            try:
+                index = todo.get_nowait()
+            except queue.Empty:
+                return
+            outcomes[index] = run(units[index])
+            done.release()
+
+    for _ in range(min(concurrency, len(units))):
+        threading.Thread(target=work, daemon=True, name="digest-read").start()
+    finished = 0
+    while finished < len(units):
+        if done.acquire(timeout=POLL_SECONDS):
+            finished += 1
+        elif context.cancelled():
+            break
+    stopped = SourceError("not read: the run is stopping", hint="the next run reads it")
+    return [outcome if outcome is not None else stopped for outcome in outcomes]
 
 
 def failure_of(label: str, error: DigestError) -> SourceFailure:

@@ -33,7 +33,7 @@ from digest import __version__
 from digest.errors import FetchError
 
 USER_AGENT = f"paper-digest/{__version__} (+https://github.com/paper-digest)"
-MAX_RETRY_AFTER = 30.0
+MAX_RETRY_AFTER = 15.0  # within the default 30 s deadline, with time to ask again
 MAX_BACKOFF = 30.0
 MAX_REDIRECTS = 5
 DEFAULT_MAX_BYTES = 8_000_000

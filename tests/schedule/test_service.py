@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from digest.schedule.daemon import parse_cron
+from tests.conftest import LocalServer, Reply
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "samples" / "text-pages"
@@ -361,3 +362,32 @@ def test_readme_systemd_recipe_runs_as_written_in_a_throwaway_root(tmp_path: Pat
         )  # fmt: skip
         assert done.returncode == 0, (command, done.stderr)
     assert (state / "digest.db").exists() and list((state / "outbox").glob("*.eml"))
+
+
+def test_sigterm_during_a_fetch_that_never_answers_stops_the_daemon_at_once(
+    tmp_path: Path, daemons: list[Daemon], server: LocalServer
+) -> None:
+    server.script.replies["*"] = [Reply(hang=True)]
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        '[digest]\ntimezone = "Europe/Paris"\n[schedule]\ncron = "*/2 * * * * *"\n'
+        f'[[sources]]\nkind = "hf-api"\nurl = "{server.url}/api"\ndays = 1\n'
+        '[delivery]\nmethod = "file"\noutbox = "outbox"\nfrom = "Digest <digest@example.org>"\n'
+        '[[subscribers]]\nemail = "ada@example.org"\n',
+        encoding="utf-8",
+    )
+    argv = [sys.executable, "-m", "digest", "--config", str(config), "daemon"]
+    daemon = Daemon(argv, tmp_path, child_env())
+    daemons.append(daemon)
+    daemon.wait_for("run starting", timeout=15)
+    deadline = time.monotonic() + 10
+    while not server.script.in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.script.in_flight  # the run waits on the request that never answers
+    status, took = daemon.stop(timeout=20)
+    log = "\n".join(daemon.lines)
+    assert status == 0, log
+    # it did not wait out the request's 30 s deadline (a guard against hanging, not a timing)
+    assert took < 15, log
+    assert log.rstrip().endswith("INFO digest: daemon stopped") and "Traceback" not in log
+    assert not list((tmp_path / "outbox").glob("*.eml"))
