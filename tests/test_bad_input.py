@@ -278,3 +278,24 @@ def test_init_where_it_cannot_write_is_one_line(tmp_path: Path) -> None:
         result = digest("init", target, cwd=tmp_path)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert len(errors(result)) == 1 and "digest.toml" in errors(result)[0]
+
+
+def test_numbers_and_references_no_parser_can_take_are_one_line_each(tmp_path: Path) -> None:
+    samples = Path(__file__).resolve().parent / "fixtures" / "samples" / "hf"
+    api = (samples / "api_2024-03-21.json").read_text(encoding="utf-8")
+    (tmp_path / "api.json").write_text(api.replace('"upvotes":47', '"upvotes":' + "9" * 5000, 1))
+    page = (samples / "page_2024-08-01.html").read_text(encoding="utf-8")
+    huge = page.replace("&quot;upvotes&quot;:", "&quot;upvotes&quot;:" + "9" * 5000, 1)
+    (tmp_path / "page.html").write_text(huge, encoding="utf-8")
+    feed = (Path(__file__).resolve().parent / "fixtures" / "sources" / "feed_rss.xml").read_text()
+    (tmp_path / "feed.xml").write_text(feed.replace("Zichen Wen", "Zichen &#x110000; Wen", 1))
+    assert '"upvotes":' + "9" * 10 in (tmp_path / "api.json").read_text()
+    result = digest("fetch", "--source", "api.json", cwd=tmp_path)
+    assert result.returncode == 1 and len(errors(result)) == 1, result.stderr
+    assert "api.json" in errors(result)[0] and "Traceback" not in result.stderr
+    for source in ("page.html", "feed.xml"):  # the cards, the rest of the feed: still read
+        result = digest("fetch", "--source", source, cwd=tmp_path)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        assert result.stdout.count("\n") >= 4
+    limit = digest("seen", "list", "--limit", "1" + "0" * 30, cwd=tmp_path)
+    assert limit.returncode == 2 and "--limit" in limit.stderr and "Traceback" not in limit.stderr

@@ -1,4 +1,5 @@
-"""Format sniffing: which Daily Papers format some bytes are in (API JSON, page HTML, saved text).
+"""Format sniffing: which Daily Papers format some bytes are in (API JSON, page HTML, saved text,
+or an RSS / Atom feed of a community mirror).
 
 The decision looks at the content only, never at a file name or a Content-Type header, because
 saved pages end up with any extension and servers mislabel. Anything unrecognisable is a
@@ -19,6 +20,9 @@ from digest.sources.limits import DEFAULT_LIMITS, Limits
 from digest.sources.text_page import MARKERS, TEXT_HINT, parse_text_page
 
 _HTML_START = re.compile(r"^(?:<!doctype\s+html|<html|<head|<body|<div|<meta|<!--)", re.IGNORECASE)
+_FEED_START = re.compile(
+    r"^(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:rss|feed|rdf:RDF)\b", re.IGNORECASE | re.S
+)
 _ANY_HINT = "give a Daily Papers API response (JSON), a page saved as HTML, or a page saved as text"
 
 
@@ -39,6 +43,10 @@ def parse_document(
         raise ParseError("the file is empty", where=origin, hint=_ANY_HINT)
     if head[0] in "[{":
         return parse_api(text, origin=origin, limits=limits, on_skip=on_skip)
+    if _FEED_START.match(head):
+        from digest.sources.feed import parse_feed  # feedparser only for feeds
+
+        return parse_feed(data, origin=origin, limits=limits, on_skip=on_skip)
     if _HTML_START.match(head) or (
         not any(marker in text for marker in MARKERS) and "<html" in text[:4096].lower()
     ):
