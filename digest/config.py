@@ -36,11 +36,12 @@ from digest.config_sections import (
     Problem,
     ScheduleSection,
     ServerSection,
+    channel_options,
     subscriber_problems,
 )
 from digest.errors import ConfigError
 from digest.models import Subscriber
-from digest.settings import BUNDLED_PREFIX, ChannelOption, Section, SourceSettings
+from digest.settings import BUNDLED_PREFIX, Section, SourceSettings
 
 __all__ = [
     "Config",
@@ -158,12 +159,6 @@ class Config(Section):
     def store_path(self) -> Path:
         """Where an SQLite store lives (``[digest] store`` as a path)."""
         return self.resolve(self.digest.store.removeprefix("sqlite://"))
-
-
-@functools.cache
-def channel_options() -> Mapping[str, ChannelOption]:
-    """Each registered delivery method's key in ``[delivery]``."""
-    return {name: registry.load(registry.CHANNELS, name).option for name in registry.CHANNELS}
 
 
 @functools.cache

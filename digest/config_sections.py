@@ -13,15 +13,16 @@ import dataclasses
 import datetime as dt
 import functools
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from digest import registry
 from digest.addresses import parse_mailbox, wire_address
 from digest.models import Subscriber
 from digest.schedule.crontab import parse_crontab
-from digest.settings import Section, http_url, local_path
+from digest.settings import ChannelOption, Section, http_url, local_path
 from digest.terms import term_key
 from digest.untrusted import has_letters, has_line_break, strip_controls
 
@@ -147,8 +148,6 @@ class DeliverySection(Section):
 
     @model_validator(mode="after")
     def _method_has_its_settings(self) -> DeliverySection:
-        from digest.config import channel_options  # the registered channels, known at load
-
         option = channel_options().get(self.method)
         if option is not None and getattr(self, option.key, None) is None:
             what = f"a [delivery.{option.key}] table" if is_table(option.annotation) else option.key
@@ -158,6 +157,12 @@ class DeliverySection(Section):
     def option(self, key: str) -> Any:
         """The value of a channel's key (see :class:`~digest.settings.ChannelOption`)."""
         return getattr(self, key)
+
+
+@functools.cache
+def channel_options() -> Mapping[str, ChannelOption]:
+    """Each registered delivery method's key in ``[delivery]`` (the channels known at load)."""
+    return {name: registry.load(registry.CHANNELS, name).option for name in registry.CHANNELS}
 
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")

@@ -27,26 +27,27 @@ MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def runtime_imports(name: str) -> set[str]:
-    """The digest modules ``name`` imports when it is imported: module-level imports (not those
-    inside functions or under ``if TYPE_CHECKING:``). ``from package import name`` counts as an
-    import of the submodule when there is one, else of the package itself."""
+    """The digest modules ``name`` imports when it runs: at module level and inside functions
+    alike (a deferred import still closes a cycle; only ``if TYPE_CHECKING:`` blocks are left
+    out). ``from package import name`` counts as an import of the submodule when there is one,
+    else of the package itself."""
     path = MODULES[name]
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found: set[str] = set()
-    for node in tree.body:
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             continue
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            continue
-        for inner in ast.walk(node):
-            if isinstance(inner, ast.Import):
-                found |= {alias.name for alias in inner.names if alias.name in MODULES}
-            elif isinstance(inner, ast.ImportFrom) and inner.module and not inner.level:
-                for alias in inner.names:
-                    submodule = f"{inner.module}.{alias.name}"
-                    target = submodule if submodule in MODULES else inner.module
-                    if target in MODULES:
-                        found.add(target)
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in MODULES}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                target = submodule if submodule in MODULES else node.module
+                if target in MODULES:
+                    found.add(target)
+        pending.extend(ast.iter_child_nodes(node))
     found.discard(name)
     return found
 

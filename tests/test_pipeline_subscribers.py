@@ -14,7 +14,7 @@ import pytest
 from digest import pipeline
 from digest.config import Config, parse_config
 from digest.deliver import MessageSettings
-from digest.deliver.message import MailChannel
+from digest.deliver.mail import MailChannel
 from digest.deliver.smtp import SmtpSettings, SmtpTransport
 from digest.report import RunReport
 from digest.store.sqlite import SqliteStore

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from digest.deliver import Channel, ChannelContext, Closing, utc_now
-from digest.deliver.message import MailChannel, WireMessage
+from digest.deliver.mail import MailChannel
+from digest.deliver.message import WireMessage
 from digest.errors import DeliveryError, TemporaryDeliveryError
 from digest.settings import ChannelOption, LocalPath
 

@@ -3,7 +3,7 @@
 :class:`MemoryTransport` keeps every message it accepts, and can be told to refuse: with
 ``fail`` (an exception, or a callable deciding per message) it raises instead of accepting, as
 a real server would. It is a real :class:`~digest.deliver.message.Transport`, so a
-:class:`~digest.deliver.message.MailChannel` on it builds exactly the messages SMTP would send.
+:class:`~digest.deliver.mail.MailChannel` on it builds exactly the messages SMTP would send.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Callable
 from email.message import EmailMessage
 
 from digest.deliver import Closing, MessageSettings
-from digest.deliver.message import MailChannel, Transport, WireMessage
+from digest.deliver.mail import MailChannel
+from digest.deliver.message import Transport, WireMessage
 from digest.errors import DeliveryError
 
 Refusal = DeliveryError | Callable[[WireMessage], DeliveryError | None] | None

@@ -20,17 +20,14 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import EmailPolicy
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from urllib.parse import quote
 
 from digest.addresses import parse_mailbox, wire_address
-from digest.deliver import Closing, MessageSettings, Outgoing
+from digest.deliver import MessageSettings
 from digest.errors import PermanentDeliveryError
 from digest.models import Rendered, Subscriber
 from digest.untrusted import clip, has_line_break, strip_controls
-
-if TYPE_CHECKING:
-    from digest.deliver.wire import WireBuilder
 
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _URI_IN_HEADER = re.compile(r"^[!#-;=?-\[\]_a-z~]+$")  # printable ASCII minus space " < > \ ^ `
@@ -252,48 +249,6 @@ class Transport(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
-
-
-class MailChannel(Closing):
-    """A channel that builds each digest's MIME message and hands it to a transport.
-
-    The Message-ID follows from the digest id, so a digest sent again after a crash carries the
-    Message-ID of the first attempt (mail systems that de-duplicate by it show it once).
-    """
-
-    def __init__(self, transport: Transport, settings: MessageSettings) -> None:
-        self.transport = transport
-        self.settings = settings
-        self._builder: WireBuilder | None = None
-        self._builder_now: dt.datetime | None = None
-
-    def send(self, outgoing: Outgoing) -> str:
-        """Build and send; the receipt is the message's Message-ID."""
-        from digest.deliver.wire import WireBuilder  # the fast builder of the same message
-
-        if self._builder is None or self._builder_now != outgoing.now:
-            self._builder, self._builder_now = (
-                WireBuilder(self.settings, outgoing.now),
-                outgoing.now,
-            )
-        message = self._builder.build(
-            outgoing.rendered,
-            outgoing.subscriber,
-            message_id_for(outgoing.digest_id, self.settings) or None,
-        )
-        self.transport.send(message)
-        return message.message_id
-
-    @property
-    def parallel(self) -> int:  # type: ignore[override]  # the transport's, not a class constant
-        """How many messages the transport can take at once (an SMTP pool: its connections)."""
-        return self.transport.parallel
-
-    def flush(self) -> None:
-        self.transport.flush()
-
-    def close(self) -> None:
-        self.transport.close()
 
 
 def message_id_for(digest_id: str, settings: MessageSettings) -> str:

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field
 
 from digest.deliver import Channel, ChannelContext, Closing
-from digest.deliver.message import MailChannel, WireMessage
+from digest.deliver.mail import MailChannel
+from digest.deliver.message import WireMessage
 from digest.deliver.smtp_session import (
     Retry,
     Session,

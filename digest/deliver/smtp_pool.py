@@ -16,11 +16,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from digest.deliver import Closing
 from digest.deliver.message import WireMessage
-from digest.deliver.smtp import SmtpTransport
 from digest.errors import DeliveryError
+
+if TYPE_CHECKING:
+    from digest.deliver.smtp import SmtpTransport
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]

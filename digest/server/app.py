@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from starlette.applications import Starlette
@@ -34,9 +34,11 @@ from digest.errors import StoreError
 from digest.models import Subscriber
 from digest.render.environment import make_environment
 from digest.render.views import interests_of
-from digest.server import Service
 from digest.store.status_queue import StatusChange
 from digest.untrusted import clean_text
+
+if TYPE_CHECKING:
+    from digest.server import Service
 
 PAGE_TEMPLATE = "unsubscribe_page.html.j2"
 MAX_BODY = 4096  # a one-click POST or a button's form is a few dozen bytes

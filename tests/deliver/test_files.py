@@ -15,7 +15,8 @@ import pytest
 from digest.config import load_config
 from digest.deliver import MessageSettings
 from digest.deliver.files import FileTransport, MaildirTransport
-from digest.deliver.message import MailChannel, WireMessage, build_message, message_id_for
+from digest.deliver.mail import MailChannel
+from digest.deliver.message import WireMessage, build_message, message_id_for
 from digest.errors import TemporaryDeliveryError
 from digest.stage_settings import open_configured_channel
 

@@ -13,7 +13,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from digest.config import Config, config_schema, subscriber_from
 from digest.deliver import MessageSettings
-from digest.deliver.message import MailChannel, WireMessage, build_message
+from digest.deliver.mail import MailChannel
+from digest.deliver.message import WireMessage, build_message
 from digest.deliver.smtp import SmtpSettings, SmtpTransport
 from digest.errors import (
     ChannelUnavailableError,

@@ -12,7 +12,7 @@ import pytest
 
 from digest.config import config_schema
 from digest.deliver import ChannelContext
-from digest.deliver.message import MailChannel
+from digest.deliver.mail import MailChannel
 from digest.deliver.smtp import SmtpChannel, SmtpTransport
 from digest.deliver.smtp_pool import Backoff, RateLimit, SmtpPool
 from digest.errors import ChannelUnavailableError
