@@ -113,11 +113,12 @@ def test_starttls_asked_of_a_server_without_it_suspends_nobody(tmp_path: Path) -
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("pause", [1.0, 3600.0], ids=["dripping", "never-greets"])
 def test_a_dripping_greeting_holds_a_run_well_under_a_minute_and_bounces_nobody(
-    tmp_path: Path,
+    tmp_path: Path, pause: float
 ) -> None:
     want = reference(tmp_path)
-    greeting = Dripper(b"220 slow.example ESMTP\r\n", read_first=False, pause=1.0)
+    greeting = Dripper(b"220 slow.example ESMTP\r\n", read_first=False, pause=pause)
     try:
         started = time.monotonic()
         done = run_on(write_config(tmp_path, greeting.port), DAY)  # default settings
@@ -126,7 +127,8 @@ def test_a_dripping_greeting_holds_a_run_well_under_a_minute_and_bounces_nobody(
         greeting.close()
     assert done.returncode == 1 and took < 90, (took, done.stdout)
     assert "nothing was sent" in done.stderr and "refused the message" not in done.stderr
-    assert greeting.connections == 1
+    # one session, or a second within the same budget when the first met the socket timeout
+    assert 1 <= greeting.connections <= 2
     assert all(status == ("active", 0) for status in bounce_counts(tmp_path).values())
     handler = Handler()
     with smtp_server(handler) as server:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +51,20 @@ class Hostile(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(self.twice)))
             self.end_headers()
             self.wfile.write(self.twice)
+        elif self.path == "/corrupt-gzip":
+            body = self.bomb[:4096] + b"\x00" * 64 + self.bomb[8192:16384]
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == "/short":  # announces more than it sends, then holds the line open
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"[" + b" " * 1000)
+            self.wfile.flush()
+            time.sleep(40)
         elif self.path == "/huge":  # no Content-Length: only reading it tells how big it is
             self.protocol_version = "HTTP/1.0"
             self.send_response(200)
@@ -144,3 +159,22 @@ def test_gzip_inside_gzip_is_refused_in_one_line_and_little_memory(
     assert code == 1 and len(errors) == 1, err
     assert "only one gzip or deflate layer" in errors[0] and "Traceback" not in err
     assert peak_kib < 200 * 1024, f"peak RSS {peak_kib // 1024} MiB"
+
+
+@pytest.mark.parametrize(
+    ("path", "what"), [("/corrupt-gzip", "gzip body is corrupt"), ("/short", "timed out")]
+)
+def test_a_corrupt_or_short_body_is_one_line_within_the_deadline(
+    hostile: str, tmp_path: Path, path: str, what: str
+) -> None:
+    (tmp_path / "digest.toml").write_text(
+        "[fetch]\ntimeout = 2\ndeadline = 4\nretries = 1\nbackoff = 0.1\n"
+        f'[[sources]]\nkind = "page"\nurl = "{hostile}{path}"\n'
+    )
+    started = time.monotonic()
+    code, err, _ = fetch_measured(hostile + path, tmp_path)
+    errors = [line for line in err.splitlines() if line.startswith("digest: error:")]
+    assert code == 1 and len(errors) == 1 and "Traceback" not in err, err
+    assert what in errors[0] or "deadline" in errors[0], errors[0]
+    # a guard against hanging on the server, not a timing: the deadline bounds the wait
+    assert time.monotonic() - started < 30
