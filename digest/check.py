@@ -54,12 +54,27 @@ def check_config(config: Config) -> CheckReport:
     report.lines.append(f"  delivery: {config.delivery.method} -> {target}")
     if config.delivery.method in MAIL_METHODS:
         report.lines.append(f"  unsubscribe: {_unsubscribe_ways(config, report)}")
+    report.lines += _kinds()
     weekly = sum(1 for s in subscribers if s.weekly)
     if weekly:
         report.lines.append(f"  cadence: {len(subscribers) - weekly} daily, {weekly} weekly")
     if not subscribers:
         report.warnings.append("nobody is subscribed: add a [[subscribers]] entry")
     return report
+
+
+def _kinds() -> list[str]:
+    """The kinds each seam knows, and where those that are not built in come from."""
+    from digest.registry import BUILT_IN, everything
+
+    lines = []
+    for seam, table in everything().items():
+        names = []
+        for name in table:
+            origin = table.origin(name)
+            names.append(name if origin == BUILT_IN else f"{name} (plugin {origin})")
+        lines.append(f"  {seam}: {', '.join(names)}")
+    return ["  kinds known:", *(f"  {line}" for line in lines)]
 
 
 def _unsubscribe_ways(config: Config, report: CheckReport) -> str:

@@ -164,7 +164,7 @@ class Config(Section):
 @functools.cache
 def source_kinds() -> Mapping[str, type[SourceSettings]]:
     """Each registered ``[[sources]] kind`` and its settings model."""
-    return {name: registry.load(registry.SOURCES, name) for name in registry.SOURCES}
+    return {name: registry.SOURCES.load(name) for name in registry.SOURCES}
 
 
 @functools.cache

@@ -162,7 +162,7 @@ class DeliverySection(Section):
 @functools.cache
 def channel_options() -> Mapping[str, ChannelOption]:
     """Each registered delivery method's key in ``[delivery]`` (the channels known at load)."""
-    return {name: registry.load(registry.CHANNELS, name).option for name in registry.CHANNELS}
+    return {name: registry.CHANNELS.load(name).option for name in registry.CHANNELS}
 
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, Protocol, Self
 
 from digest import registry
 from digest.models import Match, Rendered, Subscriber
@@ -109,7 +109,9 @@ class ChannelContext:
 class ChannelKind(Protocol):
     """A registered channel class: its key in ``[delivery]`` and how to open it."""
 
-    option: ClassVar[ChannelOption]
+    @property
+    def option(self) -> ChannelOption:
+        """Its key in ``[delivery]``, the key's type and default."""
 
     @classmethod
     def open(cls, settings: Any, context: ChannelContext) -> Channel:
@@ -121,8 +123,7 @@ class ChannelKind(Protocol):
 
 
 def _kind(method: str) -> ChannelKind:
-    kind: ChannelKind = registry.load(registry.CHANNELS, method)
-    return kind
+    return registry.CHANNELS.load(method)
 
 
 def open_channel(method: str, settings: Any, context: ChannelContext) -> Channel:

@@ -113,12 +113,10 @@ def compile_interests(
     """The matcher for these subscribers' interests: the keyword matcher, or the semantic one
     (:mod:`.semantic`) when someone describes interests in words (``about``) or by papers they
     liked (``like``, resolved through ``liked``: arXiv id -> paper)."""
-    from digest.registry import MATCHERS, load
+    from digest.registry import MATCHERS
 
     if any(s.about or s.like for s in subscribers):
         from digest.match.embedding import bundled_embedder
 
-        semantic: Matcher = load(MATCHERS, "semantic")(subscribers, bundled_embedder(), liked=liked)
-        return semantic
-    keywords: Matcher = load(MATCHERS, "keywords")(subscribers)
-    return keywords
+        return MATCHERS.load("semantic")(subscribers, bundled_embedder(), liked=liked)
+    return MATCHERS.load("keywords")(subscribers)

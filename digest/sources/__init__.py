@@ -71,9 +71,11 @@ class ReadContext:
 
 
 class Source(Protocol):
-    """A configured source: how reports name it, and the units it reads."""
+    """A configured source: its kind, how reports name it, and the units it reads."""
 
-    kind: str
+    @property
+    def kind(self) -> str:
+        """The ``[[sources]] kind`` it was configured as."""
 
     @property
     def label(self) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,12 +26,11 @@ from pydantic import ValidationError
 from digest.errors import ParseError
 from digest.identity import arxiv_id
 from digest.models import Paper
-from digest.settings import LocatedSource
-from digest.sources import ReadContext, Skip, Unit
+from digest.sources import ReadContext, Skip
 from digest.sources.feed_shapes import describe
 from digest.sources.hf_api import paper_url
 from digest.sources.limits import DEFAULT_LIMITS, Limits, check_entries
-from digest.sources.local import expand
+from digest.sources.located import LocatedKind
 from digest.untrusted import clean_text, safe_url
 
 FEED_HINT = "expected an RSS 2.0 or Atom feed of Daily Papers (one item per paper)"
@@ -43,27 +41,16 @@ _PAPER_LINK = re.compile(
 )
 
 
-class FeedSource(LocatedSource):
+class FeedSource(LocatedKind):
     """``kind = "feed"`` with ``url`` or ``path`` (a file or glob of saved feeds)."""
 
     kind: Literal["feed"]
 
-    def units(self, context: ReadContext) -> list[Unit]:
-        """One unit for the URL, or one per file the path or glob names."""
-        if self.url is not None:
-            url = self.url
-            return [Unit(url, lambda skip: _parse(context, context.download(url), url, skip))]
-        assert self.path is not None  # LocatedSource guarantees a path or a url
-        paths = expand(context.resolve(self.path), self.label)
-        return [Unit(str(path), partial(_read_file, context, path)) for path in paths]
-
-
-def _read_file(context: ReadContext, path: Path, skip: Skip) -> list[Paper]:
-    return _parse(context, context.read_file(path), str(path), skip)
-
-
-def _parse(context: ReadContext, data: bytes, origin: str, skip: Skip) -> list[Paper]:
-    return parse_feed(data, origin=origin, limits=context.limits, on_skip=skip)
+    def parse(
+        self, data: bytes, *, origin: str, context: ReadContext, skip: Skip, path: Path | None
+    ) -> list[Paper]:
+        """The feed's items, by the rules of its mirror's shape."""
+        return parse_feed(data, origin=origin, limits=context.limits, on_skip=skip)
 
 
 def parse_feed(

@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from digest import registry
 from digest.errors import StoreError
@@ -366,9 +366,16 @@ class Store(Protocol):
     def reset(self) -> None:
         """Forget every paper, digest and run; keep the schema."""
 
-    def __enter__(self) -> Store: ...
+    def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+class StoreBackend(Protocol):
+    """A registered store backend: opens the store a ``[digest] store`` value names."""
+
+    def open_location(self, location: str, *, base_dir: Path, readonly: bool) -> Store:
+        """The store at ``location`` (a path relative to ``base_dir``, or a URL), opened."""
 
 
 def scheme_of(location: str) -> str:
@@ -393,6 +400,5 @@ def open_store(location: str, *, base_dir: Path, readonly: bool = False) -> Stor
             where=location,
             hint=f"[digest] store takes a file path or a URL with one of: {known}",
         )
-    backend = registry.load(registry.STORES, scheme)
-    store: Store = backend.open_location(location, base_dir=base_dir, readonly=readonly)
-    return store
+    backend = registry.STORES.load(scheme)
+    return backend.open_location(location, base_dir=base_dir, readonly=readonly)

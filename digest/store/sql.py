@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Collection, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from digest.errors import StoreError
 from digest.identity import Resolver
@@ -78,7 +78,7 @@ class SqlStore(Claiming, InterestStorage):
         """Close the database connection."""
         self._db.close()
 
-    def __enter__(self) -> SqlStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
