@@ -18,6 +18,7 @@ from digest.config import (
     parse_config,
 )
 from digest.errors import ConfigError
+from digest.sources.hf_api import HfApiSource
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 
@@ -45,7 +46,8 @@ def test_example_live_source_works_once_uncommented(tmp_path: Path) -> None:
         lines[i] = lines[i].removeprefix("# ")
     config = parse_config("\n".join(lines), tmp_path / "digest.toml")
     assert [s.kind for s in config.sources] == ["hf-api", "page"]
-    assert config.sources[0].api_url == "https://huggingface.co/api/daily_papers"
+    api = config.sources[0]
+    assert isinstance(api, HfApiSource) and api.api_url == "https://huggingface.co/api/daily_papers"
     assert not config.samples_only
 
 

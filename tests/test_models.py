@@ -52,4 +52,4 @@ def test_match_carries_spans_within_one_field() -> None:
     )
     assert paper.title[match.spans[0].start : match.spans[0].end] == "Agents"
     with pytest.raises(pydantic.ValidationError):
-        Span(field="authors", start=0, end=1)  # type: ignore[arg-type]
+        Span(field="authors", start=0, end=1)

@@ -20,6 +20,7 @@ from digest.deliver import Channel
 from digest.deliver.files import FileTransport
 from digest.deliver.memory import memory_channel, refuse
 from digest.errors import TemporaryDeliveryError
+from digest.report import RunReport
 from digest.stage_settings import message_settings, open_configured_channel
 from digest.store.sqlite import SqliteStore
 
@@ -61,7 +62,7 @@ def run(
     now: dt.datetime = NOW,
     channel: Channel | None = None,
     dry_run: bool = False,
-) -> pipeline.RunReport:
+) -> RunReport:
     with SqliteStore.open(config.store_path, readonly=dry_run) as store:
         if dry_run:
             return pipeline.run(
@@ -82,7 +83,7 @@ def run(
 def outbox(config: Config) -> dict[str, list[EmailMessage]]:
     """Messages in the outbox, by recipient address."""
     by_recipient: dict[str, list[EmailMessage]] = {}
-    folder = config.resolve(config.delivery.outbox)
+    folder = config.resolve(config.delivery.option("outbox"))
     for path in sorted(folder.glob("*.eml")) if folder.exists() else []:
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         assert isinstance(message, EmailMessage)

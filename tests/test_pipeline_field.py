@@ -23,6 +23,7 @@ import pytest
 from digest import pipeline
 from digest.config import Config, parse_config
 from digest.report import RunReport
+from digest.send import Sending
 from digest.sources.fetch import make_client
 from digest.stage_settings import open_configured_channel
 from digest.store.sqlite import SqliteStore
@@ -193,7 +194,8 @@ def test_papers_added_late_to_a_day_are_delivered_once_each(
         server.script.replies[f"/api?date={day}&limit=100&p=0"] = [Reply(body=api_day(30))]
         second = run(config, morning + dt.timedelta(days=1), client)  # the default days re-read it
         third = run(config, morning + dt.timedelta(days=2), client)
-    assert [o.papers for o in (first, second, third) for o in o.outcomes if o.sent] == [5, 25]
+    reports = (first, second, third)
+    assert [o.papers for report in reports for o in report.outcomes if o.sent] == [5, 25]
     titles = [text_of(m) for m in mail(config)["ada@example.org"]]
     for n in range(30):
         assert sum(f"Late paper {n} " in t + " " for t in titles) == 1, n
@@ -272,10 +274,10 @@ conn.execute('ROLLBACK')
     store_path = str(config.store_path)
     lock = subprocess.Popen([sys.executable, "-c", locker, store_path, str(tmp_path / "locked")])
     try:
-        original_send = pipeline.Sending.send
+        original_send = Sending.send
         state = {"count": 0}
 
-        def send_then_lock(self: pipeline.Sending, *args: object, **kwargs: object) -> None:
+        def send_then_lock(self: Sending, *args: object, **kwargs: object) -> None:
             original_send(self, *args, **kwargs)  # type: ignore[arg-type]
             state["count"] += 1
             if state["count"] == 101:
@@ -285,7 +287,7 @@ conn.execute('ROLLBACK')
                     time.sleep(0.01)
 
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(pipeline.Sending, "send", send_then_lock)
+            patch.setattr(Sending, "send", send_then_lock)
             first = run(config)
     finally:
         lock.wait(timeout=60)
@@ -324,10 +326,10 @@ def test_a_store_on_a_full_disk_sends_nothing_twice_and_misses_nothing(tmp_path:
             + subscribers
         )
         config = write(tmp_path, text)
-        original_send = pipeline.Sending.send
+        original_send = Sending.send
         state = {"count": 0}
 
-        def send_then_fill(self: pipeline.Sending, *args: object, **kwargs: object) -> None:
+        def send_then_fill(self: Sending, *args: object, **kwargs: object) -> None:
             original_send(self, *args, **kwargs)  # type: ignore[arg-type]
             state["count"] += 1
             if state["count"] == 1:  # the plan is stored: now the disk fills up
@@ -337,7 +339,7 @@ def test_a_store_on_a_full_disk_sends_nothing_twice_and_misses_nothing(tmp_path:
                         filler.flush()
 
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(pipeline.Sending, "send", send_then_fill)
+            patch.setattr(Sending, "send", send_then_fill)
             first = run(config)
         assert first.exit_code == 1 and first.unrecorded > 0
         assert all(o.sent for o in first.outcomes)

@@ -17,9 +17,13 @@ WEEKLY = subscriber_from(
 )
 
 
-def roster(day: dt.date = FRIDAY, states: dict[str, SubscriberState] | None = None, **kw: bool):  # type: ignore[no-untyped-def]
+def roster(  # type: ignore[no-untyped-def]
+    day: dt.date = FRIDAY, states: dict[str, SubscriberState] | None = None, any_day: bool = False
+):
     now = dt.datetime.combine(day, NOW.timetz())
-    return make_roster([DAILY, WEEKLY], states or {}, now=now, day=day, lookback_days=3, **kw)
+    return make_roster(
+        [DAILY, WEEKLY], states or {}, now=now, day=day, lookback_days=3, any_day=any_day
+    )
 
 
 def test_daily_every_day_weekly_on_its_weekday_with_the_week_as_window() -> None:

@@ -7,7 +7,7 @@ import copy
 import json
 from typing import Any
 
-from digest.match import compile_interests
+from digest.match.keywords import compile_interests
 from digest.models import Match, Paper
 from digest.sources.hf_api import papers_from_entries
 from tests.match.test_keywords import SAMPLES, papers, sub  # noqa: F401

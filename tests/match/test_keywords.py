@@ -18,8 +18,7 @@ import pytest
 
 from digest.config import parse_config, subscriber_from
 from digest.errors import ConfigError
-from digest.match import compile_interests
-from digest.match.keywords import KeywordMatcher
+from digest.match.keywords import KeywordMatcher, compile_interests
 from digest.models import Match, Paper, Subscriber
 from digest.sources.hf_api import papers_from_entries
 from digest.sources.sniff import parse_document
@@ -402,9 +401,7 @@ def test_match_one_equals_match_and_accepts_other_paper_lists(papers: list[Paper
 
 
 def test_an_interests_object_can_be_reused(papers: list[Paper]) -> None:
-    interests: KeywordMatcher = compile_interests(  # type: ignore[assignment]
-        [sub(keywords=["LLM"])]
-    )
+    interests: KeywordMatcher = compile_interests([sub(keywords=["LLM"])])
     first = interests.match(papers[:100])["ada@example.org"]
     second = interests.match(papers[100:])["ada@example.org"]
     assert keys(first) <= {p.key for p in papers[:100]}

@@ -355,12 +355,12 @@ def test_readme_systemd_recipe_runs_as_written_in_a_throwaway_root(tmp_path: Pat
     state = root / "var" / "lib" / "paper-digest"
     state.mkdir(parents=True)  # StateDirectory=: systemd creates it at start
     env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
-    for command in ("check", "run"):
+    for verb in ("check", "run"):
         done = subprocess.run(
-            [str(CONSOLE_SCRIPT), "--config", str(config), command],
+            [str(CONSOLE_SCRIPT), "--config", str(config), verb],
             cwd=state, env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
-        assert done.returncode == 0, (command, done.stderr)
+        assert done.returncode == 0, (verb, done.stderr)
     assert (state / "digest.db").exists() and list((state / "outbox").glob("*.eml"))
 
 

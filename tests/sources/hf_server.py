@@ -64,8 +64,8 @@ class HfApi:
             if "date" in query:
                 wanted = [dt.date.fromisoformat(query["date"])]
             elif "week" in query:
-                year, week = query["week"].split("-W")
-                wanted = [dt.date.fromisocalendar(int(year), int(week), d) for d in range(1, 8)]
+                iso_year, iso_week = (int(part) for part in query["week"].split("-W"))
+                wanted = [dt.date.fromisocalendar(iso_year, iso_week, d) for d in range(1, 8)]
             elif "month" in query:
                 year, month = map(int, query["month"].split("-"))
                 wanted = [d for d in self.days if (d.year, d.month) == (year, month)]

@@ -28,8 +28,8 @@ API = FIXTURES / "samples" / "hf" / "api_2025-10-06.json"
 
 
 def api_entry(paper_id: str) -> dict[str, object]:
-    entries: list[dict[str, object]] = json.loads(API.read_text(encoding="utf-8"))
-    return next(e["paper"] for e in entries if e["paper"]["id"] == paper_id)  # type: ignore[index]
+    entries: list[dict[str, dict[str, object]]] = json.loads(API.read_text(encoding="utf-8"))
+    return next(e["paper"] for e in entries if e["paper"]["id"] == paper_id)
 
 
 def test_rss_items_become_papers_with_ids_and_clean_text() -> None:

@@ -55,7 +55,7 @@ def owed(store: SqliteStore, email: str) -> list[Paper]:
 
 def delivered(store: SqliteStore, email: str, since: dt.datetime = EPOCH) -> set[str]:
     """What ``email`` must not be offered again among papers first seen since ``since``."""
-    return store.delivered_keys([email], since)[email]
+    return set(store.delivered_keys([email], since)[email])
 
 
 def plan(
@@ -155,7 +155,7 @@ def test_open_waits_out_a_refused_wal_switch(
             if sql.startswith("PRAGMA journal_mode") and RefusesWalTwice.refusals:
                 RefusesWalTwice.refusals -= 1
                 raise sqlite3.OperationalError("database is locked")
-            return super().execute(sql, *args)
+            return super().execute(sql, *args)  # type: ignore[arg-type]
 
     real_connect = sqlite3.connect
     monkeypatch.setattr(

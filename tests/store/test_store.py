@@ -57,7 +57,7 @@ def owed(store: Store, email: str) -> list[Paper]:
 
 def delivered(store: Store, email: str, since: dt.datetime = EPOCH) -> set[str]:
     """What ``email`` must not be offered again among papers first seen since ``since``."""
-    return store.delivered_keys([email], since)[email]
+    return set(store.delivered_keys([email], since)[email])
 
 
 def plan(

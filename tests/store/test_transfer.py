@@ -16,6 +16,7 @@ import pytest
 from digest import pipeline
 from digest.config import parse_config
 from digest.errors import StoreError
+from digest.report import RunReport
 from digest.stage_settings import open_configured_channel
 from digest.store import open_store
 from digest.store.transfer import copy_store
@@ -43,7 +44,7 @@ def write_config(folder: Path) -> Path:
     return path
 
 
-def run_day(config_path: Path, location: str, day: int) -> pipeline.RunReport:
+def run_day(config_path: Path, location: str, day: int) -> RunReport:
     (config_path.parent / "today.json").write_text(json.dumps(day_papers(day)))
     config = parse_config(config_path.read_text(), config_path)
     now = START + dt.timedelta(days=day)
