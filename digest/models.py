@@ -182,6 +182,7 @@ class Subscriber:
     min_similarity: Annotated[float | None, Field(gt=0, lt=1, strict=True)] = None
     min_upvotes: Annotated[int | None, Field(ge=0, strict=True)] = None
     max_papers: Annotated[int, Field(ge=1, le=500, strict=True)] = 15
+    webhook: Annotated[str | None, Field(pattern=r"^https?://[^\s\"<>]+$")] = None  # their own
     frequency: Literal["daily", "weekly"] = "daily"
     weekday: Weekday | None = None  # for weekly digests (default monday)
 

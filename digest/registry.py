@@ -112,6 +112,7 @@ CHANNELS: Registry[ChannelKind] = Registry(
         "maildir": "digest.deliver.files:MaildirChannel",
         "smtp": "digest.deliver.smtp:SmtpChannel",
         "atom": "digest.deliver.atom:AtomChannel",
+        "webhook": "digest.deliver.webhook:WebhookChannel",
     },
 )
 

@@ -13,6 +13,7 @@ from digest.deliver import ChannelKind
 from digest.deliver.atom import AtomChannel
 from digest.deliver.files import FileChannel, MaildirChannel
 from digest.deliver.smtp import SmtpChannel
+from digest.deliver.webhook import WebhookChannel
 from digest.match import Matcher
 from digest.match.keywords import compile_interests
 from digest.match.semantic import SemanticMatcher
@@ -38,6 +39,7 @@ CHANNEL_KINDS: dict[str, ChannelKind] = {
     "maildir": MaildirChannel,
     "smtp": SmtpChannel,
     "atom": AtomChannel,
+    "webhook": WebhookChannel,
 }
 STORE_BACKENDS: dict[str, StoreBackend] = {"sqlite": SqliteStore, "postgresql": PostgresStore}
 MATCHER_FACTORIES: dict[str, Callable[..., Matcher]] = {

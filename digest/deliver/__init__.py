@@ -22,9 +22,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from digest import registry
+
+if TYPE_CHECKING:
+    import httpx
 from digest.models import Match, Rendered, Subscriber
 from digest.settings import ChannelOption
 from digest.unsubscribe import UnsubscribeLinks
@@ -104,6 +107,7 @@ class ChannelContext:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], dt.datetime] = utc_now
     ssl_context: ssl.SSLContext | None = None
+    http: httpx.BaseTransport | None = None  # for channels that POST (webhook); tests inject one
 
 
 class ChannelKind(Protocol):

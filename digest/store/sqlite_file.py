@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sqlite3
 import time
 import urllib.parse
@@ -81,6 +82,31 @@ def identify(conn: sqlite3.Connection, path: Path) -> int:
         where=str(path),
         hint="point [digest] store at a new file; this one is left untouched",
     )
+
+
+def _create(path: Path) -> None:
+    """A new store, made aside and linked into place whole: a store file is never seen empty
+    (a run starting beside the one creating it would take it for a truncated store)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+    try:
+        conn = connect(partial)
+    except StoreError as exc:  # named as the store the user asked for, not the partial file
+        raise StoreError(exc.message, where=str(path), hint=exc.hint) from exc
+    try:
+        migrate(conn, 0)
+    except sqlite3.Error as exc:
+        raise store_error(path, "create the store", exc) from exc
+    finally:
+        conn.close()
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        pass  # another run made it first: theirs is the store
+    except OSError:
+        with contextlib.suppress(FileExistsError), open(path, "xb") as target:
+            target.write(partial.read_bytes())  # no hard links here: an exclusive copy
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _refuse_emptied(path: Path) -> None:
@@ -271,6 +297,8 @@ class Database:
                 where=str(path),
                 hint="set [digest] store to a path in a writable directory",
             ) from exc
+        if not path.exists():
+            _create(path)
         conn = connect(path)
         try:
             version = identify(conn, path)
