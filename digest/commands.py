@@ -198,33 +198,18 @@ def run_once(
     only: str | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> RunReport:
-    """One `digest run` on ``config``: store, lock, HTTP client and channel opened and closed."""
-    from digest import pipeline
-    from digest.sources.fetch import make_client
-    from digest.stage_settings import open_configured_channel
+    """One `digest run` on ``config`` through the library core (:class:`digest.app.Digest`),
+    with the terminal's progress display."""
+    from digest.app import Digest
 
-    with contextlib.ExitStack() as stack:
-        store = stack.enter_context(open_config_store(config, readonly=dry_run))
-        if not dry_run:
-            stack.enter_context(store.run_lock())
-        client = stack.enter_context(
-            make_client(config.fetch.timeout, config.fetch.connect_timeout)
-        )
-        channel = None if dry_run else stack.enter_context(open_configured_channel(config))
-        return pipeline.run(
-            config,
-            client=client,
-            store=store,
-            channel=channel,
-            now=now(),
-            day=day,
-            dry_run=dry_run,
-            only=only,
-            should_stop=should_stop,
-            progress=console.progress_bar("sending"),
-            watcher=console.fetch_progress(),
-        )
-    raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
+    return Digest(config, clock=now).run(
+        day=day,
+        dry_run=dry_run,
+        only=only,
+        should_stop=should_stop,
+        progress=console.progress_bar("sending"),
+        watcher=console.fetch_progress(),
+    )
 
 
 def open_test_channel(config: Config, address: str) -> Channel:
