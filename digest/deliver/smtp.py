@@ -73,7 +73,8 @@ class SmtpSettings(Section):
 
 class FailureBudget:
     """The seconds one run may spend on attempts that fail (connecting, waiting for answers,
-    backing off); shared by the sessions of a pool. Spent, the server counts as unavailable."""
+    backing off) since the last message that went through; shared by the sessions of a pool.
+    Spent, the server counts as unavailable."""
 
     def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
@@ -85,6 +86,12 @@ class FailureBudget:
         """Count ``seconds`` lost to a failure."""
         with self._lock:
             self._used += max(seconds, 0.0)
+
+    def refill(self) -> None:
+        """A message went through: the server works, so only failures since then count (one
+        greylisted address after another must not pass for a dead server)."""
+        with self._lock:
+            self._used = 0.0
 
     def left(self) -> float:
         """What is left of the budget (0 once it is spent)."""
@@ -218,6 +225,7 @@ class SmtpTransport(Closing):
             started = self._budget.clock()
             try:
                 self._deliver(message)
+                self._budget.refill()
                 return
             except Retry as retry:
                 self._budget.spend(self._budget.clock() - started)

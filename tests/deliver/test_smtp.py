@@ -297,3 +297,36 @@ def test_missing_password_variable_is_a_config_error_before_connecting(tmp_path:
         open_configured_channel(config, env={})
     assert "DIGEST_SMTP_PASSWORD" in caught.value.message
     assert caught.value.where == "delivery.smtp.password_env"
+
+
+def test_the_failure_budget_counts_failures_since_the_last_message_that_went_through() -> None:
+    from digest.deliver.smtp import FailureBudget
+
+    now = [0.0]
+    budget = FailureBudget(10.0, clock=lambda: now[0])
+    budget.spend(7.0)
+    assert budget.left() == 3.0
+    budget.refill()  # a message was accepted: the server works
+    budget.spend(7.0)
+    assert budget.left() == 3.0  # 14 s of failures in all, but never 10 in a row
+    budget.spend(5.0)
+    assert budget.left() == 0.0
+
+
+def test_greylisted_addresses_between_accepted_ones_never_pass_for_a_dead_server(
+    handler: Handler,
+) -> None:
+    greylisted = [f"grey{n}@example.org" for n in range(5)]
+    handler.rcpt_answers = {
+        address: ["451 4.7.1 greylisted, try later"] * 2 for address in greylisted
+    }
+    with smtp_server(handler) as server:
+        settings = smtp_settings(server.port, retries=1, give_up_after=2.5)
+        transport = SmtpTransport(settings, sleep=Sleeps())  # each retry waits 1 s of budget
+        with transport:
+            for address in greylisted:
+                with pytest.raises(TemporaryDeliveryError, match="451"):
+                    transport.send(message_for(address))
+                transport.send(message_for(address.replace("grey", "fine")))  # goes through
+        assert transport.broken is None  # 5 s of 451s in all, never 2.5 s in a row
+    assert len(handler.received) == len(greylisted)
