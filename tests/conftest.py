@@ -111,3 +111,29 @@ def pg_cluster() -> Iterator[Cluster]:
 def pg_url(pg_cluster: Cluster) -> str:
     """The URL of a fresh, empty PostgreSQL database."""
     return pg_cluster.new_database()
+
+
+# End to end: through subprocesses, real servers, PostgreSQL, a browser or real deadlines. They
+# are the suite's proof, and `.ci/run` runs them all; `pytest -m "not slow"` leaves them out for
+# a fast loop while working (the unit tests of every module stay in it).
+END_TO_END = frozenset(
+    {
+        "tests.test_run_smtp", "tests.test_dispatch", "tests.test_deadlines",
+        "tests.test_channel_down", "tests.test_pipeline_field", "tests.test_hostile_delivery",
+        "tests.test_kill_loops", "tests.test_plugins", "tests.test_bad_input",
+        "tests.test_cli_streams", "tests.test_commands", "tests.test_cli",
+        "tests.server.test_app", "tests.server.test_browser", "tests.server.test_hosting",
+        "tests.schedule.test_service", "tests.schedule.test_serve_service",
+        "tests.deliver.test_webhook", "tests.store.test_transfer", "tests.store.test_postgres",
+        "tests.store.test_damaged", "tests.store.test_lock", "tests.sources.test_limits",
+        "tests.sources.test_hf_api_paging", "tests.render.test_email_browser",
+        "tests.render.test_preview_browser", "tests.render.test_preview",
+    }
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and module.__name__ in END_TO_END:
+            item.add_marker(pytest.mark.slow)
