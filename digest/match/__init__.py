@@ -118,5 +118,6 @@ def compile_interests(
     if any(s.about or s.like for s in subscribers):
         from digest.match.embedding import bundled_embedder
 
-        return MATCHERS.load("semantic")(subscribers, bundled_embedder(), liked=liked)
+        semantic = MATCHERS.load("semantic")
+        return semantic(subscribers, bundled_embedder(), liked=liked, store=store)
     return MATCHERS.load("keywords")(subscribers)

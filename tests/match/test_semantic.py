@@ -246,3 +246,43 @@ def test_papers_are_embedded_once_and_kept_in_the_store(
         third = CountingEmbedder()
         SemanticMatcher([ada], third, store=store).rank(changed)
         assert third.texts == 2  # the paper whose text changed is embedded again
+
+
+def test_a_run_keeps_every_papers_vector_and_the_next_run_embeds_none_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    import digest.match.embedding as embedding
+    from digest import Digest, load_config
+
+    embedded: list[str] = []
+    real = embedding.bundled_embedder()
+
+    class Counting:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def embed(self, texts: list[str]) -> object:
+            embedded.extend(texts)
+            return real.embed(texts)
+
+    monkeypatch.setattr(embedding, "bundled_embedder", lambda: Counting())
+    sample = Path(__file__).resolve().parent.parent / "fixtures" / "samples" / "hf"
+    (tmp_path / "digest.toml").write_text(
+        f'[[sources]]\nkind = "page"\npath = "{sample}/api_2025-10-06.json"\n'
+        '[delivery]\nmethod = "file"\noutbox = "outbox"\nfrom = "D <d@example.org>"\n'
+        '[[subscribers]]\nemail = "ada@example.org"\n'
+        'about = ["reasoning with reinforcement learning"]\n'
+    )
+    core = Digest(load_config(tmp_path / "digest.toml"),
+                  clock=lambda: dt.datetime(2025, 10, 6, 7, tzinfo=dt.UTC))  # fmt: skip
+    assert core.run().exit_code == 0
+    first = len(embedded)
+    with core.open_store(readonly=True) as store:
+        keys = [p.key for p in store.recent_papers(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))]
+        kept = store.paper_vectors(keys)
+    assert len(keys) == 16 and set(kept) == set(keys)  # every paper's vector is in the store
+    embedded.clear()
+    assert core.run(day=dt.date(2025, 10, 7)).exit_code == 0
+    assert first > 0 and [t for t in embedded if t != "reasoning with reinforcement learning"] == []
