@@ -15,6 +15,17 @@ import pytest
 from tests.smtp_server import Handler, smtp_server
 
 API = Path(__file__).resolve().parent / "fixtures" / "samples" / "hf" / "api_2025-10-06.json"
+
+
+def digest(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`digest --config CONFIG ARGS...` as a user runs it, in the config's folder."""
+    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+    return subprocess.run(
+        [sys.executable, "-m", "digest", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=120, cwd=config.parent, env=env,
+    )  # fmt: skip
+
+
 CJK = "我们提出了一种新的方法来训练语言模型并在多个基准上取得了最好的结果" * 120  # no spaces
 
 
@@ -35,11 +46,7 @@ def test_a_cjk_abstract_is_delivered_with_every_line_within_998_bytes(tmp_path: 
             '[[subscribers]]\nemail = "zh@example.org"\nname = "张伟" \n',
             encoding="utf-8",
         )
-        env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
-        done = subprocess.run(
-            [sys.executable, "-m", "digest", "--config", str(config), "run"],
-            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
-        )  # fmt: skip
+        done = digest(config, "run")
     assert done.returncode == 0, done.stdout + done.stderr
     assert sorted(r.rcpt_tos[0] for r in handler.received) == ["ada@example.org", "zh@example.org"]
     for received in handler.received:
@@ -74,11 +81,7 @@ def test_one_bad_file_in_a_glob_is_one_failure_and_the_good_papers_go_out(tmp_pa
         '[[subscribers]]\nemail = "ada@example.org"\nmax_papers = 100\n',
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
-    done = subprocess.run(
-        [sys.executable, "-m", "digest", "--config", str(config), "run"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
-    )  # fmt: skip
+    done = digest(config, "run")
     assert done.returncode == 1, done.stdout
     assert "Traceback" not in done.stderr
     failed = [line for line in done.stderr.splitlines() if "source failed" in line]
@@ -111,12 +114,8 @@ def test_an_encoded_word_that_decodes_to_a_line_break_is_refused(
         else (head + delivery)
     )
     config.write_text(text + '[[subscribers]]\nemail = "ada@example.org"\n', encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
     for command in ("check", "run"):
-        done = subprocess.run(
-            [sys.executable, "-m", "digest", "--config", str(config), command],
-            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
-        )  # fmt: skip
+        done = digest(config, command)
         assert done.returncode == 2, done.stdout + done.stderr
         assert key.split(".")[-1] in done.stderr and "one line" in done.stderr
         assert "Traceback" not in done.stderr
@@ -138,11 +137,7 @@ def test_a_name_with_such_a_word_is_refused_and_nobody_else_loses_their_digest(
         '[[subscribers]]\nemail = "bob@example.org"\n',
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
-    done = subprocess.run(
-        [sys.executable, "-m", "digest", "--config", str(config), "check"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
-    )  # fmt: skip
+    done = digest(config, "check")
     assert done.returncode == 2 and "subscribers[0].name" in done.stderr.replace("'", "")
     assert "Traceback" not in done.stderr
 
@@ -167,14 +162,10 @@ def test_an_id_less_item_never_takes_over_the_real_paper(tmp_path: Path) -> None
         '[[subscribers]]\nemail = "zebra@example.org"\nkeywords = ["zebra"]\n'
         '[[subscribers]]\nemail = "tokens@example.org"\nkeywords = ["visual tokens"]\n'
     )
-    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
     for day, source in (("2025-10-06", "feed.xml"), ("2025-10-07", "api.json")):
         kind = "feed" if source.endswith(".xml") else "page"
         config.write_text(f'[[sources]]\nkind = "{kind}"\npath = "{source}"\n' + head)
-        done = subprocess.run(
-            [sys.executable, "-m", "digest", "--config", str(config), "run", "--date", day],
-            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
-        )  # fmt: skip
+        done = digest(config, "run", "--date", day)
         assert done.returncode == 0, done.stderr
     got: dict[str, list[str]] = {}
     for path in sorted((tmp_path / "outbox").glob("*.eml")):

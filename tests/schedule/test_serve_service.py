@@ -12,11 +12,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.schedule.test_service import CONSOLE_SCRIPT, ROOT
-from tests.server.conftest import SECRET, make_site
+from tests.server.conftest import SECRET, make_site, wait_until_serving
 
 UNIT = ROOT / "docs" / "paper-digest-serve.service"
 
@@ -68,15 +67,7 @@ def test_exec_start_serves_and_stops_on_its_kill_signal(tmp_path: Path) -> None:
     env.pop("DIGEST_CONFIG", None)
     process = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{site.port}/healthz", timeout=1).text == "ok":
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until_serving(process, site.port)
     finally:
         started = time.monotonic()
         process.send_signal(getattr(signal, unit["KillSignal"]))

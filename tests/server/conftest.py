@@ -102,6 +102,20 @@ def site(tmp_path: Path) -> Site:
     return site
 
 
+def wait_until_serving(process: subprocess.Popen[str], port: int) -> None:
+    """Return once `digest serve` (``process``) answers its health check on ``port``."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).text == "ok":
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "digest serve did not come up"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def served(site: Site) -> Iterator[Site]:
     """``site`` with `digest serve` running on its port."""
@@ -114,16 +128,7 @@ def served(site: Site) -> Iterator[Site]:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{site.port}/healthz", timeout=1).text == "ok":
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "digest serve did not come up"
-            time.sleep(0.1)
+        wait_until_serving(process, site.port)
         yield site
     finally:
         process.terminate()

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server.conftest import Site, make_site
+from tests.server.conftest import Site, make_site, wait_until_serving
 from tests.smtp_server import free_port
 
 
@@ -28,16 +28,7 @@ def serving(site: Site) -> Iterator[subprocess.Popen[str]]:
         cwd=site.folder, env=site.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{site.port}/healthz", timeout=1).text == "ok":
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "digest serve did not come up"
-            time.sleep(0.1)
+        wait_until_serving(process, site.port)
         yield process
     finally:
         process.terminate()
