@@ -154,6 +154,26 @@ class Rendered(Value):
     paper_keys: tuple[str, ...] = ()
 
 
+class NearMiss(Value):
+    """A paper that came close to a reader's digest, and what kept it out, in words."""
+
+    paper: Paper
+    reason: str
+
+
+EmptyCause = Literal["no-papers", "sources-failed", "nothing-new", "none-matched", "all-sent"]
+
+
+class Explanation(Value):
+    """Why a reader's digest holds no paper, from what the run knows: ``line`` says it in one
+    sentence (the email, the run summary and the preview index use it), ``near`` names the
+    closest papers and why each missed, when some came close."""
+
+    cause: EmptyCause
+    line: str
+    near: tuple[NearMiss, ...] = ()
+
+
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[Weekday, ...] = typing.get_args(Weekday)
 

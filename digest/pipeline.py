@@ -9,6 +9,7 @@ configuration itself.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from digest.config import Config
 from digest.deliver import Channel, Outgoing, utc_now
 from digest.dispatch import Claims, send_claimed, worker_name
 from digest.errors import RenderError, StoreError
+from digest.explain import source_note
 from digest.likes import fetch_liked, liked_ids
 from digest.models import Batch, Match, Rendered, Subscriber
 from digest.plan import Plan, make_plan, retention
@@ -153,6 +155,8 @@ def _render(renderer: Renderer, subscriber: Subscriber, plan: Plan, day: dt.date
         day=day,
         new_count=plan.new_count(subscriber.email),
         matched_count=plan.matched[subscriber.email],
+        explanation=plan.explanations.get(subscriber.email),
+        notice=source_note(plan.batch),
     )
 
 
@@ -208,11 +212,15 @@ def run(
     )  # fmt: skip
     subscribers = {s.address: s for s in config.subscriber_list}
     planned = {} if plan is None else {address_of(e): m for e, m in plan.matches.items()}
+    # why a digest is empty, for those this run planned (another worker's plans say it plainly)
+    explained = {} if plan is None else {address_of(e): x for e, x in plan.explanations.items()}
+    notice = None if plan is None else source_note(plan.batch)
 
     def render(subscriber: Subscriber, matches: Sequence[Match], digest: OpenDigest) -> Rendered:
         return renderer.render(
-            subscriber, matches, day=day, new_count=digest.new_count, matched_count=digest.matched
-        )
+            subscriber, matches, day=day, new_count=digest.new_count, matched_count=digest.matched,
+            explanation=explained.get(subscriber.address), notice=notice,
+        )  # fmt: skip
 
     try:
         stopped = send_claimed(
@@ -230,7 +238,7 @@ def run(
     report = _report(
         plan,
         day,
-        _in_order(config, [*outcomes, *sending.outcomes]),
+        _in_order(config, _explained(plan, [*outcomes, *sending.outcomes])),
         dry_run=False,
         stopped=stopped,
         unrecorded=sending.unrecorded,
@@ -264,7 +272,7 @@ def _rehearse_run(
     renderer = Renderer(render_settings(config))
     due, outcomes = _split_due(config, roster, plan, day)
     outcomes += [_rehearse(renderer, s, plan, day) for s in due]
-    return _report(plan, day, _in_order(config, outcomes), dry_run=True)
+    return _report(plan, day, _in_order(config, _explained(plan, outcomes)), dry_run=True)
 
 
 def _split_due(
@@ -281,7 +289,9 @@ def _split_due(
         ):
             due.append(s)
         else:
-            empty.append(SubscriberOutcome(s.email, 0, skipped="no new papers", kind="empty"))
+            why = plan.explanations.get(s.email)
+            reason = why.line if why is not None else "no new papers"
+            empty.append(SubscriberOutcome(s.email, 0, skipped=reason, kind="empty"))
     return due, [*roster.waiting, *empty]
 
 
@@ -310,6 +320,19 @@ def _renewal(store: Store, claims: Claims) -> Callable[[], None] | None:
             last[0] = now
 
     return renew
+
+
+def _explained(plan: Plan | None, outcomes: Sequence[SubscriberOutcome]) -> list[SubscriberOutcome]:
+    """``outcomes``, each digest sent without papers saying why it was empty."""
+    if plan is None or not plan.explanations:
+        return list(outcomes)
+    why = {address_of(email): x.line for email, x in plan.explanations.items()}
+    return [
+        dataclasses.replace(o, why_empty=why.get(address_of(o.email)))
+        if o.sent and not o.papers
+        else o
+        for o in outcomes
+    ]
 
 
 def _in_order(config: Config, outcomes: Sequence[SubscriberOutcome]) -> list[SubscriberOutcome]:
@@ -380,8 +403,9 @@ def preview(
         for s, _ in items
         if not (plan.matched[s.email] or config.digest.send_empty)
     }
-    paths = write_preview(out_dir, items, unsent)
-    report = _report(plan, day, _in_order(config, outcomes), dry_run=True)
+    why = {email: x.line for email, x in plan.explanations.items()}
+    paths = write_preview(out_dir, items, unsent, why)
+    report = _report(plan, day, _in_order(config, _explained(plan, outcomes)), dry_run=True)
     return PreviewResult(paths=paths, report=report, emails=items)
 
 

@@ -15,10 +15,11 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from digest.explain import explain_empty
 from digest.identity import unique_by_key
 from digest.likes import liked_papers
 from digest.match import compile_interests
-from digest.models import Batch, Match, Paper, Subscriber
+from digest.models import Batch, Explanation, Match, Paper, Subscriber
 from digest.store import Observed, Store
 
 CLOCK_MARGIN = dt.timedelta(days=1)
@@ -37,7 +38,8 @@ class Plan:
 
     ``matches`` are those that make the email (at most ``max_papers``); ``passed_over`` the keys
     of those ranked below the cut; ``matched`` how many matched in all; ``window_papers`` how many
-    papers the window of a subscriber with a window of their own (a weekly digest) held.
+    papers the window of a subscriber with a window of their own (a weekly digest) held;
+    ``explanations`` why the digests that hold no paper are empty (:mod:`digest.explain`).
     """
 
     batch: Batch
@@ -46,6 +48,7 @@ class Plan:
     passed_over: dict[str, tuple[str, ...]] = field(default_factory=dict)
     matched: dict[str, int] = field(default_factory=dict)
     window_papers: dict[str, int] = field(default_factory=dict)
+    explanations: dict[str, Explanation] = field(default_factory=dict)
 
     def new_count(self, email: str) -> int:
         """The papers new to this subscriber's digest: today's, or their window's."""
@@ -99,6 +102,10 @@ def make_plan(
             plan.matches[email] = ranking.matches
             plan.passed_over[email] = ranking.passed_over
             plan.matched[email] = ranking.matched
+        empty = [s for s in members if not plan.matches[s.email]]
+        plan.explanations.update(
+            explain_empty(empty, candidates, batch, skip=skip, liked=likes, store=store)
+        )
     return plan
 
 

@@ -30,6 +30,7 @@ class SubscriberOutcome:
     error: str | None = None
     permanent: bool = False
     kind: str | None = None  # why skipped, in a word: "unsubscribed", "suspended", "weekly", ...
+    why_empty: str | None = None  # a digest sent without papers: why (digest.explain)
 
 
 @dataclass(frozen=True)
@@ -149,5 +150,5 @@ def _state(outcome: SubscriberOutcome, verb: str) -> str:
         then = "fix the config" if outcome.permanent else "retried next run"
         return f"FAILED: {outcome.error} ({then})"
     if outcome.sent:
-        return f"{verb} {outcome.papers}"
+        return f"{verb} {outcome.papers}" + (f": {outcome.why_empty}" if outcome.why_empty else "")
     return f"not sent: {outcome.skipped}"

@@ -241,7 +241,9 @@ def test_nothing_matched_sends_nothing_unless_asked(tmp_path: Path, client: http
     )
     report = run(config, client)
     assert "cy@example.org" not in outbox(config)
-    assert [o.skipped for o in report.outcomes if o.email == "cy@example.org"] == ["no new papers"]
+    assert [o.skipped for o in report.outcomes if o.email == "cy@example.org"] == [
+        "178 new papers today; none matched your interests."
+    ]
 
     chatty = make_config(
         tmp_path / "chatty",

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from markupsafe import Markup
 
 from digest.errors import RenderError
-from digest.models import Match, Rendered, Subscriber
+from digest.models import Explanation, Match, Rendered, Subscriber
 from digest.render.environment import (
     CARD_TEMPLATE,
     HTML_TEMPLATE,
@@ -41,6 +41,7 @@ from digest.render.views import (
     PaperView,
     english_date,
     interests_of,
+    near_miss_view,
     paper_view,
     week_period,
 )
@@ -125,11 +126,22 @@ class Renderer:
         day: date,
         new_count: int,
         matched_count: int,
+        explanation: Explanation | None = None,
+        notice: str | None = None,
     ) -> Rendered:
         """The email for ``subscriber``: all ``matches`` if they fit the size budget, else as
-        many as fit in full plus a list of links; ``paper_keys`` names every paper listed."""
+        many as fit in full plus a list of links; ``paper_keys`` names every paper listed.
+
+        ``explanation`` says why a digest without papers is empty (and names the papers that
+        came close); ``notice``, what this run's digests may lack (a source that failed).
+        """
         base = self._base_context(subscriber, day, new_count, matched_count)
         base["empty"] = not matches
+        base["notice"] = clean_text(notice) if notice else None
+        base["near_misses"] = []
+        if explanation is not None and not matches:
+            base["empty_text"] = clean_text(explanation.line)
+            base["near_misses"] = [near_miss_view(near) for near in explanation.near]
         budget = self._settings.max_html_bytes
         views: list[PaperView] = []
         html = ""

@@ -44,10 +44,12 @@ def write_preview(
     out_dir: Path,
     items: Sequence[tuple[Subscriber, Rendered]],
     unsent: Mapping[str, str] | None = None,
+    empty: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """Write each email as ``<slug>.html`` and ``<slug>.txt`` plus an ``index.html`` linking them;
-    ``unsent`` maps the address of an email ``digest run`` would not send to the reason, which
-    the index shows. Files of an earlier preview not written again are removed.
+    ``unsent`` maps the address of an email ``digest run`` would not send to the reason, and
+    ``empty`` that of an email without papers to why it is empty; the index shows both. Files
+    of an earlier preview not written again are removed.
 
     Returns the paths written, index first. Every file is written atomically (temp + rename).
     """
@@ -60,6 +62,7 @@ def write_preview(
             hint="choose another --out folder",
         ) from exc
     unsent = unsent or {}
+    empty = empty or {}
     env = make_environment()
     index = load_template(env, INDEX_TEMPLATE)
     written: list[Path] = []
@@ -84,6 +87,7 @@ def write_preview(
                     "html": html_path.name,
                     "text": text_path.name,
                     "unsent": unsent.get(subscriber.email, ""),
+                    "empty": empty.get(subscriber.email, ""),
                 }
             )
         index_path = out_dir / "index.html"

@@ -15,7 +15,7 @@ from urllib.parse import quote_plus
 
 from markupsafe import Markup
 
-from digest.models import Match, Subscriber
+from digest.models import Match, NearMiss, Paper, Subscriber
 from digest.render.highlight import highlight, merge_spans, shorten
 from digest.untrusted import clean_text, clip, safe_url
 
@@ -63,6 +63,24 @@ class PaperView:
     more: bool
     links: tuple[LinkView, ...]
     anchor: str = ""  # the card's id, which the overview links to
+
+
+@dataclass(frozen=True)
+class NearMissView:
+    """A paper that came close to an empty digest, as the templates see it."""
+
+    title: str
+    link: str
+    reason: str
+
+
+def near_miss_view(near: NearMiss) -> NearMissView:
+    """The template view of a near miss: its title cleaned, its link vetted, its reason."""
+    return NearMissView(
+        title=clip(clean_text(near.paper.title), MAX_TITLE),
+        link=paper_link(near.paper),
+        reason=clip(clean_text(near.reason), 2 * MAX_TITLE),
+    )
 
 
 def english_date(day: date, *, short: bool = False) -> str:
@@ -128,16 +146,20 @@ def week_period(day: date) -> tuple[str, str]:
     return f"Week {day.isocalendar().week}", f"{start} {EN_DASH} {end}"
 
 
+def paper_link(paper: Paper) -> str:
+    """Where a paper's title links: its page, or (a paper known only by its title, from saved
+    text pages) a search for the title on Hugging Face papers, and one on arXiv below."""
+    return next(
+        (url for url in (safe_url(paper.hf_url), safe_url(paper.arxiv_url)) if url),
+        f"{HF_SEARCH}{quote_plus(paper.title)}",
+    )
+
+
 def paper_view(match: Match, level: int) -> PaperView:
     """The template view of ``match`` with its abstract cut to ``BODY_LEVELS[level]``."""
     paper = match.paper
     title = clip(clean_text(paper.title), MAX_TITLE)
-    # A paper known only by its title (saved text pages) still links somewhere useful: a search
-    # for the title on Hugging Face papers, and one on arXiv below.
-    link = next(
-        (url for url in (safe_url(paper.hf_url), safe_url(paper.arxiv_url)) if url),
-        f"{HF_SEARCH}{quote_plus(paper.title)}",
-    )
+    link = paper_link(paper)
     meta: list[str] = []
     names = [clip(clean_text(name), MAX_NAME) for name in paper.authors[:10] if clean_text(name)]
     total = max(paper.author_count or 0, len(names))
