@@ -14,7 +14,7 @@ import datetime as dt
 import functools
 import zoneinfo
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -42,6 +42,7 @@ class DigestSection(Section):
     lookback_days: int = Field(3, ge=1, le=365, strict=True)
     templates: str | None = None
     send_empty: bool = Field(False, strict=True)
+    bibtex: Literal["link", "attach", "off"] = "link"
     max_html_bytes: int = Field(100_000, ge=10_000, strict=True)
     claim_lease: dt.timedelta = Field(dt.timedelta(seconds=300), gt=dt.timedelta(0))
 

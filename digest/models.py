@@ -145,13 +145,24 @@ class Batch(Value):
     entries: int = 0
 
 
+class Attachment(Value):
+    """A file sent with an email (a digest's ``.bib``): its name, media type and text (UTF-8)."""
+
+    # made by the renderer, never from source text; the patterns keep them header-safe anyway
+    filename: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    content_type: str = Field(pattern=r"^[a-z]+/[a-z0-9.+-]+$")
+    text: str
+
+
 class Rendered(Value):
-    """One subscriber's email, rendered: subject line, HTML part (CSS inlined) and text part."""
+    """One subscriber's email, rendered: subject line, HTML part (CSS inlined), text part, and
+    the files attached to it."""
 
     subject: str
     html: str
     text: str
     paper_keys: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
 
 
 class NearMiss(Value):
@@ -203,6 +214,7 @@ class Subscriber:
     min_upvotes: Annotated[int | None, Field(ge=0, strict=True)] = None
     max_papers: Annotated[int, Field(ge=1, le=500, strict=True)] = 15
     webhook: Annotated[str | None, Field(pattern=r"^https?://[^\s\"<>]+$")] = None  # their own
+    bibtex: Literal["link", "attach", "off"] | None = None  # else [digest] bibtex
     frequency: Literal["daily", "weekly"] = "daily"
     weekday: Weekday | None = None  # for weekly digests (default monday)
 

@@ -76,6 +76,7 @@ def render_settings(config: Config, env: Mapping[str, str] = os.environ) -> Rend
     return RenderSettings(
         title=digest.title,
         max_html_bytes=digest.max_html_bytes,
+        bibtex=digest.bibtex,
         templates=config.resolve(digest.templates) if digest.templates else None,
         unsubscribe_url=delivery.unsubscribe_url,
         manage_url=delivery.manage_url,

@@ -117,9 +117,21 @@ def build_message(
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.text, subtype="plain", charset="utf-8")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8")
-    for part in message.iter_parts():
-        del part["MIME-Version"]  # make_alternative() copies it into the parts; it belongs on top
+    for file in rendered.attachments:
+        maintype, subtype = file.content_type.split("/", 1)
+        assert maintype == "text", "only text attachments are made"
+        message.add_attachment(file.text, subtype=subtype, charset="utf-8", filename=file.filename)
+    _drop_inner_mime_versions(message)
     return message
+
+
+def _drop_inner_mime_versions(message: EmailMessage) -> None:
+    """make_alternative() and make_mixed() copy MIME-Version into the parts; it belongs on top."""
+    for part in message.iter_parts():
+        del part["MIME-Version"]
+        if part.is_multipart():
+            assert isinstance(part, EmailMessage)
+            _drop_inner_mime_versions(part)
 
 
 def one_line(value: str, *, where: str) -> str:

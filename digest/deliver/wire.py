@@ -31,7 +31,7 @@ from digest.deliver.message import (
     sender_address,
     unsubscribe_uris,
 )
-from digest.models import Rendered, Subscriber
+from digest.models import Attachment, Rendered, Subscriber
 
 _MAX_LINE = 990  # SMTP allows 998 characters a line; a few to spare
 # A display name made of these needs neither quoting nor encoding, and fits one line.
@@ -175,18 +175,40 @@ class WireBuilder:
             if one_click(self.settings, uris):
                 headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
         boundary = self._boundary
-        headers.append(
-            f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="{boundary}"\r\n'
-        )
-        data = b"".join(
-            [
-                "".join(headers).encode("ascii"),
-                b"\r\n",
-                _text_body(rendered.text, boundary),
-                b"\r\n",
-                _html_body(rendered.html, boundary),
-                b"\r\n",
-                f"--{boundary}--\r\n".encode("ascii"),
+        alternative = f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'
+        bodies = [
+            _text_body(rendered.text, boundary),
+            b"\r\n",
+            _html_body(rendered.html, boundary),
+            b"\r\n",
+            f"--{boundary}--\r\n".encode("ascii"),
+        ]
+        if rendered.attachments:
+            # the two views of the digest, then its files: multipart/mixed around the rest
+            mixed = f"{boundary[:-2]}-mixed=="
+            headers.append(
+                f'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="{mixed}"\r\n'
+            )
+            bodies = [
+                f"--{mixed}\r\n{alternative}\r\n".encode("ascii"),
+                *bodies,
+                *(_attachment(mixed, file) for file in rendered.attachments),
+                f"--{mixed}--\r\n".encode("ascii"),
             ]
-        )
+        else:
+            headers.append(f"MIME-Version: 1.0\r\n{alternative}")
+        data = b"".join(["".join(headers).encode("ascii"), b"\r\n", *bodies])
         return WireMessage(data, self.sender, (recipient.addr_spec,), ident)
+
+
+def _attachment(boundary: str, file: Attachment) -> bytes:
+    """One attached file, base64 in lines of 76 (any relay passes it unchanged)."""
+    data = file.text.encode("utf-8")
+    lines = [binascii.b2a_base64(data[i : i + 57], newline=False) for i in range(0, len(data), 57)]
+    head = (
+        f"\r\n--{boundary}\r\n"
+        f'Content-Type: {file.content_type}; charset="utf-8"; name="{file.filename}"\r\n'
+        f'Content-Disposition: attachment; filename="{file.filename}"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+    )
+    return head.encode("ascii") + b"\r\n".join(lines) + b"\r\n"

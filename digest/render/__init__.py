@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from digest.errors import RenderError
 from digest.models import Explanation, Match, Rendered, Subscriber
+from digest.render.bibtex import BibtexMode, attachment
 from digest.render.environment import (
     CARD_TEMPLATE,
     HTML_TEMPLATE,
@@ -60,6 +61,7 @@ class RenderSettings:
 
     title: str = "Daily Papers digest"
     max_html_bytes: int = 100_000
+    bibtex: BibtexMode = "link"  # a subscriber's own ``bibtex`` comes first
     templates: Path | None = None
     unsubscribe_url: str | None = None
     manage_url: str | None = None
@@ -87,20 +89,20 @@ class Renderer:
         self._text = load_template(self._env, TEXT_TEMPLATE)
         stylesheet = render_template(load_template(self._env, STYLESHEET))
         self._inliner = Inliner(stylesheet) if inline else _NoInlining()
-        self._views: dict[tuple[int, int], tuple[Match, PaperView]] = {}
+        self._views: dict[tuple[int, int, bool], tuple[Match, PaperView]] = {}
         self._cards: dict[int, tuple[PaperView, str]] = {}
         # Cards are poured into the inlined layout through this text token, unguessable by sources.
         self._slot = f"DIGESTCARDS{os.urandom(8).hex()}"
 
-    def _view(self, match: Match, level: int) -> PaperView:
+    def _view(self, match: Match, level: int, bibtex: bool) -> PaperView:
         """The view of ``match`` at ``level``, made once per run: thousands of subscribers share
         the same few matches (the matcher shares equal Match values), and so their views."""
-        key = (id(match), level)
+        key = (id(match), level, bibtex)
         cached = self._views.get(key)
         if cached is None or cached[0] is not match:
             if len(self._views) >= _CACHED:
                 self._views.clear()
-            cached = self._views[key] = (match, paper_view(match, level))
+            cached = self._views[key] = (match, paper_view(match, level, bibtex=bibtex))
         return cached[1]
 
     def _card_of(self, view: PaperView) -> str:
@@ -143,19 +145,33 @@ class Renderer:
             base["empty_text"] = clean_text(explanation.line)
             base["near_misses"] = [near_miss_view(near) for near in explanation.near]
         budget = self._settings.max_html_bytes
+        bibtex = subscriber.bibtex or self._settings.bibtex
         views: list[PaperView] = []
         html = ""
         for level in range(len(BODY_LEVELS)):
-            views = [self._view(match, level) for match in matches]
+            views = [self._view(match, level, bibtex != "off") for match in matches]
             html = self._html_part(base, views, [])
             if _size(html) <= budget:
-                return self._finish(base, views, [], html, 0)
+                return self._attached(bibtex, self._finish(base, views, [], html, 0), matches, day)
         try:
-            return self._over_budget(base, views, budget)
+            rendered = self._over_budget(base, views, budget)
         except RenderError as exc:
             raise RenderError(
                 f"{subscriber.email}: {exc.message}", where=exc.where, hint=exc.hint
             ) from exc
+        return self._attached(bibtex, rendered, matches, day)
+
+    @staticmethod
+    def _attached(
+        bibtex: BibtexMode, rendered: Rendered, matches: Sequence[Match], day: date
+    ) -> Rendered:
+        """``rendered`` with the ``.bib`` of every paper it lists, when the reader wants it."""
+        if bibtex != "attach" or not rendered.paper_keys:
+            return rendered
+        listed = set(rendered.paper_keys)
+        papers = [match.paper for match in matches if match.paper.key in listed]
+        bib = attachment(papers, name=f"papers-{day.isoformat()}.bib")
+        return rendered.model_copy(update={"attachments": (bib,)})
 
     def _over_budget(self, base: dict[str, Any], views: list[PaperView], budget: int) -> Rendered:
         """Keep the most cards that fit in full, listing the rest as links (bisecting both)."""

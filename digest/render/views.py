@@ -16,6 +16,7 @@ from urllib.parse import quote_plus
 from markupsafe import Markup
 
 from digest.models import Match, NearMiss, Paper, Subscriber
+from digest.render.bibtex import bibtex_link
 from digest.render.highlight import highlight, merge_spans, shorten
 from digest.untrusted import clean_text, clip, safe_url
 
@@ -155,8 +156,9 @@ def paper_link(paper: Paper) -> str:
     )
 
 
-def paper_view(match: Match, level: int) -> PaperView:
-    """The template view of ``match`` with its abstract cut to ``BODY_LEVELS[level]``."""
+def paper_view(match: Match, level: int, *, bibtex: bool = False) -> PaperView:
+    """The template view of ``match`` with its abstract cut to ``BODY_LEVELS[level]``; with
+    ``bibtex``, a "BibTeX" link among its links (papers with an arXiv id)."""
     paper = match.paper
     title = clip(clean_text(paper.title), MAX_TITLE)
     link = paper_link(paper)
@@ -191,6 +193,7 @@ def paper_view(match: Match, level: int) -> PaperView:
         ("PDF", paper.pdf_url),
         ("Code", paper.github_repo),
         ("Project page", paper.project_page),
+        ("BibTeX", bibtex_link(paper) if bibtex else None),
     ):
         if value and clean_text(value):
             links.append(

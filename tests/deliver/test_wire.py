@@ -14,7 +14,7 @@ from digest.deliver import MessageSettings
 from digest.deliver.message import build_message
 from digest.deliver.wire import WireBuilder
 from digest.errors import PermanentDeliveryError
-from digest.models import Rendered, Subscriber
+from digest.models import Attachment, Rendered, Subscriber
 
 from .test_message import INJECTIONS, NOW, RENDERED, unchecked
 
@@ -127,3 +127,30 @@ def test_long_html_lines_are_broken_between_words_never_inside_a_tag() -> None:
     body = text_of(parse(data), "html")
     assert html.unescape(body).split() == html.unescape(rendered.html).split()  # same words
     assert all(tag in piece or "<mark" not in piece for piece in body.split("\n"))
+
+
+def test_an_attached_file_reads_back_as_the_built_one() -> None:
+    bib = Attachment(
+        filename="papers-2025-10-06.bib",
+        content_type="text/x-bibtex",
+        text="@misc{zhang2025efficient,\n  title = {Zürich \\& “quotes”},\n}\n" * 40,
+    )
+    rendered = RENDERED.model_copy(update={"attachments": (bib,)})
+    reference = parse(build_message(rendered, PEOPLE[1], SETTINGS[1], now=NOW).as_bytes())
+    fast = parse(WireBuilder(SETTINGS[1], NOW).build(rendered, PEOPLE[1], None).data)
+    for message in (reference, fast):
+        assert message.get_content_type() == "multipart/mixed"
+        assert text_of(message, "plain") == RENDERED.text
+        (attached,) = list(message.iter_attachments())
+        assert attached.get_filename() == "papers-2025-10-06.bib"
+        assert attached.get_content_type() == "text/x-bibtex"
+        assert str(attached.get_content()).replace("\r\n", "\n") == bib.text
+    assert html.unescape(text_of(fast, "html")).split() == (
+        html.unescape(text_of(reference, "html")).split()
+    )
+
+
+@pytest.mark.parametrize("name", ["../x.bib", "a b.bib", 'x".bib', "x\r\nBcc: e@x.org", ""])
+def test_an_attachment_name_cannot_carry_a_header(name: str) -> None:
+    with pytest.raises(ValueError, match="filename"):
+        Attachment(filename=name, content_type="text/x-bibtex", text="")
