@@ -56,8 +56,13 @@ def check_config(config: Config) -> CheckReport:
         report.lines.append(f"  unsubscribe: {_unsubscribe_ways(config, report)}")
     report.lines += _kinds()
     weekly = sum(1 for s in subscribers if s.weekly)
-    if weekly:
-        report.lines.append(f"  cadence: {len(subscribers) - weekly} daily, {weekly} weekly")
+    monthly = sum(1 for s in subscribers if s.monthly)
+    if weekly or monthly:
+        daily = len(subscribers) - weekly - monthly
+        report.lines.append(
+            f"  cadence: {daily} daily, {weekly} weekly"
+            + (f", {monthly} monthly" if monthly else "")
+        )
     if not subscribers:
         report.warnings.append("nobody is subscribed: add a [[subscribers]] entry")
     return report

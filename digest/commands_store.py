@@ -51,7 +51,7 @@ def seen_prune(args: argparse.Namespace) -> int:
     from digest.plan import retention
 
     config = load(args)
-    keep = retention(config.digest.lookback_days)
+    keep = retention(config.digest.lookback_days, config.subscriber_list)
     with open_config_store(config) as store, store.run_lock():
         report = store.prune(now(), keep)
     print(

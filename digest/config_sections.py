@@ -265,6 +265,12 @@ def subscriber_problems(
                  f"{email}: weekday applies to weekly digests; add frequency = \"weekly\" "
                  "or remove it")
             )  # fmt: skip
+        if subscriber.day is not None and not subscriber.monthly:
+            problems.append(
+                (("subscribers", index, "day"),
+                 f"{email}: day applies to monthly digests; add frequency = \"monthly\" "
+                 "or remove it")
+            )  # fmt: skip
         address = email.casefold()
         if address in seen:
             problems.append(

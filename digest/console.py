@@ -48,7 +48,7 @@ def subscriber_row(
     else:
         status, last = state.status, (state.last_sent or "")[:10]
         digests, papers, error = state.digests_sent, state.papers_received, state.last_error or ""
-    every = {"daily": "day", "weekly": "week"}.get(frequency, frequency)
+    every = {"daily": "day", "weekly": "week", "monthly": "month"}.get(frequency, frequency)
     if state is not None and state.status == "suspended" and not note:
         # why and since when, so a mistake (a mail server down, not an address) shows at once
         why = f"since {(state.changed or '')[:10]}, {state.how or 'suspended'}"

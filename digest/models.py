@@ -215,13 +215,24 @@ class Subscriber:
     max_papers: Annotated[int, Field(ge=1, le=500, strict=True)] = 15
     webhook: Annotated[str | None, Field(pattern=r"^https?://[^\s\"<>]+$")] = None  # their own
     bibtex: Literal["link", "attach", "off"] | None = None  # else [digest] bibtex
-    frequency: Literal["daily", "weekly"] = "daily"
+    frequency: Literal["daily", "weekly", "monthly"] = "daily"
     weekday: Weekday | None = None  # for weekly digests (default monday)
+    day: Annotated[int | None, Field(ge=1, le=31, strict=True)] = None  # of the month (monthly)
 
     @property
     def weekly(self) -> bool:
         """Whether this subscriber gets one digest a week rather than one a day."""
         return self.frequency == "weekly"
+
+    @property
+    def monthly(self) -> bool:
+        """Whether this subscriber gets one digest a month."""
+        return self.frequency == "monthly"
+
+    @property
+    def month_day(self) -> int:
+        """The day of the month a monthly digest goes out on (default 1; see digest.cadence)."""
+        return self.day or 1
 
     @property
     def weekday_number(self) -> int:

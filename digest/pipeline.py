@@ -106,6 +106,7 @@ def _roster(
     if only is not None:
         subscribers = [known_subscriber(subscribers, only, where=str(config.path))]
     states = store.subscriber_states([s.email for s in subscribers])
+    monthly = any(s.monthly for s in subscribers)
     return make_roster(
         subscribers,
         states,
@@ -114,6 +115,7 @@ def _roster(
         lookback_days=config.digest.lookback_days,
         any_day=any_day or only is not None,
         zone=zoneinfo.ZoneInfo(config.digest.timezone),
+        last_run=store.last_run(now) if monthly else None,
     )
 
 
@@ -250,7 +252,7 @@ def run(
     # longer matter is pruned so the store stays the size of its window.
     with contextlib.suppress(StoreError):
         store.finish_run(run_id, now, "\n".join(report.summary()))
-        store.prune(now, retention(config.digest.lookback_days))
+        store.prune(now, retention(config.digest.lookback_days, config.subscriber_list))
     return report
 
 
@@ -279,7 +281,7 @@ def _split_due(
     config: Config, roster: Roster, plan: Plan, day: dt.date
 ) -> tuple[list[Subscriber], list[SubscriberOutcome]]:
     """The subscribers a digest goes to, and the outcomes of those it does not. A "nothing new"
-    note (``send_empty``) goes at most once a period (day, or week for a weekly reader), and
+    note (``send_empty``) goes at most once a period (day, week or month, by cadence), and
     never after a real digest of the same period: re-runs must not mail it again."""
     due: list[Subscriber] = []
     empty: list[SubscriberOutcome] = []

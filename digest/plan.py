@@ -1,7 +1,8 @@
 """What a run will send: the papers it may offer, and each subscriber's ranked matches.
 
 A paper may be offered to a subscriber when it was first seen within their window (the lookback
-window for daily digests; the week, or since the last digest, for weekly ones), or when it is
+window for daily digests; the week, or since the last digest, for weekly ones; since the last
+digest for monthly ones), or when it is
 owed to them (a delivery that failed or never finished, whatever its age), and they were never
 sent it nor passed it over. Matching ranks those per subscriber; the first ``max_papers`` make
 the email, the rest are *passed over*: recorded with the sent email so they do not return
@@ -24,12 +25,15 @@ from digest.store import Observed, Store
 
 CLOCK_MARGIN = dt.timedelta(days=1)
 WEEKLY_WINDOW = dt.timedelta(days=7)
+MONTHLY_WINDOW = dt.timedelta(days=31)
 
 
-def retention(lookback_days: int) -> dt.timedelta:
+def retention(lookback_days: int, subscribers: Sequence[Subscriber] = ()) -> dt.timedelta:
     """How long sent digests and paper records can still matter: a paper may be offered while
-    it is in the lookback window, or in a weekly subscriber's week, plus a margin for clocks."""
-    return dt.timedelta(days=lookback_days) + WEEKLY_WINDOW + 2 * CLOCK_MARGIN
+    it is in the lookback window, or in a weekly subscriber's week (a monthly one's month, when
+    ``subscribers`` hold one), plus a margin for clocks."""
+    longest = MONTHLY_WINDOW if any(s.monthly for s in subscribers) else WEEKLY_WINDOW
+    return dt.timedelta(days=lookback_days) + longest + 2 * CLOCK_MARGIN
 
 
 @dataclass

@@ -13,6 +13,7 @@ SKIPPED_LABELS = {
     "unsubscribed": "unsubscribed",
     "suspended": "suspended after bounces",
     "weekly": "weekly, not due today",
+    "monthly": "monthly, not due today",
     "empty": "with no new papers",
     "owed": "owed (not sent: the channel is unavailable)",
 }

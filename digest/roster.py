@@ -4,7 +4,9 @@ The config lists who is subscribed; the store says who left (unsubscribed, when 
 is suspended (their address bounced run after run). A weekly subscriber's digest is due on their
 weekday, holding what was first seen in the week before; one whose weekday passed without a
 digest (the machine was off) gets it on the next run, covering the time since the last one (as
-far back as the store keeps papers: :func:`digest.plan.retention`).
+far back as the store keeps papers: :func:`digest.plan.retention`). A monthly subscriber's digest
+is due on their day of the month (:mod:`digest.cadence`), holding what was first seen since their
+last digest (the month before, for a new reader).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from digest.cadence import due_day, latest_due
 from digest.errors import UsageError
 from digest.models import WEEKDAYS, Subscriber
-from digest.plan import CLOCK_MARGIN, WEEKLY_WINDOW, retention
+from digest.plan import CLOCK_MARGIN, MONTHLY_WINDOW, WEEKLY_WINDOW, retention
 from digest.report import SubscriberOutcome
 from digest.store import SubscriberState
 
@@ -37,6 +40,8 @@ class Roster:
         last = self.last_sent.get(subscriber.email)
         if last is None:
             return False
+        if subscriber.monthly:
+            return last >= latest_due(day, subscriber.month_day)
         return last > day - dt.timedelta(days=7) if subscriber.weekly else last >= day
 
 
@@ -66,14 +71,16 @@ def make_roster(
     lookback_days: int,
     any_day: bool = False,
     zone: dt.tzinfo = dt.UTC,
+    last_run: dt.datetime | None = None,
 ) -> Roster:
     """Sort ``subscribers`` (``states`` by address) for a run on ``day`` at ``now``; ``zone``
-    is what "a day" means for the last message each was sent.
+    is what "a day" means for the last message each was sent; ``last_run``, when the run before
+    this one started (a monthly reader's day passed unseen only when no run came on or after it).
 
     ``any_day``: weekly digests are due whatever the weekday (``run --subscriber``, preview).
     """
     roster = Roster(due=[])
-    oldest = now - retention(lookback_days) + CLOCK_MARGIN  # older papers may be pruned
+    oldest = now - retention(lookback_days, subscribers) + CLOCK_MARGIN  # older may be pruned
     week = max(WEEKLY_WINDOW, dt.timedelta(days=lookback_days))
     for subscriber in subscribers:
         state = states.get(subscriber.address)
@@ -83,10 +90,17 @@ def make_roster(
         if state is not None and state.last_sent:
             sent = dt.datetime.fromisoformat(state.last_sent)
             roster.last_sent[subscriber.email] = sent.astimezone(zone).date()
+        last = dt.datetime.fromisoformat(state.last_sent) if state and state.last_sent else None
+        if subscriber.monthly:
+            ran = last_run.astimezone(zone).date() if last_run is not None else None
+            _monthly(
+                roster, subscriber, last, now=now, day=day, oldest=oldest, any_day=any_day,
+                last_run=ran,
+            )  # fmt: skip
+            continue
         if not subscriber.weekly:
             roster.due.append(subscriber)
             continue
-        last = dt.datetime.fromisoformat(state.last_sent) if state and state.last_sent else None
         missed = last is not None and now - last > WEEKLY_WINDOW + CLOCK_MARGIN
         if day.weekday() == subscriber.weekday_number or missed or any_day:
             start = now - week
@@ -102,6 +116,42 @@ def make_roster(
             )
         )
     return roster
+
+
+def _monthly(
+    roster: Roster,
+    subscriber: Subscriber,
+    last: dt.datetime | None,
+    *,
+    now: dt.datetime,
+    day: dt.date,
+    oldest: dt.datetime,
+    any_day: bool,
+    last_run: dt.date | None,
+) -> None:
+    """A monthly reader: due on their day, or on the first run after it when no run came on that
+    day (the machine was off), with every paper first seen since their last digest. A day whose
+    run found nothing to send (``send_empty`` off) is not missed: the next digest is next month's.
+    """
+    dom = subscriber.month_day
+    on_day = day == due_day(day.year, day.month, dom)
+    last_day = roster.last_sent.get(subscriber.email)
+    scheduled = latest_due(day, dom)
+    unseen = last_run is None or last_run < scheduled
+    missed = last_day is not None and last_day < scheduled and unseen
+    if on_day or missed or any_day:
+        start = last - CLOCK_MARGIN if last is not None else now - MONTHLY_WINDOW
+        roster.due.append(subscriber)
+        roster.windows[subscriber.email] = max(start, oldest)
+        return
+    following = due_day(day.year, day.month, dom)
+    if following < day:
+        following = due_day(day.year + day.month // 12, day.month % 12 + 1, dom)
+    roster.waiting.append(
+        SubscriberOutcome(
+            subscriber.email, 0, skipped=f"monthly, next on {following.isoformat()}", kind="monthly"
+        )
+    )
 
 
 def _inactive(subscriber: Subscriber, state: SubscriberState) -> SubscriberOutcome:

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from markupsafe import Markup
 
 from digest.errors import RenderError
+from digest.explain import period_words
 from digest.models import Explanation, Match, Rendered, Subscriber
 from digest.render.bibtex import BibtexMode, attachment
 from digest.render.environment import (
@@ -42,6 +43,7 @@ from digest.render.views import (
     PaperView,
     english_date,
     interests_of,
+    month_period,
     near_miss_view,
     paper_view,
     week_period,
@@ -257,8 +259,10 @@ class Renderer:
         title = clean_text(settings.title)
         day_short = english_date(day, short=True)
 
-        if subscriber.weekly:
-            heading, period = week_period(day)
+        if subscriber.weekly or subscriber.monthly:
+            heading, period = (
+                month_period(day, subscriber.month_day) if subscriber.monthly else week_period(day)
+            )
 
             def subject_for(count: int) -> str:
                 papers = "no papers" if count == 0 else f"{count} paper{'s' if count != 1 else ''}"
@@ -275,6 +279,7 @@ class Renderer:
                 )
                 return clean_text(f"{clip(title, MAX_TITLE)} — {day_short}: {papers}")
 
+        when = period_words(subscriber)
         interests = interests_of(subscriber)
         address = quote(subscriber.email, safe="@")
         unsubscribe = settings.unsubscribe_url
@@ -293,14 +298,12 @@ class Renderer:
             "day_long": english_date(day),
             "day_short": day_short,
             "weekly": subscriber.weekly,
+            "monthly": subscriber.monthly,
+            "periodic": subscriber.weekly or subscriber.monthly,
             "heading": heading,
             "period": period,
-            "new_label": "new this week" if subscriber.weekly else "new today",
-            "empty_text": (
-                "No new papers matched your interests this week."
-                if subscriber.weekly
-                else "No new papers matched your interests today."
-            ),
+            "new_label": f"new {when}",
+            "empty_text": f"No new papers matched your interests {when}.",
             "new_count": new_count,
             "matched_count": matched_count,
             "max_papers": subscriber.max_papers,

@@ -15,6 +15,7 @@ from urllib.parse import quote_plus
 
 from markupsafe import Markup
 
+from digest.cadence import latest_due, previous_due
 from digest.models import Match, NearMiss, Paper, Subscriber
 from digest.render.bibtex import bibtex_link
 from digest.render.highlight import highlight, merge_spans, shorten
@@ -145,6 +146,28 @@ def week_period(day: date) -> tuple[str, str]:
     if first.year != day.year:
         start += f" {first.year}"
     return f"Week {day.isocalendar().week}", f"{start} {EN_DASH} {end}"
+
+
+def month_period(day: date, day_of_month: int) -> tuple[str, str]:
+    """``("November 2026", "2 November \u2013 1 December 2026")``: a monthly digest sent on ``day``
+    (its reader's day of the month ``day_of_month``), named after the month most of its days
+    fall in, and the days since the digest before it."""
+    start = latest_due(day, day_of_month)
+    if start >= day:
+        start = previous_due(day, day_of_month)
+    first = start + timedelta(days=1)
+    in_first_month = (date(first.year + first.month // 12, first.month % 12 + 1, 1) - first).days
+    named = first if (first.year, first.month) == (day.year, day.month) else None
+    if named is None:
+        named = first if in_first_month > day.day else day
+    heading = f"{MONTHS[named.month - 1]} {named.year}"
+    end = f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+    if (first.year, first.month) == (day.year, day.month):
+        return heading, (f"{first.day}{EN_DASH}{end}" if first != day else end)
+    begin = f"{first.day} {MONTHS[first.month - 1]}" + (
+        f" {first.year}" if first.year != day.year else ""
+    )
+    return heading, f"{begin} {EN_DASH} {end}"
 
 
 def paper_link(paper: Paper) -> str:

@@ -282,6 +282,9 @@ class Store(Protocol):
 
     def finish_run(self, run_id: int, now: dt.datetime, summary: str) -> None: ...
 
+    def last_run(self, before: dt.datetime) -> dt.datetime | None:
+        """When the last real run (not a dry run) that started before ``before`` started."""
+
     def plan_digests(
         self, run_id: int, day: dt.date, planned: Sequence[PlannedDigest], now: dt.datetime
     ) -> list[OpenDigest]:

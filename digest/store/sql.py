@@ -174,6 +174,16 @@ class SqlStore(Claiming, InterestStorage):
 
         return self._db.write("record the run", insert)
 
+    def last_run(self, before: dt.datetime) -> dt.datetime | None:
+        """When the last real run (not a dry run) that started before ``before`` started."""
+        row = self._db.read(
+            "read the runs",
+            lambda conn: conn.execute(
+                "SELECT MAX(started) FROM runs WHERE dry_run = 0 AND started < ?", (iso(before),)
+            ).fetchone(),
+        )
+        return parse_time(row[0]) if row and row[0] else None
+
     def finish_run(self, run_id: int, now: dt.datetime, summary: str) -> None:
         """Record the end of run ``run_id`` and its summary."""
         if self.readonly and run_id == 0:
