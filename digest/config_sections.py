@@ -43,6 +43,7 @@ class DigestSection(Section):
     templates: str | None = None
     send_empty: bool = Field(False, strict=True)
     bibtex: Literal["link", "attach", "off"] = "link"
+    trending: int = Field(0, ge=0, le=50, strict=True)
     max_html_bytes: int = Field(100_000, ge=10_000, strict=True)
     claim_lease: dt.timedelta = Field(dt.timedelta(seconds=300), gt=dt.timedelta(0))
 

@@ -159,6 +159,14 @@ def _matches_of(
         every_key = set(papers)
         skip = {person.email: every_key.difference(d.papers) for person, d in missing}
         ranked = interests.rank(list(papers.values()), skip=skip)
-        for person, _ in missing:
-            found[person.address] = ranked[person.email].matches
+        for person, digest in missing:
+            matches = ranked[person.email].matches
+            # the rest of the digest's papers were added as the week's most upvoted
+            shown = {match.paper.key for match in matches}
+            extra = [
+                Match(paper=papers[key], trending=True)
+                for key in digest.papers
+                if key not in shown and key in papers
+            ]
+            found[person.address] = [*matches, *extra]
     return found

@@ -125,6 +125,7 @@ class Match(Value):
     spans: tuple[Span, ...] = ()
     close_to: str | None = None  # the description or liked paper it is close in meaning to
     similarity: float | None = None  # and how close (cosine, 0..1)
+    trending: bool = False  # offered as one of the week's most upvoted, whatever the interests
 
 
 class SourceFailure(Value):
@@ -214,6 +215,7 @@ class Subscriber:
     min_upvotes: Annotated[int | None, Field(ge=0, strict=True)] = None
     max_papers: Annotated[int, Field(ge=1, le=500, strict=True)] = 15
     webhook: Annotated[str | None, Field(pattern=r"^https?://[^\s\"<>]+$")] = None  # their own
+    trending: Annotated[int | None, Field(ge=0, le=50, strict=True)] = None  # else [digest]
     bibtex: Literal["link", "attach", "off"] | None = None  # else [digest] bibtex
     frequency: Literal["daily", "weekly", "monthly"] = "daily"
     weekday: Weekday | None = None  # for weekly digests (default monday)

@@ -86,7 +86,7 @@ def plan_run(
                             base_url=config.fetch.paper_api, now=now)  # fmt: skip
     plan = make_plan(
         roster.due, batch, store=store, now=now, lookback_days=config.digest.lookback_days,
-        record=record, windows=roster.windows, liked=liked,
+        record=record, windows=roster.windows, liked=liked, trending=config.digest.trending,
     )  # fmt: skip
     return roster, plan
 

@@ -13,7 +13,7 @@ preview shows is what the run sends.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from digest.explain import explain_empty
@@ -69,11 +69,14 @@ def make_plan(
     record: bool,
     windows: Mapping[str, dt.datetime] | None = None,
     liked: Mapping[str, Paper] | None = None,
+    trending: int = 0,
 ) -> Plan:
     """Observe ``batch`` in ``store`` (recording it when ``record``) and match every subscriber.
 
     ``windows`` gives the subscribers whose window is not the lookback window (weekly digests)
-    the time it starts; ``liked``, liked papers fetched for this run (:mod:`digest.likes`).
+    the time it starts; ``liked``, liked papers fetched for this run (:mod:`digest.likes`);
+    ``trending``, how many of the week's most upvoted papers a digest adds whatever the
+    interests, for subscribers who do not say (:func:`add_trending`).
     """
     windows = windows or {}
     observed = store.observe(batch.papers, now, record=record)
@@ -83,9 +86,13 @@ def make_plan(
         groups.setdefault(windows.get(subscriber.email, since), []).append(subscriber)
     emails = [s.email for s in subscribers]
     owed_by_email = store.owed_papers(emails)
+    wants_trending = {s.email: n for s in subscribers if (n := _trending(s, trending))}
     # A digest that listed a paper first seen since a window's start was sent after it: the sent
     # digests of the widest window (a day's margin for clocks) are all that can hold a candidate.
-    skip = store.delivered_keys(emails, min(groups, default=since) - CLOCK_MARGIN)
+    earliest = min(groups, default=since)
+    if wants_trending:
+        earliest = min(earliest, now - WEEKLY_WINDOW)
+    skip = store.delivered_keys(emails, earliest - CLOCK_MARGIN)
     plan = Plan(batch=batch, new=list(observed.new))
     for start, members in groups.items():
         candidates = _candidates(store, observed, start, record=record)
@@ -110,7 +117,49 @@ def make_plan(
         plan.explanations.update(
             explain_empty(empty, candidates, batch, skip=skip, liked=likes, store=store)
         )
+    if wants_trending:
+        week = _candidates(store, observed, now - WEEKLY_WINDOW, record=record)
+        add_trending(plan, week, wants_trending, skip)
     return plan
+
+
+def _trending(subscriber: Subscriber, default: int) -> int:
+    return default if subscriber.trending is None else subscriber.trending
+
+
+def add_trending(
+    plan: Plan,
+    week: Sequence[Paper],
+    wanted: Mapping[str, int],
+    skip: Mapping[str, Collection[str]],
+) -> None:
+    """Add to each digest of ``wanted`` (email -> how many) the week's most upvoted papers of
+    ``week`` that it does not hold already and its reader never received nor passed over,
+    marked ``trending``; they are delivered, and recorded, like any other paper. A digest with
+    no match gets none (they never make a digest on their own)."""
+    ranked = sorted(
+        (p for p in week if p.upvotes),
+        key=lambda p: (-(p.upvotes or 0), p.key),
+    )
+    shared: dict[str, Match] = {}  # one Match per paper: views and cards are shared too
+    for email, count in wanted.items():
+        matches = plan.matches.get(email)
+        if not matches:
+            continue
+        held = {m.paper.key for m in matches}
+        had = skip.get(email, ())
+        extra: list[Match] = []
+        for paper in ranked:
+            if len(extra) == count:
+                break
+            if paper.key in held or paper.key in had:
+                continue
+            match = shared.get(paper.key)
+            if match is None:
+                match = shared[paper.key] = Match(paper=paper, trending=True)
+            extra.append(match)
+        if extra:
+            plan.matches[email] = [*matches, *extra]
 
 
 def _candidates(

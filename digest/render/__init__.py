@@ -95,6 +95,7 @@ class Renderer:
         self._cards: dict[int, tuple[PaperView, str]] = {}
         # Cards are poured into the inlined layout through this text token, unguessable by sources.
         self._slot = f"DIGESTCARDS{os.urandom(8).hex()}"
+        self._trending_slot = f"DIGESTTRENDING{os.urandom(8).hex()}"
 
     def _view(self, match: Match, level: int, bibtex: bool) -> PaperView:
         """The view of ``match`` at ``level``, made once per run: thousands of subscribers share
@@ -140,7 +141,7 @@ class Renderer:
         came close); ``notice``, what this run's digests may lack (a source that failed).
         """
         base = self._base_context(subscriber, day, new_count, matched_count)
-        base["empty"] = not matches
+        base["empty"] = not any(not match.trending for match in matches)
         base["notice"] = clean_text(notice) if notice else None
         base["near_misses"] = []
         if explanation is not None and not matches:
@@ -228,13 +229,16 @@ class Renderer:
         overflow: Sequence[PaperView],
         rest: int = 0,
     ) -> str:
-        cards = "".join(self._card_of(view) for view in full)
+        cards = "".join(self._card_of(view) for view in full if not view.trending)
+        trending = "".join(self._card_of(view) for view in full if view.trending)
         context = dict(
-            base, papers=full, overflow=overflow, overflow_rest=rest, cards=Markup(self._slot)
-        )
+            base, papers=full, overflow=overflow, overflow_rest=rest, cards=Markup(self._slot),
+            trending_cards=Markup(self._trending_slot) if trending else None,
+        )  # fmt: skip
         context.update(self._counts(base, full, overflow, rest))
         layout = self._inliner.document(render_template(self._html, context))
-        return layout.replace(self._slot, cards, 1)
+        layout = layout.replace(self._slot, cards, 1)
+        return layout.replace(self._trending_slot, trending, 1) if trending else layout
 
     @staticmethod
     def _counts(

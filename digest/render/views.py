@@ -65,6 +65,7 @@ class PaperView:
     more: bool
     links: tuple[LinkView, ...]
     anchor: str = ""  # the card's id, which the overview links to
+    trending: bool = False  # one of the week's most upvoted, shown whatever the interests
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ def _why(match: Match, highlighted: bool) -> str:
     """The reason a reader cannot see: the description or liked paper a paper is close to in
     meaning, or keywords found only in text the email does not show."""
     parts: list[str] = []
+    if match.trending:
+        upvotes = f" (▲ {match.paper.upvotes})" if match.paper.upvotes else ""
+        parts.append(f"one of this week's most upvoted papers{upvotes}, outside your interests")
     if match.close_to and match.similarity is not None:
         parts.append(
             f"close to {clip(clean_text(match.close_to), MAX_TITLE)} ({match.similarity:.2f})"
@@ -241,4 +245,5 @@ def paper_view(match: Match, level: int, *, bibtex: bool = False) -> PaperView:
         more=excerpt.cut,
         links=tuple(links),
         anchor="paper-" + re.sub(r"[^a-z0-9]+", "-", paper.key.lower()).strip("-"),
+        trending=match.trending,
     )
