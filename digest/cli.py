@@ -227,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     _sub(
         acts, "list", "status, cadence, last digest, totals, last error", "subscribers list", common
     )
+    _sub(
+        acts, "export", "the effective subscriber list (the TOML and readers' own changes) as TOML",
+        "subscribers export > subscribers.toml", common,
+    )  # fmt: skip
     leave = _sub(
         acts, "unsubscribe", "stop sending to a subscriber (the config still lists them)",
         "subscribers unsubscribe ada@example.org", common,

@@ -6,6 +6,7 @@ Like :mod:`digest.commands`: each parses nothing, calls the store, and reports.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from digest import console
 from digest.commands import load, now, open_config_store
@@ -74,18 +75,36 @@ def seen_reset(args: argparse.Namespace) -> int:
 
 
 def subscribers_list(args: argparse.Namespace) -> int:
+    from digest.pipeline import readers
+    from digest.preferences import changed_keys
+
     config = load(args)
     with open_config_store(config, readonly=True) as store:
         states = store.subscriber_states()
+        saved = store.preferences() if config.server.self_service else {}
+        effective = readers(config, store)
     print(console.subscriber_header())
     listed = set()
-    for subscriber in config.subscriber_list:
+    for subscriber in effective:
         state = states.get(subscriber.address)
         listed.add(subscriber.address)
-        print(console.subscriber_row(subscriber.email, subscriber.frequency, state))
+        own = changed_keys(saved.get(subscriber.address, {}))
+        note = f"their own {', '.join(own)} (from their page)" if own else ""
+        print(console.subscriber_row(subscriber.email, subscriber.frequency, state, note=note))
     for address, state in sorted(states.items()):
         if address not in listed:
             print(console.subscriber_row(address, "-", state, note="not in the config"))
+    return 0
+
+
+def subscribers_export(args: argparse.Namespace) -> int:
+    from digest.pipeline import readers
+    from digest.preferences import export_toml
+
+    config = load(args)
+    with open_config_store(config, readonly=True) as store:
+        effective = readers(config, store)
+    sys.stdout.write(export_toml(effective))
     return 0
 
 

@@ -180,6 +180,7 @@ class ServerSection(Section):
         8391, ge=1, le=65535, strict=True
     )  # no common tool's port (8025 is aiosmtpd's)
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-* headers count
+    self_service: bool = Field(True, strict=True)  # readers may change their own preferences
 
     @field_validator("base_url")
     @classmethod

@@ -220,6 +220,7 @@ class Subscriber:
     frequency: Literal["daily", "weekly", "monthly"] = "daily"
     weekday: Weekday | None = None  # for weekly digests (default monday)
     day: Annotated[int | None, Field(ge=1, le=31, strict=True)] = None  # of the month (monthly)
+    paused_until: dt.date | None = None  # no digest before this day (a reader's pause)
 
     @property
     def weekly(self) -> bool:

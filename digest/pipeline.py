@@ -25,6 +25,7 @@ from digest.explain import source_note
 from digest.likes import fetch_liked, liked_ids
 from digest.models import Batch, Match, Rendered, Subscriber
 from digest.plan import Plan, make_plan, retention
+from digest.preferences import effective
 from digest.render import Renderer
 from digest.render.preview import write_preview
 from digest.report import RunReport, SubscriberOutcome
@@ -102,7 +103,7 @@ def _roster(
 ) -> Roster:
     """Who this run is for: everyone, or the one subscriber ``only`` names (UsageError when the
     config has no such subscriber)."""
-    subscribers: Sequence[Subscriber] = config.subscriber_list
+    subscribers: Sequence[Subscriber] = readers(config, store)
     if only is not None:
         subscribers = [known_subscriber(subscribers, only, where=str(config.path))]
     states = store.subscriber_states([s.email for s in subscribers])
@@ -117,6 +118,14 @@ def _roster(
         zone=zoneinfo.ZoneInfo(config.digest.timezone),
         last_run=store.last_run(now) if monthly else None,
     )
+
+
+def readers(config: Config, store: Store) -> list[Subscriber]:
+    """The configured subscribers with the changes readers saved on their preferences page
+    (:mod:`digest.preferences`), unless ``[server] self_service`` is off."""
+    if not config.server.self_service:
+        return list(config.subscriber_list)
+    return effective(config.subscriber_list, store.preferences())
 
 
 def _report(
@@ -212,7 +221,7 @@ def run(
         store, channel, journal, run_id, now, suspend_after=bounces or None,
         recorded=_renewal(store, claims),
     )  # fmt: skip
-    subscribers = {s.address: s for s in config.subscriber_list}
+    subscribers = {s.address: s for s in readers(config, store)}
     planned = {} if plan is None else {address_of(e): m for e, m in plan.matches.items()}
     # why a digest is empty, for those this run planned (another worker's plans say it plainly)
     explained = {} if plan is None else {address_of(e): x for e, x in plan.explanations.items()}
@@ -222,6 +231,7 @@ def run(
         return renderer.render(
             subscriber, matches, day=day, new_count=digest.new_count, matched_count=digest.matched,
             explanation=explained.get(subscriber.address), notice=notice,
+            digest_id=digest.digest_id,
         )  # fmt: skip
 
     try:

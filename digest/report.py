@@ -14,6 +14,7 @@ SKIPPED_LABELS = {
     "suspended": "suspended after bounces",
     "weekly": "weekly, not due today",
     "monthly": "monthly, not due today",
+    "paused": "paused by the reader",
     "empty": "with no new papers",
     "owed": "owed (not sent: the channel is unavailable)",
 }

@@ -90,6 +90,14 @@ def make_roster(
         if state is not None and state.last_sent:
             sent = dt.datetime.fromisoformat(state.last_sent)
             roster.last_sent[subscriber.email] = sent.astimezone(zone).date()
+        if subscriber.paused_until is not None and day < subscriber.paused_until:
+            until = subscriber.paused_until.isoformat()
+            roster.waiting.append(
+                SubscriberOutcome(
+                    subscriber.email, 0, skipped=f"paused until {until}", kind="paused"
+                )
+            )
+            continue
         last = dt.datetime.fromisoformat(state.last_sent) if state and state.last_sent else None
         if subscriber.monthly:
             ran = last_run.astimezone(zone).date() if last_run is not None else None

@@ -82,6 +82,7 @@ def render_settings(config: Config, env: Mapping[str, str] = os.environ) -> Rend
         manage_url=delivery.manage_url,
         unsubscribe_mailto=delivery.unsubscribe_mailto,
         links=unsubscribe_links(config, env),
+        self_service=config.server.self_service,
         contact=parse_mailbox(delivery.reply_to)[1] if delivery.reply_to else None,
     )
 

@@ -1,4 +1,5 @@
-"""Unsubscribe links: a signed token per subscriber, and the page address made of it.
+"""The reader's links: a signed token per subscriber, and the page addresses made of it
+(unsubscribe, the digest in a browser, the archive, the preferences page).
 
 A token is ``<address>.<tag>``, both base64url: the address as the store keys it, and the first
 16 bytes of HMAC-SHA256, under the operator's secret (the variable ``[server] secret_env``
@@ -44,6 +45,18 @@ class UnsubscribeLinks:
     def url_for(self, email: str) -> str:
         """The page where ``email`` can leave the list (also the one-click POST target)."""
         return f"{self.base_url}/u/{self.token_for(email)}"
+
+    def view_url(self, email: str, digest_id: str) -> str:
+        """The page showing the digest ``digest_id`` sent to ``email`` ("view in browser")."""
+        return f"{self.base_url}/d/{self.token_for(email)}/{digest_id}"
+
+    def archive_url(self, email: str) -> str:
+        """The page listing the digests sent to ``email``."""
+        return f"{self.base_url}/a/{self.token_for(email)}"
+
+    def preferences_url(self, email: str) -> str:
+        """The page where the reader of ``email`` changes their interests and cadence."""
+        return f"{self.base_url}/p/{self.token_for(email)}"
 
     def address_in(self, token: str) -> str | None:
         """The address a genuine token names; None for a forged, altered or foreign one."""

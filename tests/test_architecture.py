@@ -1,10 +1,12 @@
-"""The layout keeps its promises: no import cycle, modules that say what they own, config above no
-stage, a CLI that starts without the heavy libraries, and a registry whose every line resolves."""
+"""The layout keeps its promises: no import cycle, modules that say what they own (and are named
+in docs/architecture.md's table), config above no stage, a CLI that starts without the heavy
+libraries, and a registry whose every line resolves."""
 
 from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +95,49 @@ def test_every_module_says_what_it_owns(name: str) -> None:
     doc = ast.get_docstring(ast.parse(MODULES[name].read_text(encoding="utf-8")))
     first = (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
     assert len(first) >= 20, f"{name}: the first docstring line says what the module owns"
+
+
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
+
+
+def table_rows() -> dict[str, str]:
+    """The rows of docs/architecture.md's folder table, by each place they name."""
+    rows: dict[str, str] = {}
+    for line in ARCHITECTURE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("| `digest/"):
+            place, owns = line.split(" | ", 1)
+            for named in re.findall(r"`(digest/[\w/.]+)`", place):
+                rows[named] = owns
+    return rows
+
+
+def named_in(rows: dict[str, str], path: Path) -> bool:
+    """A module is named by its own row (``digest/x.py``) or in its folder's row (`` `x` ``,
+    or a ``prefix_*`` family)."""
+    relative = path.relative_to(PACKAGE.parent).as_posix()
+    if relative in rows:
+        return True
+    folder = relative.rsplit("/", 1)[0] + "/"
+    owns = rows.get(folder, "")
+    stems = set(re.findall(r"`(\w+)\*?`", owns))
+    families = re.findall(r"`(\w+_)\*`", owns)
+    return path.stem in stems or any(path.stem.startswith(family) for family in families)
+
+
+@pytest.mark.parametrize("path", sorted(MODULES.values()), ids=lambda p: p.name)
+def test_every_module_is_named_in_the_architecture_table(path: Path) -> None:
+    rows = table_rows()
+    if path.name == "__init__.py" and path.parent != PACKAGE:
+        assert path.parent.relative_to(PACKAGE.parent).as_posix() + "/" in rows
+    else:
+        assert named_in(rows, path), f"{path}: name it in docs/architecture.md's table"
+
+
+def test_the_table_check_sees_a_missing_module() -> None:
+    rows = table_rows()
+    assert named_in(rows, PACKAGE / "store" / "readers.py")
+    assert not named_in(rows, PACKAGE / "store" / "nothing_here.py")
+    assert not named_in(rows, PACKAGE / "helpers.py")
 
 
 @pytest.mark.parametrize(

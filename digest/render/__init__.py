@@ -69,6 +69,7 @@ class RenderSettings:
     manage_url: str | None = None
     unsubscribe_mailto: str | None = None
     links: UnsubscribeLinks | None = None  # `digest serve`'s pages (they replace unsubscribe_url)
+    self_service: bool = True  # with ``links``: readers change their interests on their page
     contact: str | None = None  # an address people may write to (``reply_to``), if any
 
 
@@ -133,14 +134,20 @@ class Renderer:
         matched_count: int,
         explanation: Explanation | None = None,
         notice: str | None = None,
+        digest_id: str | None = None,
     ) -> Rendered:
         """The email for ``subscriber``: all ``matches`` if they fit the size budget, else as
         many as fit in full plus a list of links; ``paper_keys`` names every paper listed.
 
         ``explanation`` says why a digest without papers is empty (and names the papers that
-        came close); ``notice``, what this run's digests may lack (a source that failed).
+        came close); ``notice``, what this run's digests may lack (a source that failed);
+        ``digest_id``, the ledger's name of this digest (its "view in browser" page).
         """
         base = self._base_context(subscriber, day, new_count, matched_count)
+        links = self._settings.links
+        base["view_url"] = (
+            links.view_url(subscriber.email, digest_id) if links and digest_id else None
+        )
         base["empty"] = not any(not match.trending for match in matches)
         base["notice"] = clean_text(notice) if notice else None
         base["near_misses"] = []
@@ -317,7 +324,16 @@ class Renderer:
             "subscriber_email": subscriber.email,
             "interests": interests,
             "interests_text": "; ".join(f"{label} {terms}" for label, terms in interests),
-            "manage_url": safe_url(manage.replace("{email}", address)) if manage else None,
+            "manage_url": (
+                settings.links.preferences_url(subscriber.email)
+                if settings.links is not None and settings.self_service
+                else safe_url(manage.replace("{email}", address))
+                if manage
+                else None
+            ),
+            "archive_url": (
+                settings.links.archive_url(subscriber.email) if settings.links is not None else None
+            ),
             "unsubscribe_url": unsubscribe_url,
             "unsubscribe_mailto": mailto,
             "contact": settings.contact,

@@ -1,12 +1,14 @@
-"""``digest serve``: the pages the unsubscribe links of every message open (the ``serve`` extra).
+"""``digest serve``: the reader's pages every message links to (the ``serve`` extra): one-click
+unsubscribe, the digest in a browser, the archive of past digests, the preferences page.
 
-:mod:`.app` is the Starlette app; :func:`serve_forever` wires it to the configuration, the store
-and the signing secret, and runs it on uvicorn. Put it behind the TLS proxy that answers
-``[server] base_url``: mail providers only POST one-click requests to https addresses. A
-``base_url`` with a path (``https://lab.example/digest``) is served under that path, and also at
-the root for a proxy that strips it; ``X-Forwarded-*`` headers are believed only from the
-addresses ``[server] trusted_proxies`` lists. The port is bound before anything else, so a busy
-one is a one-line error.
+:mod:`.app` is the Starlette app and its unsubscribe pages, :mod:`.reader` the reader's own
+pages; :func:`serve_forever` wires it to the configuration, the store and the signing secret,
+and runs it on uvicorn. Put it behind the TLS proxy that answers ``[server] base_url``: mail
+providers only POST one-click requests to https addresses. A ``base_url`` with a path
+(``https://lab.example/digest``) is served under that path, and also at the root for a proxy
+that strips it; ``X-Forwarded-*`` headers are believed only from the addresses ``[server]
+trusted_proxies`` lists. The port is bound before anything else, so a busy one is a one-line
+error.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from urllib.parse import urlsplit
 from digest.config import Config, store_location
 from digest.errors import ConfigError, UsageError
 from digest.models import Subscriber
-from digest.stage_settings import unsubscribe_links
+from digest.render import RenderSettings
+from digest.stage_settings import render_settings, unsubscribe_links
 from digest.store import Store, open_store
 from digest.store.status_queue import StatusQueue
 from digest.unsubscribe import UnsubscribeLinks
@@ -38,6 +41,8 @@ class Service:
     links: UnsubscribeLinks
     now: Callable[[], dt.datetime]
     queue: StatusQueue | None = None  # where changes wait while the store is busy (SQLite)
+    self_service: bool = True  # readers may change their preferences ([server] self_service)
+    render: RenderSettings | None = None  # how digests are rendered ("view in browser")
 
     @property
     def prefix(self) -> str:
@@ -64,6 +69,8 @@ def service_for(config: Config) -> Service:
         links=links,
         now=lambda: dt.datetime.now(dt.UTC),
         queue=queue,
+        self_service=config.server.self_service,
+        render=render_settings(config),
     )
 
 

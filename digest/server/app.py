@@ -1,4 +1,6 @@
-"""The unsubscribe pages as a Starlette app: ``/u/TOKEN`` shown on GET, acted on by POST.
+"""``digest serve``'s Starlette app: its routes, the headers every answer carries, and the
+unsubscribe pages, ``/u/TOKEN`` shown on GET, acted on by POST (the reader's other pages are
+:mod:`digest.server.reader`).
 
 - ``POST /u/TOKEN`` with the form body ``List-Unsubscribe=One-Click`` (what a mail provider
   sends for the ``List-Unsubscribe-Post`` header, RFC 8058) unsubscribes at once and answers 200;
@@ -34,6 +36,7 @@ from digest.errors import StoreError
 from digest.models import Subscriber
 from digest.render.environment import make_environment
 from digest.render.views import interests_of
+from digest.server.reader import ReaderPages
 from digest.store.status_queue import StatusChange
 from digest.untrusted import clean_text
 
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 
 PAGE_TEMPLATE = "unsubscribe_page.html.j2"
 MAX_BODY = 4096  # a one-click POST or a button's form is a few dozen bytes
+MAX_FORM = 65_536  # a preferences form: a few lines of interests each
 RETRY_AFTER = "30"  # seconds, for a change no queue could keep while the store was busy
 QUEUE_POLL = 1.0  # seconds between tries to hand waiting changes to the store
 HEADERS = {
@@ -59,6 +63,7 @@ def make_app(service: Service) -> Any:
     """The ASGI app of ``digest serve``."""
     template = make_environment().get_template(PAGE_TEMPLATE)
     pages = _Pages(service, template)
+    reader = ReaderPages(service, HEADERS)
     routes = []
     for base in dict.fromkeys([service.prefix, ""]):  # under base_url's path, and at the root
         routes += [
@@ -66,6 +71,10 @@ def make_app(service: Service) -> Any:
             Route(f"{base}/healthz", pages.health, methods=["GET"]),
             Route(f"{base}/u/{{token}}", pages.show, methods=["GET"]),
             Route(f"{base}/u/{{token}}", pages.act, methods=["POST"]),
+            Route(f"{base}/d/{{token}}/{{digest_id}}", reader.view, methods=["GET"]),
+            Route(f"{base}/a/{{token}}", reader.archive, methods=["GET"]),
+            Route(f"{base}/p/{{token}}", reader.preferences_page, methods=["GET"]),
+            Route(f"{base}/p/{{token}}", reader.save_preferences, methods=["POST"]),
         ]
     if service.prefix:
         routes.append(Route(service.prefix, pages.home, methods=["GET"]))
@@ -101,12 +110,17 @@ class _Guarded:
             refusal = None
             if declared is None or not declared.isdigit():
                 refusal = PlainTextResponse("Say how long the request is.", 411)
-            elif int(declared) > MAX_BODY:
+            elif int(declared) > _limit(scope.get("path", "")):
                 refusal = PlainTextResponse("That request is too large.", 413)
             if refusal is not None:
                 await refusal(scope, receive, guarded_send)
                 return
         await self.app(scope, receive, guarded_send)
+
+
+def _limit(path: str) -> int:
+    """How large a POST to ``path`` may be: only the preferences form is more than a button."""
+    return MAX_FORM if "/p/" in path else MAX_BODY
 
 
 class _Pages:

@@ -27,7 +27,7 @@ still be offered (the lookback window and what is owed), never a subscriber's wh
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +140,19 @@ class SubscriberState:
     last_sent: str | None = None
     digests_sent: int = 0
     papers_received: int = 0
+
+
+@dataclass(frozen=True)
+class PastDigest:
+    """A digest sent to a reader, as the ledger keeps it: for the archive and "view in
+    browser" (its papers are rebuilt from the store's records while it keeps them)."""
+
+    digest_id: str
+    day: str
+    papers: tuple[str, ...]
+    matched: int
+    new_count: int
+    sent: str
 
 
 @dataclass(frozen=True)
@@ -284,6 +297,18 @@ class Store(Protocol):
 
     def last_run(self, before: dt.datetime) -> dt.datetime | None:
         """When the last real run (not a dry run) that started before ``before`` started."""
+
+    def past_digests(self, email: str, limit: int = 100) -> list[PastDigest]:
+        """The digests sent to ``email``, newest first, as far back as the store keeps them."""
+
+    def past_digest(self, email: str, digest_id: str) -> PastDigest | None:
+        """One digest sent to ``email``; None when it is not theirs or no longer kept."""
+
+    def preferences(self, emails: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+        """What readers changed on their preferences page, by address (of ``emails``, or all)."""
+
+    def save_preferences(self, email: str, settings: Mapping[str, Any], now: dt.datetime) -> None:
+        """Keep a reader's preferences (an empty mapping drops them)."""
 
     def plan_digests(
         self, run_id: int, day: dt.date, planned: Sequence[PlannedDigest], now: dt.datetime

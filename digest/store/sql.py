@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar, Self, TypeVar
 
 from digest.errors import StoreError
@@ -22,6 +22,7 @@ from digest.store import (
     Connection,
     Observed,
     OpenDigest,
+    PastDigest,
     PlannedDigest,
     PruneReport,
     Refused,
@@ -31,6 +32,7 @@ from digest.store import (
     SubscriberState,
     address_of,
     ledger,
+    readers,
 )
 from digest.store.claims import Claiming, iso, parse_time
 from digest.store.papers import (
@@ -57,6 +59,7 @@ TABLES = {
     "paper_titles": "title_key, paper_key",
     "digests": "id",
     "subscribers": "email",
+    "preferences": "email",
 }
 RUNS_KEPT = 1000  # rows of the runs table kept by prune
 _T = TypeVar("_T")
@@ -173,6 +176,36 @@ class SqlStore(Claiming, InterestStorage):
             return int(row[0])
 
         return self._db.write("record the run", insert)
+
+    def past_digests(self, email: str, limit: int = 100) -> list[PastDigest]:
+        """The digests sent to ``email``, newest first, as far back as the store keeps them."""
+        address = address_of(email)
+        return self._db.read(
+            "read the reader's digests", lambda conn: readers.past_digests(conn, address, limit)
+        )
+
+    def past_digest(self, email: str, digest_id: str) -> PastDigest | None:
+        """One digest sent to ``email``; None when it is not theirs or no longer kept."""
+        address = address_of(email)
+        return self._db.read(
+            "read the reader's digest",
+            lambda conn: readers.past_digest(conn, address, digest_id),
+        )
+
+    def preferences(self, emails: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+        """What readers changed on their preferences page, by address (of ``emails``, or all)."""
+        addresses = None if emails is None else {address_of(e) for e in emails}
+        return self._db.read(
+            "read the readers' preferences", lambda conn: readers.preferences(conn, addresses)
+        )
+
+    def save_preferences(self, email: str, settings: Mapping[str, Any], now: dt.datetime) -> None:
+        """Keep a reader's preferences (an empty mapping drops them)."""
+        address, stamp = address_of(email), iso(now)
+        self._db.write(
+            "save the reader's preferences",
+            lambda conn: readers.save_preferences(conn, address, settings, stamp),
+        )
 
     def last_run(self, before: dt.datetime) -> dt.datetime | None:
         """When the last real run (not a dry run) that started before ``before`` started."""

@@ -160,4 +160,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             fetched TEXT NOT NULL
         )""",
     ),
+    # 7: what readers change on their own preferences page (`digest serve`): overrides of their
+    # TOML entry, kept as JSON (digest.preferences says which keys).
+    (
+        """CREATE TABLE preferences (
+            email TEXT PRIMARY KEY,
+            settings TEXT NOT NULL,
+            changed TEXT NOT NULL
+        )""",
+    ),
 )

@@ -553,9 +553,17 @@ def test_a_footer_offers_what_is_configured() -> None:
     html_part, text = _footer(
         RenderSettings(title="Daily Papers digest", links=links, contact="papers@example.org")
     )
-    url = links.url_for("ada@example.org")
+    url, page = links.url_for("ada@example.org"), links.preferences_url("ada@example.org")
     assert f'href="{url}"' in html_part and f"Unsubscribe: {url}" in text
-    assert 'href="mailto:papers@example.org"' in html_part
+    assert f'href="{page}"' in html_part and f"Change your interests: {page}" in text
+    assert "write to papers@example.org" not in text  # the page does it
+    html_part, text = _footer(
+        RenderSettings(
+            title="Daily Papers digest", links=links, contact="papers@example.org",
+            self_service=False,
+        )
+    )  # fmt: skip
+    assert 'href="mailto:papers@example.org"' in html_part and page not in html_part
     assert "To change your interests, write to papers@example.org." in text
     mailto_only = RenderSettings(
         title="Daily Papers digest", unsubscribe_mailto="mailto:leave@example.org"

@@ -339,3 +339,34 @@ def test_paper_vectors_are_kept_replaced_and_pruned_with_their_paper(store: Stor
     send(store, run, ADA, [first], NOW)
     store.prune(NOW + dt.timedelta(days=40), keep=dt.timedelta(days=10))
     assert store.paper_vectors([first, second]) == {}  # their records went, so did the vectors
+
+
+# --- the reader's pages -------------------------------------------------------------------------
+
+
+def test_past_digests_are_the_readers_sent_ones_newest_first(store: Store) -> None:
+    keys = [p.key for p in store.observe(api_papers(API_SAMPLE), NOW).new[:4]]
+    first = send(store, store.begin_run(NOW), ADA, keys[:2], NOW)
+    later = NOW + dt.timedelta(days=1)
+    fail(store, store.begin_run(later), ADA, keys[2:3], later)  # not sent: not listed
+    latest = send(store, store.begin_run(later), ADA, keys[3:], later + dt.timedelta(hours=1))
+    bobs = send(store, store.begin_run(later), "bob@example.org", keys[:1], later)
+    past = store.past_digests("Ada@Example.org")
+    assert [(d.digest_id, d.papers) for d in past] == [
+        (latest.digest_id, tuple(keys[3:])),
+        (first.digest_id, tuple(keys[:2])),
+    ]
+    assert store.past_digest(ADA, first.digest_id) == past[1]
+    assert store.past_digest(ADA, bobs.digest_id) is None  # another reader's
+    assert store.past_digest(ADA, "no-such-digest") is None
+
+
+def test_preferences_are_kept_replaced_and_dropped(store: Store) -> None:
+    assert store.preferences() == {}
+    store.save_preferences("Ada@Example.org", {"keywords": ["robot"], "max_papers": 5}, NOW)
+    store.save_preferences("bob@example.org", {"frequency": "weekly"}, NOW)
+    assert store.preferences([ADA]) == {ADA: {"keywords": ["robot"], "max_papers": 5}}
+    store.save_preferences(ADA, {"about": ["web agents"]}, NOW)
+    assert store.preferences()[ADA] == {"about": ["web agents"]}
+    store.save_preferences(ADA, {}, NOW)
+    assert store.preferences() == {"bob@example.org": {"frequency": "weekly"}}

@@ -1,0 +1,206 @@
+"""The reader's own pages of `digest serve`, from messages two real runs wrote on real API days:
+"View in browser" in headless Chromium, the archive of two digests, the preferences page that
+changes `about` and the cadence (the next run follows, `subscribers export` writes them),
+forged and foreign tokens refused with nothing changed, and self-service turned off."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from email.message import EmailMessage
+from html import unescape
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.server.cdp import CHROMIUM, Browser
+from tests.server.conftest import Site, wait_until_serving
+from tests.smtp_server import free_port
+
+HF = Path(__file__).resolve().parent.parent / "fixtures" / "samples" / "hf"
+DAY_ONE, DAY_TWO = "2025-03-24", "2025-10-06"
+
+
+def make_site(folder: Path, *, self_service: bool = True) -> Site:
+    port = free_port()
+    (folder / "feeds").mkdir()
+    config = folder / "digest.toml"
+    config.write_text(
+        '[[sources]]\nkind = "page"\npath = "feeds/*.json"\n'
+        '[delivery]\nmethod = "file"\noutbox = "outbox"\n'
+        'from = "Paper Digest <digest@example.org>"\n'
+        f'[server]\nbase_url = "http://127.0.0.1:{port}"\nport = {port}\n'
+        f"self_service = {'true' if self_service else 'false'}\n"
+        '[[subscribers]]\nemail = "ada@example.org"\nkeywords = ["agent"]\n'
+        '[[subscribers]]\nemail = "bob@example.org"\nkeywords = ["model"]\n'
+    )
+    return Site(folder, config, port)
+
+
+def run_on(site: Site, sample: str, day: str) -> None:
+    for old in (site.folder / "feeds").glob("*.json"):
+        old.unlink()
+    shutil.copy(HF / sample, site.folder / "feeds" / "today.json")
+    done = site.digest("run", "--date", day)
+    assert done.returncode == 0, done.stderr
+
+
+def body(message: EmailMessage, kind: str) -> str:
+    part = message.get_body((kind,))
+    assert part is not None
+    return str(part.get_content())
+
+
+def link(message: EmailMessage, label: str) -> str:
+    text = body(message, "plain")
+    found = re.search(rf"^{label}: (\S+)\r?$", text, re.MULTILINE)
+    assert found, f"no {label!r} line in the text part"
+    return found.group(1)
+
+
+@pytest.fixture
+def two_days(tmp_path: Path) -> Site:
+    site = make_site(tmp_path)
+    run_on(site, f"api_{DAY_ONE}.json", DAY_ONE)
+    run_on(site, f"api_{DAY_TWO}.json", DAY_TWO)
+    return site
+
+
+def serving(site: Site) -> Iterator[Site]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(site.config), "serve"],
+        cwd=site.folder, env=site.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_until_serving(process, site.port)
+        yield site
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def served_days(two_days: Site) -> Iterator[Site]:
+    yield from serving(two_days)
+
+
+def newest_to(site: Site, address: str) -> EmailMessage:
+    return site.messages()[address]
+
+
+def card_titles(html: str) -> list[str]:
+    found = re.findall(r'<a class="paper-link" href="[^"]+"[^>]*>([^<]+)</a>', html)
+    return [unescape(title) for title in found]
+
+
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)"
+)
+
+
+@needs_chromium
+def test_view_in_browser_archive_and_preferences_in_chromium(
+    served_days: Site, tmp_path: Path
+) -> None:
+    site = served_days
+    message = newest_to(site, "ada@example.org")
+    view = link(message, "View in browser")
+    assert f'href="{view}"' in body(message, "html")
+    sent_titles = card_titles(body(message, "html"))
+    assert sent_titles
+    with Browser(tmp_path / "profile") as browser:
+        browser.open(view)  # the digest of the second day, as a page
+        shown = browser.evaluate(
+            "[...document.querySelectorAll('a.paper-link')].map(a => a.textContent)"
+        )
+        assert [" ".join(t.split()) for t in shown] == [" ".join(t.split()) for t in sent_titles]
+        assert "Monday 6 October 2025" in browser.evaluate("document.body.innerText")
+
+        browser.open(link(message, "Past digests"))
+        items = browser.evaluate(
+            "[...document.querySelectorAll('.digests li')].map(li => li.innerText)"
+        )
+        assert len(items) == 2
+        assert items[0].startswith("Monday 6 October 2025 · 7 papers")
+        assert items[1].startswith("Monday 24 March 2025")
+
+        browser.open(link(message, "Change your interests"))
+        assert browser.evaluate("document.querySelector('h1').textContent") == "Your digest"
+        browser.evaluate(
+            "document.querySelector('#about').value = 'web agents that browse for you';"
+            "document.querySelector('#frequency').value = 'weekly';"
+            "document.querySelector('#weekday').value = 'friday'; true"
+        )
+        browser.click("button")
+        assert "Saved." in browser.evaluate("document.body.innerText")
+        assert browser.evaluate("document.querySelector('#frequency').value") == "weekly"
+        assert browser.evaluate("document.cookie") == ""
+
+    exported = site.digest("subscribers", "export")
+    assert exported.returncode == 0, exported.stderr
+    ada = exported.stdout.split("[[subscribers]]")[1]
+    assert 'about = ["web agents that browse for you"]' in ada
+    assert 'frequency = "weekly"' in ada and 'weekday = "friday"' in ada
+    assert (
+        "bob@example.org" in exported.stdout
+        and "frequency" not in exported.stdout.split("[[subscribers]]")[2]
+    )
+    listed = site.digest("subscribers", "list")
+    assert "their own about, frequency, weekday (from their page)" in listed.stdout
+    # the next run follows them: a weekly digest, not due on a Tuesday
+    run = site.digest("run", "--date", "2025-10-07", "-v")
+    assert run.returncode == 0, run.stderr
+    assert "ada@example.org: 0 matched, not sent: weekly, next on Friday" in run.stdout
+
+
+def test_forged_and_foreign_tokens_get_4xx_and_change_nothing(served_days: Site) -> None:
+    site = served_days
+    ada, bob = newest_to(site, "ada@example.org"), newest_to(site, "bob@example.org")
+    ada_view, bob_view = link(ada, "View in browser"), link(bob, "View in browser")
+    ada_token = ada_view.split("/d/")[1].split("/")[0]
+    bob_digest = bob_view.rsplit("/", 1)[1]
+    base = f"http://127.0.0.1:{site.port}"
+    forged = ada_token[:-2] + ("AA" if not ada_token.endswith("AA") else "BB")
+    before = site.digest("subscribers", "export").stdout
+    with httpx.Client() as client:
+        assert client.get(f"{base}/d/{ada_token}/{bob_digest}").status_code == 404  # bob's
+        assert client.get(bob_view).status_code == 200
+        for path in (f"/d/{forged}/{bob_digest}", f"/a/{forged}", f"/p/{forged}"):
+            assert client.get(base + path).status_code == 403, path
+        posted = client.post(f"{base}/p/{forged}", data={"keywords": "evil", "frequency": "daily"})
+        assert posted.status_code == 403
+        bad = client.post(f"{base}/p/{ada_token}", data={"max_papers": "many", "frequency": "x"})
+        assert bad.status_code == 400
+        assert "Nothing was saved" in bad.text
+        huge = client.post(f"{base}/p/{ada_token}", data={"keywords": "agent " * 12_000})
+        assert huge.status_code == 413
+        assert site.digest("subscribers", "export").stdout == before
+        hostile = client.post(
+            f"{base}/p/{ada_token}", data={"keywords": "<script>alert(1)</script>"}
+        )
+        assert hostile.status_code == 200  # saved as a (strange) keyword, shown as text
+        assert "<script>" not in hostile.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in hostile.text
+
+
+def test_with_self_service_off_the_page_says_so_and_saves_nothing(tmp_path: Path) -> None:
+    site = make_site(tmp_path, self_service=False)
+    run_on(site, f"api_{DAY_ONE}.json", DAY_ONE)
+    message = newest_to(site, "ada@example.org")
+    text = body(message, "plain")
+    assert "Change your interests" not in text  # no page to send readers to
+    token = link(message, "View in browser").split("/d/")[1].split("/")[0]
+    before = site.digest("subscribers", "export").stdout
+    for _ in serving(site):
+        url = f"http://127.0.0.1:{site.port}/p/{token}"
+        page = httpx.get(url)
+        assert page.status_code == 200
+        assert "Changing your interests here is turned off" in page.text
+        assert "<form" not in page.text
+        posted = httpx.post(url, data={"keywords": "agent\nrobot", "frequency": "weekly"})
+        assert posted.status_code == 403
+    assert site.digest("subscribers", "export").stdout == before
