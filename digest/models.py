@@ -123,6 +123,8 @@ class Match(Value):
     in_title: bool = False
     score: float = 0.0
     spans: tuple[Span, ...] = ()
+    by_authors: tuple[str, ...] = ()  # the followed authors among ``keywords``
+    by_organizations: tuple[str, ...] = ()  # and the followed organisations
     close_to: str | None = None  # the description or liked paper it is close in meaning to
     similarity: float | None = None  # and how close (cosine, 0..1)
     trending: bool = False  # offered as one of the week's most upvoted, whatever the interests

@@ -15,7 +15,7 @@ from operator import or_
 
 from digest.errors import ConfigError
 from digest.match import Ranking
-from digest.match.select import Selection, cyclic_gc_paused
+from digest.match.select import AUTHOR, KEYWORD, ORGANIZATION, Selection, cyclic_gc_paused
 from digest.match.text import TextCache
 from digest.match.vocabulary import Vocabulary
 from digest.models import Match, Paper, Subscriber
@@ -103,7 +103,7 @@ class KeywordMatcher:
         self._kid_ids: dict[tuple[int, str], int] = {}
         self.kids: list[tuple[int, str]] = []
         self.kid_masks: dict[int, int] = {}  # id -> bit mask of its (id, spelling) pairs
-        self.kind_of: dict[int, int] = {}  # id -> 0 keyword, 1 author, 2 organisation
+        self.kind_of: dict[int, int] = {}  # id -> KEYWORD, AUTHOR or ORGANIZATION
         self._singles: dict[str, KeywordMatcher] = {}
         # Subscribers who wrote the same interests share one profile, compiled once: a lab of
         # thousands has far fewer distinct interest lists than readers.
@@ -153,14 +153,11 @@ class KeywordMatcher:
             if tid not in select:
                 select[tid] = raw.strip()
                 text_select.append(tid)
-                self.kind_of[tid] = 0
+                self.kind_of[tid] = KEYWORD
         groups = [tuple(sorted(text_select))]
-        for number, (kind, field, names) in enumerate(
-            (
-                ("author", "authors", section.authors),
-                ("organization", "organizations", section.organizations),
-            ),
-            start=1,
+        for number, kind, field, names in (
+            (AUTHOR, "author", "authors", section.authors),
+            (ORGANIZATION, "organization", "organizations", section.organizations),
         ):
             group: set[int] = set()
             for raw in names:

@@ -21,6 +21,9 @@ from digest.match.text import FIELDS, NOT_IN_TEXT_RANK
 from digest.match.vocabulary import Found
 from digest.models import Match, Paper, Span
 
+# what a term id names (``Interests.kind_of``): scored once per kind that matched
+KEYWORD, AUTHOR, ORGANIZATION = 0, 1, 2
+
 if TYPE_CHECKING:
     from digest.match.keywords import KeywordMatcher, Profile
 
@@ -222,9 +225,12 @@ class Selection:
         for tid in ids.union(require):
             occurrences += found.occurrences.get(tid, ())
         occurrences.sort()  # each term's list is already in order: a cheap merge of runs
+        named = [(self._kind_of[tid], spelling) for tid, spelling in matched]
         return Match(
             paper=self.papers[i],
             keywords=tuple(dict.fromkeys(spelling for _, spelling in matched)),
+            by_authors=tuple(dict.fromkeys(s for kind, s in named if kind == AUTHOR)),
+            by_organizations=tuple(dict.fromkeys(s for kind, s in named if kind == ORGANIZATION)),
             in_title=in_title,
             score=(TITLE_BONUS if in_title else 0.0) + len({self._kind_of[t] for t in ids}),
             spans=self._merged(occurrences),

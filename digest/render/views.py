@@ -111,10 +111,29 @@ def _why(match: Match, highlighted: bool) -> str:
         parts.append(
             f"close to {clip(clean_text(match.close_to), MAX_TITLE)} ({match.similarity:.2f})"
         )
-    if match.keywords and not match.in_title and not highlighted:
+    if match.by_authors:
+        parts.append(f"by {_names(match.by_authors)}, {_whom(match.by_authors, 'author')}")
+    if match.by_organizations:
+        names = match.by_organizations
+        parts.append(f"from {_names(names)}, {_whom(names, 'organisation')}")
+    named = {*match.by_authors, *match.by_organizations}
+    hidden = [term for term in match.keywords if term not in named]
+    if hidden and not match.in_title and not highlighted:
         parts.append("matched in text not shown here (the full abstract or its AI keywords)")
     line = "; ".join(parts)
     return line[:1].upper() + line[1:]
+
+
+def _names(names: tuple[str, ...]) -> str:
+    shown = [clip(clean_text(name), MAX_NAME) for name in names[:3]]
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    if len(shown) > 1 and not more:
+        return ", ".join(shown[:-1]) + " and " + shown[-1]
+    return ", ".join(shown) + more
+
+
+def _whom(names: tuple[str, ...], kind: str) -> str:
+    return f"an {kind} you follow" if len(names) == 1 else f"{kind}s you follow"
 
 
 def interests_of(subscriber: Subscriber) -> list[tuple[str, str]]:

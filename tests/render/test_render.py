@@ -587,3 +587,49 @@ def test_a_weekly_digest_is_headed_by_its_week() -> None:
     assert "Week 41 (30 September \u2013 6 October 2025)" in rendered.text
     assert "40 new this week" in rendered.text
     assert "<h1" in rendered.html and "Week 41</h1>" in rendered.html
+
+
+# -- a match by name explains itself ---------------------------------------------------------------
+
+
+def _why_lines(reader: Subscriber) -> tuple[list[str], str]:
+    from digest.match import compile_interests
+
+    papers = api_papers("api_2025-10-06.json")
+    found = list(compile_interests([reader]).rank_one(reader.email, papers).matches)
+    assert found, reader
+    rendered = Renderer(RenderSettings(title="T"), inline=False).render(
+        reader, found, day=DAY, new_count=len(papers), matched_count=len(found)
+    )
+    html_lines = re.findall(r'<p class="why"[^>]*>([^<]*)</p>', rendered.html)
+    return html_lines, " ".join(rendered.text.split())
+
+
+def test_an_author_only_match_says_whose_paper_it_is() -> None:
+    lines, text = _why_lines(subscriber(email="a@example.org", authors=["Xuzhou Zhu"]))
+    assert lines == ["By Xuzhou Zhu, an author you follow"]
+    assert "Why: By Xuzhou Zhu, an author you follow" in text
+    assert "not shown here" not in text
+
+
+def test_an_organisation_only_match_says_where_it_is_from() -> None:
+    reader = subscriber(email="o@example.org", organizations=["Shanghai Jiao Tong University"])
+    lines, text = _why_lines(reader)
+    assert lines and all(
+        line == "From Shanghai Jiao Tong University, an organisation you follow" for line in lines
+    )
+    assert "not shown here" not in text
+
+
+def test_a_keyword_in_hidden_text_beside_an_author_still_says_so() -> None:
+    paper = api_papers("api_2025-10-06.json")[3]
+    both = Match(paper=paper, keywords=("Xuzhou Zhu", "survey writing"), by_authors=("Xuzhou Zhu",))
+    reader = subscriber(email="b@example.org", authors=["Xuzhou Zhu"], keywords=["survey writing"])
+    rendered = Renderer(RenderSettings(title="T"), inline=False).render(
+        reader, [both], day=DAY, new_count=1, matched_count=1
+    )
+    (line,) = re.findall(r'<p class="why"[^>]*>([^<]*)</p>', rendered.html)
+    assert line == (
+        "By Xuzhou Zhu, an author you follow; "
+        "matched in text not shown here (the full abstract or its AI keywords)"
+    )
