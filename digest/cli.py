@@ -30,7 +30,11 @@ COMMAND_HELP = {
     "daemon": ("run on the [schedule] until stopped", "daemon -v"),
     "seen": ("inspect or edit the store", "seen stats"),
     "subscribers": ("who gets mail, who left, who bounces", "subscribers list"),
-    "serve": ("the unsubscribe pages (one-click, RFC 8058)", "serve --port 8391"),
+    "feedback": (
+        "record a reader's verdict on a paper (what their email's links do)",
+        "feedback ada@example.org 2510.01459 more",
+    ),
+    "serve": ("readers' pages: unsubscribe (RFC 8058), digests, preferences", "serve --port 8391"),
     "store": ("make a store, or move it to another backend", "store init"),
 }
 GROUPS = ("seen", "subscribers", "store")  # commands with actions, in digest.commands_store
@@ -83,6 +87,10 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _handler(args: argparse.Namespace) -> Handler:
+    if args.command == "feedback":
+        from digest import commands_store
+
+        return commands_store.feedback
     if args.command in GROUPS:
         from digest import commands_store
 
@@ -253,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     migrate.add_argument("--to", required=True, metavar="URL", help="the target: a URL or a path")
     _sub(moves, "init", "make a new, empty store where none exists", "store init", common)
+    verdict = _command(commands, "feedback", common)
+    verdict.add_argument(
+        "email", metavar="EMAIL", help="the reader's address (or `list`, then the address)"
+    )
+    verdict.add_argument("paper", metavar="ARXIV_ID", help="a stored paper's arXiv id or key")
+    verdict.add_argument("verdict", nargs="?", choices=("more", "less"), help="more or less")
+    verdict.add_argument("--clear", action="store_true", help="take the verdict back")
     serve = _command(commands, "serve", common)
     serve.add_argument("--host", help="address to listen on (default: [server] host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: [server] port)")

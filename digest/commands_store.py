@@ -1,4 +1,5 @@
-"""The commands that look after the store: ``seen ...`` (papers) and ``subscribers ...``.
+"""The commands that look after the store: ``seen ...`` (papers), ``subscribers ...`` and
+``feedback`` (readers' verdicts).
 
 Like :mod:`digest.commands`: each parses nothing, calls the store, and reports.
 """
@@ -140,6 +141,37 @@ def subscribers_resubscribe(args: argparse.Namespace) -> int:
         store.set_subscriber_status(subscriber.email, "active", "digest subscribers", now())
     was = before.status if before is not None else "active"
     print(f"{subscriber.email} is active (was {was}): the next run sends to them again")
+    return 0
+
+
+def feedback(args: argparse.Namespace) -> int:
+    from digest import feedback as verdicts
+
+    config = load(args)
+    if args.email == "list":
+        reader = known_subscriber(config, args.paper)
+        with open_config_store(config, readonly=True) as store:
+            given = verdicts.verdicts_of(store, reader.email)
+        for each in given:
+            print(console.verdict_row(each.paper.key, each.word, each.paper.title))
+        print(
+            f"{reader.email}: {len(given)} verdict{'' if len(given) == 1 else 's'}", file=sys.stderr
+        )
+        return 0
+    if args.clear == (args.verdict is not None):
+        raise UsageError(
+            "give a verdict (more or less) or --clear",
+            hint="digest feedback ada@example.org 2510.01459 more",
+        )
+    reader = known_subscriber(config, args.email)
+    with open_config_store(config) as store:
+        paper = verdicts.stored_paper(store, args.paper)
+        value = None if args.clear else verdicts.VERDICTS[args.verdict]
+        changed = verdicts.record(store, reader.email, paper, value, now())
+    said = "cleared" if value is None else verdicts.WORDS[value]
+    print(
+        f"{reader.email}: {said}: {paper.key} {paper.title}" + ("" if changed else " (as before)")
+    )
     return 0
 
 

@@ -32,6 +32,12 @@ def paper_header(date: str, number: str) -> str:
     return f"{'KEY':<22} {date:<10} {number:>5}  TITLE"
 
 
+def verdict_row(key: str, verdict: str, title: str) -> str:
+    """One row of ``feedback list``: key, the verdict in words, the title (shortened)."""
+    shown = title if len(title) <= 80 else title[:79] + "…"
+    return f"{key:<22} {verdict:<16} {shown}"
+
+
 def subscriber_header() -> str:
     """The column headers of ``subscribers list``."""
     return f"{'EMAIL':<32} {'STATUS':<12} {'EVERY':<6} {'LAST SENT':<10} {'DIGESTS':>7} " + (

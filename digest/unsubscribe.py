@@ -1,5 +1,5 @@
 """The reader's links: a signed token per subscriber, and the page addresses made of it
-(unsubscribe, the digest in a browser, the archive, the preferences page).
+(unsubscribe, the digest in a browser, the archive, the preferences page, a verdict on a paper).
 
 A token is ``<address>.<tag>``, both base64url: the address as the store keys it, and the first
 16 bytes of HMAC-SHA256, under the operator's secret (the variable ``[server] secret_env``
@@ -16,6 +16,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from digest.errors import ConfigError
 
@@ -57,6 +58,14 @@ class UnsubscribeLinks:
     def preferences_url(self, email: str) -> str:
         """The page where the reader of ``email`` changes their interests and cadence."""
         return f"{self.base_url}/p/{self.token_for(email)}"
+
+    def feedback_base(self, email: str) -> str:
+        """Where ``email``'s verdict links start: ``more/KEY`` or ``less/KEY`` completes one."""
+        return f"{self.base_url}/f/{self.token_for(email)}/"
+
+    def feedback_url(self, email: str, key: str, verdict: str) -> str:
+        """The page where ``email`` says ``verdict`` ("more" or "less") of the paper ``key``."""
+        return f"{self.feedback_base(email)}{verdict}/{quote(key, safe='')}"
 
     def address_in(self, token: str) -> str | None:
         """The address a genuine token names; None for a forged, altered or foreign one."""

@@ -97,6 +97,10 @@ class Renderer:
         # Cards are poured into the inlined layout through this text token, unguessable by sources.
         self._slot = f"DIGESTCARDS{os.urandom(8).hex()}"
         self._trending_slot = f"DIGESTTRENDING{os.urandom(8).hex()}"
+        # Cards are shared by every reader; their verdict links start here, replaced per reader.
+        self._feedback_slot = (
+            f"https://feedback.invalid/{os.urandom(8).hex()}/" if settings.links else None
+        )
 
     def _view(self, match: Match, level: int, bibtex: bool) -> PaperView:
         """The view of ``match`` at ``level``, made once per run: thousands of subscribers share
@@ -106,7 +110,8 @@ class Renderer:
         if cached is None or cached[0] is not match:
             if len(self._views) >= _CACHED:
                 self._views.clear()
-            cached = self._views[key] = (match, paper_view(match, level, bibtex=bibtex))
+            view = paper_view(match, level, bibtex=bibtex, feedback=self._feedback_slot)
+            cached = self._views[key] = (match, view)
         return cached[1]
 
     def _card_of(self, view: PaperView) -> str:
@@ -148,6 +153,7 @@ class Renderer:
         base["view_url"] = (
             links.view_url(subscriber.email, digest_id) if links and digest_id else None
         )
+        base["feedback_base"] = links.feedback_base(subscriber.email) if links else None
         base["empty"] = not any(not match.trending for match in matches)
         base["notice"] = clean_text(notice) if notice else None
         base["near_misses"] = []
@@ -245,7 +251,11 @@ class Renderer:
         context.update(self._counts(base, full, overflow, rest))
         layout = self._inliner.document(render_template(self._html, context))
         layout = layout.replace(self._slot, cards, 1)
-        return layout.replace(self._trending_slot, trending, 1) if trending else layout
+        if trending:
+            layout = layout.replace(self._trending_slot, trending, 1)
+        if self._feedback_slot and base["feedback_base"]:
+            layout = layout.replace(self._feedback_slot, base["feedback_base"])
+        return layout
 
     @staticmethod
     def _counts(

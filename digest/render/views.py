@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 from markupsafe import Markup
 
@@ -65,6 +65,8 @@ class PaperView:
     more: bool
     links: tuple[LinkView, ...]
     anchor: str = ""  # the card's id, which the overview links to
+    more_url: str = ""  # "more like this" and "fewer like this" (with the reader's links)
+    less_url: str = ""
     trending: bool = False  # one of the week's most upvoted, shown whatever the interests
 
 
@@ -202,9 +204,12 @@ def paper_link(paper: Paper) -> str:
     )
 
 
-def paper_view(match: Match, level: int, *, bibtex: bool = False) -> PaperView:
+def paper_view(
+    match: Match, level: int, *, bibtex: bool = False, feedback: str | None = None
+) -> PaperView:
     """The template view of ``match`` with its abstract cut to ``BODY_LEVELS[level]``; with
-    ``bibtex``, a "BibTeX" link among its links (papers with an arXiv id)."""
+    ``bibtex``, a "BibTeX" link among its links (papers with an arXiv id); with ``feedback``,
+    verdict links under it (``feedback`` + ``more/KEY``: the renderer's per-reader slot)."""
     paper = match.paper
     title = clip(clean_text(paper.title), MAX_TITLE)
     link = paper_link(paper)
@@ -265,4 +270,6 @@ def paper_view(match: Match, level: int, *, bibtex: bool = False) -> PaperView:
         links=tuple(links),
         anchor="paper-" + re.sub(r"[^a-z0-9]+", "-", paper.key.lower()).strip("-"),
         trending=match.trending,
+        more_url=f"{feedback}more/{quote(paper.key, safe='')}" if feedback else "",
+        less_url=f"{feedback}less/{quote(paper.key, safe='')}" if feedback else "",
     )

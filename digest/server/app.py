@@ -75,6 +75,14 @@ def make_app(service: Service) -> Any:
             Route(f"{base}/a/{{token}}", reader.archive, methods=["GET"]),
             Route(f"{base}/p/{{token}}", reader.preferences_page, methods=["GET"]),
             Route(f"{base}/p/{{token}}", reader.save_preferences, methods=["POST"]),
+            Route(
+                f"{base}/f/{{token}}/{{verdict}}/{{key:path}}", reader.verdict_page, methods=["GET"]
+            ),
+            Route(
+                f"{base}/f/{{token}}/{{verdict}}/{{key:path}}",
+                reader.save_verdict,
+                methods=["POST"],
+            ),
         ]
     if service.prefix:
         routes.append(Route(service.prefix, pages.home, methods=["GET"]))

@@ -1,5 +1,6 @@
 """The reader's own pages behind their signed link: a digest in the browser (``/d/TOKEN/ID``),
-the archive of past digests (``/a/TOKEN``) and the preferences page (``/p/TOKEN``, saved by POST).
+the archive of past digests (``/a/TOKEN``), the preferences page (``/p/TOKEN``, saved by POST)
+and a verdict on a paper (``/f/TOKEN/more|less/KEY``: GET shows it, only the POST records it).
 
 Each page serves only the address its token names: a digest id of another reader is "not found"
 for this one, and a forged or altered token gets 403 without a look at the store. A past digest
@@ -19,11 +20,11 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from digest import preferences
+from digest import feedback, preferences
 from digest.errors import StoreError
-from digest.models import WEEKDAYS, Match, Subscriber
+from digest.models import WEEKDAYS, Match, Paper, Subscriber
 from digest.render.environment import make_environment
-from digest.render.views import english_date
+from digest.render.views import english_date, paper_view
 from digest.untrusted import clean_text
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 ARCHIVE_TEMPLATE = "archive_page.html.j2"
 PREFERENCES_TEMPLATE = "preferences_page.html.j2"
 MESSAGE_TEMPLATE = "unsubscribe_page.html.j2"
+VERDICT_TEMPLATE = "verdict_page.html.j2"
 
 
 class ReaderPages:
@@ -45,6 +47,7 @@ class ReaderPages:
         self._archive = env.get_template(ARCHIVE_TEMPLATE)
         self._preferences = env.get_template(PREFERENCES_TEMPLATE)
         self._message = env.get_template(MESSAGE_TEMPLATE)
+        self._verdict = env.get_template(VERDICT_TEMPLATE)
 
     # --- the digest in a browser, and the archive ------------------------------------------------
 
@@ -198,6 +201,95 @@ class ReaderPages:
             "semantic": preferences.semantic_installed() or bool(subscriber.about),
         }
         return self._render(self._preferences, status, context)
+
+    # --- verdicts ("more like this", "fewer like this") -----------------------------------------
+
+    def verdict_page(self, request: Request) -> Response:
+        found = self._paper(request)
+        if isinstance(found, Response):
+            return found
+        subscriber, paper, verdict, current = found
+        word = feedback.WORDS[verdict]
+        message = (
+            f"You said {word} already; press to say it again, or go back."
+            if current == verdict
+            else f"Your digest learns from it: {'more' if verdict > 0 else 'fewer'} papers like "
+            "this one in the days to come."
+        )
+        return self._verdict_form(
+            200,
+            subscriber,
+            paper,
+            message,
+            action=str(request.path_params["verdict"]),
+            button=word.capitalize(),
+        )
+
+    async def save_verdict(self, request: Request) -> Response:
+        found = self._paper(request)
+        if isinstance(found, Response):
+            return found
+        subscriber, paper, verdict, _ = found
+        action = (await request.form()).get("action")
+        if action not in ("more", "less", "clear"):
+            return self._say(400, "Not understood", "That request is not one of ours.")
+        value = None if action == "clear" else feedback.VERDICTS[str(action)]
+        try:
+            with self._service.open_store() as writable:
+                feedback.record(writable, subscriber.email, paper, value, self._service.now())
+        except StoreError:
+            return self._say(
+                503, "Busy", "The list is busy sending; nothing was recorded. Please try again "
+                "in a minute.",
+            )  # fmt: skip
+        if value is None:
+            return self._verdict_form(
+                200, subscriber, paper, "Taken back: this paper no longer counts either way.",
+                action=str(request.path_params["verdict"]),
+                button=feedback.WORDS[verdict].capitalize(),
+            )  # fmt: skip
+        return self._verdict_form(
+            200, subscriber, paper,
+            f"Noted: {feedback.WORDS[value]}. Your next digests follow it.",
+            action="clear", button="Undo",
+        )  # fmt: skip
+
+    def _paper(self, request: Request) -> tuple[Subscriber, Paper, int, int | None] | Response:
+        """The reader, the stored paper, the verdict the link names, and the reader's verdict
+        on it so far; or the answer to give instead."""
+        found = self._reader(request)
+        if isinstance(found, Response):
+            return found
+        subscriber, store = found
+        verdict = feedback.VERDICTS.get(str(request.path_params["verdict"]))
+        key = str(request.path_params["key"])
+        with store:
+            paper = store.papers_by_key({key}).get(key) if verdict is not None else None
+            current = store.verdicts([subscriber.email]).get(subscriber.address, {}).get(key)
+        if verdict is None or paper is None:
+            return self._say(404, "No such paper", "This list holds no paper of that name.")
+        return subscriber, paper, verdict, current
+
+    def _verdict_form(
+        self, status: int, subscriber: Subscriber, paper: Paper, message: str, *, action: str,
+        button: str,
+    ) -> Response:  # fmt: skip
+        view = paper_view(Match(paper=paper), 0)
+        context = {
+            "heading": "More like this?"
+            if action == "more"
+            else "Fewer like this?"
+            if action == "less"
+            else "Thank you",
+            "message": message,
+            "address": subscriber.email,
+            "paper_title": view.title,
+            "paper_link": view.link or None,
+            "action": action,
+            "button": button,
+            "archive_url": self._service.links.archive_url(subscriber.email),
+        }
+        return self._render(self._verdict, status, context)
 
     # --- shared --------------------------------------------------------------------------------
 

@@ -310,6 +310,14 @@ class Store(Protocol):
     def save_preferences(self, email: str, settings: Mapping[str, Any], now: dt.datetime) -> None:
         """Keep a reader's preferences (an empty mapping drops them)."""
 
+    def verdicts(self, emails: Collection[str] | None = None) -> dict[str, dict[str, int]]:
+        """Readers' verdicts on papers (+1 more like this, -1 fewer), by address then paper
+        key (of ``emails``, or every reader)."""
+
+    def record_verdict(self, email: str, key: str, verdict: int | None, now: dt.datetime) -> bool:
+        """Record a reader's verdict on the stored paper ``key`` (None clears it); whether
+        anything changed."""
+
     def plan_digests(
         self, run_id: int, day: dt.date, planned: Sequence[PlannedDigest], now: dt.datetime
     ) -> list[OpenDigest]:

@@ -33,6 +33,7 @@ from digest.store import (
     address_of,
     ledger,
     readers,
+    verdicts,
 )
 from digest.store.claims import Claiming, iso, parse_time
 from digest.store.papers import (
@@ -57,6 +58,7 @@ TABLES = {
     "paper_vectors": "key",
     "liked_papers": "arxiv_id",
     "paper_titles": "title_key, paper_key",
+    "verdicts": "email, paper_key",
     "digests": "id",
     "subscribers": "email",
     "preferences": "email",
@@ -207,6 +209,21 @@ class SqlStore(Claiming, InterestStorage):
             lambda conn: readers.save_preferences(conn, address, settings, stamp),
         )
 
+    def verdicts(self, emails: Collection[str] | None = None) -> dict[str, dict[str, int]]:
+        """Readers' verdicts on papers, by address then paper key (of ``emails``, or all)."""
+        addresses = None if emails is None else {address_of(e) for e in emails}
+        return self._db.read(
+            "read the readers' verdicts", lambda conn: verdicts.verdicts(conn, addresses)
+        )
+
+    def record_verdict(self, email: str, key: str, verdict: int | None, now: dt.datetime) -> bool:
+        """Record a reader's verdict on the stored paper ``key`` (None clears it)."""
+        address, stamp = address_of(email), iso(now)
+        return self._db.write(
+            "record the reader's verdict",
+            lambda conn: verdicts.record_verdict(conn, address, key, verdict, stamp),
+        )
+
     def last_run(self, before: dt.datetime) -> dt.datetime | None:
         """When the last real run (not a dry run) that started before ``before`` started."""
         row = self._db.read(
@@ -299,6 +316,7 @@ class SqlStore(Claiming, InterestStorage):
 
         def prune(conn: Connection) -> PruneReport:
             owed = {key for keys in ledger.owed(conn).values() for key in keys}
+            owed |= verdicts.voted_keys(conn)  # a reader's profile learns from them for good
             digests = ledger.prune_digests(conn, before)
             records = prune_records(conn, before, owed)
             prune_vectors(conn)

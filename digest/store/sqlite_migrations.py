@@ -169,4 +169,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             changed TEXT NOT NULL
         )""",
     ),
+    # 8: readers' verdicts on papers ("more like this" +1, "fewer like this" -1), from the
+    # links in their email or `digest feedback` (digest.store.verdicts); a paper with one keeps
+    # its record and vector when older papers are pruned.
+    (
+        """CREATE TABLE verdicts (
+            email TEXT NOT NULL,
+            paper_key TEXT NOT NULL REFERENCES papers (key) ON DELETE CASCADE,
+            verdict INTEGER NOT NULL CHECK (verdict IN (-1, 1)),
+            changed TEXT NOT NULL,
+            PRIMARY KEY (email, paper_key)
+        )""",
+        "CREATE INDEX verdicts_paper ON verdicts (paper_key)",
+    ),
 )

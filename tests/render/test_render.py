@@ -633,3 +633,23 @@ def test_a_keyword_in_hidden_text_beside_an_author_still_says_so() -> None:
         "By Xuzhou Zhu, an author you follow; "
         "matched in text not shown here (the full abstract or its AI keywords)"
     )
+
+
+def test_each_reader_gets_verdict_links_of_their_own_on_shared_cards() -> None:
+    links = UnsubscribeLinks("https://digest.example.org", b"0123456789abcdef0123")
+    renderer = Renderer(RenderSettings(title="Daily Papers digest", links=links))
+    found = matches(api_papers("api_2025-10-06.json"))[:3]
+    bob = subscriber(email="bob@example.org", keywords=KEYWORDS)
+    for reader in (ADA, bob, ADA):  # the same cards, rendered for one reader after another
+        html = renderer.render(reader, found, day=DAY, new_count=3, matched_count=3).html
+        assert "feedback.invalid" not in html
+        for match in found:
+            for verdict in ("more", "less"):
+                url = links.feedback_url(reader.email, match.paper.key, verdict)
+                assert f'href="{url}"' in html
+        other = bob if reader is ADA else ADA
+        assert links.feedback_base(other.email) not in html
+    plain = Renderer(RenderSettings(title="Daily Papers digest")).render(
+        ADA, found, day=DAY, new_count=3, matched_count=3
+    )
+    assert "More like this" not in plain.html  # no server, no links to it

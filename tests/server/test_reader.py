@@ -204,3 +204,101 @@ def test_with_self_service_off_the_page_says_so_and_saves_nothing(tmp_path: Path
         posted = httpx.post(url, data={"keywords": "agent\nrobot", "frequency": "weekly"})
         assert posted.status_code == 403
     assert site.digest("subscribers", "export").stdout == before
+
+
+def feedback_links(message: EmailMessage) -> list[tuple[str, str]]:
+    """Each card's ("More like this", "Fewer like this") links, in the order of the cards."""
+    html = body(message, "html")
+    more = re.findall(r'<a class="feedback-link" href="([^"]+)"[^>]*>More like this</a>', html)
+    less = re.findall(r'<a class="feedback-link" href="([^"]+)"[^>]*>Fewer like this</a>', html)
+    assert len(more) == len(less) == len(card_titles(html))
+    return [(unescape(m), unescape(f)) for m, f in zip(more, less, strict=True)]
+
+
+def verdicts_listed(site: Site, address: str) -> list[str]:
+    listed = site.digest("feedback", "list", address)
+    assert listed.returncode == 0, listed.stderr
+    return [" ".join(line.split()[:4]) for line in listed.stdout.splitlines()]
+
+
+@needs_chromium
+def test_more_like_this_from_a_real_message_in_chromium(served_days: Site, tmp_path: Path) -> None:
+    site = served_days
+    message = newest_to(site, "ada@example.org")
+    (more, _), (_, less) = feedback_links(message)[:2]
+    first, second = card_titles(body(message, "html"))[:2]
+    with Browser(tmp_path / "profile") as browser:
+        browser.open(more)
+        text = " ".join(browser.evaluate("document.body.innerText").split())
+        assert "More like this?" in text and " ".join(first.split()) in text
+        assert verdicts_listed(site, "ada@example.org") == []  # a GET records nothing
+        browser.click("form button")
+        text = browser.evaluate("document.body.innerText")
+        assert "Noted: more like this." in text
+        key = more.rsplit("/", 1)[1]
+        assert verdicts_listed(site, "ada@example.org") == [f"{key} more like this"]
+        browser.click("form button")  # undo
+        assert "Taken back" in browser.evaluate("document.body.innerText")
+        assert verdicts_listed(site, "ada@example.org") == []
+        browser.open(less)
+        assert " ".join(second.split()) in " ".join(
+            browser.evaluate("document.body.innerText").split()
+        )
+        browser.click("form button")
+        assert verdicts_listed(site, "ada@example.org") == [
+            f"{less.rsplit('/', 1)[1]} fewer like this"
+        ]
+        assert browser.evaluate("document.cookie") == ""
+
+
+def test_verdict_links_refuse_forged_foreign_and_unknown_and_record_nothing(
+    served_days: Site,
+) -> None:
+    site = served_days
+    ada, bob = newest_to(site, "ada@example.org"), newest_to(site, "bob@example.org")
+    (more, _) = feedback_links(ada)[0]
+    base, key = more.rsplit("/more/", 1)
+    token = base.rsplit("/", 1)[1]
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    root = f"http://127.0.0.1:{site.port}"
+    with httpx.Client() as client:
+        for url in (
+            f"{root}/f/{forged}/more/{key}",  # altered token
+            f"{root}/f/{token[:-4]}/more/{key}",  # cut short
+        ):
+            assert client.get(url).status_code == 403
+            assert client.post(url, data={"action": "more"}).status_code == 403
+        for url in (
+            f"{root}/f/{token}/more/2501.99999",  # no such paper
+            f"{root}/f/{token}/lots/{key}",  # no such verdict
+        ):
+            assert client.get(url).status_code == 404
+            assert client.post(url, data={"action": "more"}).status_code == 404
+        assert client.post(more, data={"action": "delete"}).status_code == 400
+        # Bob's own link is Bob's: it records for him, never for Ada.
+        (bob_more, _) = feedback_links(bob)[0]
+        assert client.post(bob_more, data={"action": "more"}).status_code == 200
+    assert verdicts_listed(site, "ada@example.org") == []
+    assert len(verdicts_listed(site, "bob@example.org")) == 1
+
+
+def test_feedback_from_the_command_line_refuses_unknown_readers_and_papers(
+    two_days: Site,
+) -> None:
+    site = two_days
+    key = feedback_links(newest_to(site, "ada@example.org"))[0][0].rsplit("/", 1)[1]
+    for args, named in (
+        (("eve@example.org", key, "more"), "no subscriber 'eve@example.org' in the config"),
+        (("ada@example.org", "2501.99999", "more"), "no paper '2501.99999' in the store"),
+        (("ada@example.org", key), "give a verdict (more or less) or --clear"),
+        (("ada@example.org", key, "much"), "invalid choice: 'much'"),
+    ):
+        done = site.digest("feedback", *args)
+        assert done.returncode == 2, args
+        assert named in done.stderr and "Traceback" not in done.stderr
+        if "invalid choice" not in named:  # argparse's own errors come with the usage
+            assert len(done.stderr.strip().splitlines()) == 2  # the error, and a hint
+    assert verdicts_listed(site, "ada@example.org") == []
+    done = site.digest("feedback", "ada@example.org", f"{key}v3", "less")
+    assert done.returncode == 0 and "fewer like this" in done.stdout
+    assert verdicts_listed(site, "ada@example.org") == [f"{key} fewer like this"]

@@ -178,7 +178,7 @@ def test_a_version_1_store_is_migrated_on_open_and_keeps_its_data(tmp_path: Path
         assert conn.execute("PRAGMA user_version").fetchone() == (1,)
 
     with SqliteStore.open(path) as store:
-        assert store.stats().schema_version == SCHEMA_VERSION == 7
+        assert store.stats().schema_version == SCHEMA_VERSION == 8
         reckoning = Paper(title="RECKONING: Reasoning through\n  Dynamic Knowledge Encoding")
         mora = Paper(arxiv_id="2403.13248v2", title="Mora")
         seen = store.observe([reckoning, mora], NOW)

@@ -370,3 +370,20 @@ def test_preferences_are_kept_replaced_and_dropped(store: Store) -> None:
     assert store.preferences()[ADA] == {"about": ["web agents"]}
     store.save_preferences(ADA, {}, NOW)
     assert store.preferences() == {"bob@example.org": {"frequency": "weekly"}}
+
+
+def test_verdicts_are_recorded_replaced_cleared_and_outlive_pruning(store: Store) -> None:
+    papers = store.observe(api_papers(API_SAMPLE), NOW).new
+    first, second = papers[0].key, papers[1].key
+    assert store.verdicts() == {}
+    assert store.record_verdict("Ada@Example.org", first, 1, NOW)
+    assert not store.record_verdict(ADA, first, 1, NOW)  # the same again changes nothing
+    assert store.record_verdict(ADA, second, -1, NOW)
+    assert store.record_verdict("bob@example.org", first, -1, NOW)
+    assert store.verdicts([ADA]) == {ADA: {first: 1, second: -1}}
+    assert store.record_verdict(ADA, second, None, NOW)
+    assert store.verdicts() == {ADA: {first: 1}, "bob@example.org": {first: -1}}
+    # Old papers are pruned, but not the ones a reader judged: their profile still needs them.
+    store.prune(NOW + dt.timedelta(days=40), keep=dt.timedelta(days=10))
+    kept = store.papers_by_key({first, second})
+    assert set(kept) == {first}
