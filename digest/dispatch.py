@@ -154,7 +154,10 @@ def _matches_of(
         papers = store.papers_by_key({key for _, d in missing for key in d.papers})
         people = [person for person, _ in missing]
         interests = compile_interests(
-            people, liked=liked_papers(people, list(papers.values()), store), store=store
+            people,
+            liked=liked_papers(people, list(papers.values()), store),
+            store=store,
+            feedback=store,
         )
         every_key = set(papers)
         skip = {person.email: every_key.difference(d.papers) for person, d in missing}

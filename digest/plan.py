@@ -98,7 +98,7 @@ def make_plan(
         candidates = _candidates(store, observed, start, record=record)
         candidate_keys = {p.key for p in candidates}
         likes = liked_papers(members, candidates, store, liked)
-        interests = compile_interests(members, liked=likes, store=store)
+        interests = compile_interests(members, liked=likes, store=store, feedback=store)
         ranked = interests.rank(candidates, skip=skip)
         for subscriber in members:
             email = subscriber.email

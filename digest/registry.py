@@ -129,6 +129,7 @@ MATCHERS: Registry[Callable[..., Matcher]] = Registry(
     {
         "keywords": "digest.match.keywords:compile_interests",
         "semantic": "digest.match.semantic:SemanticMatcher",
+        "profile": "digest.match.profile:with_profiles",
     },
 )
 

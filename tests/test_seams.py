@@ -16,6 +16,7 @@ from digest.deliver.smtp import SmtpChannel
 from digest.deliver.webhook import WebhookChannel
 from digest.match import Matcher
 from digest.match.keywords import compile_interests
+from digest.match.profile import ProfileMatcher, with_profiles
 from digest.match.semantic import SemanticMatcher
 from digest.settings import SourceSettings
 from digest.sources import Source
@@ -45,7 +46,12 @@ STORE_BACKENDS: dict[str, StoreBackend] = {"sqlite": SqliteStore, "postgresql": 
 MATCHER_FACTORIES: dict[str, Callable[..., Matcher]] = {
     "keywords": compile_interests,
     "semantic": SemanticMatcher,
+    "profile": with_profiles,
 }
+
+
+def matchers(a: ProfileMatcher) -> list[Matcher]:
+    return [a]  # the profile matcher wraps a Matcher and is one
 
 
 def sources(a: HfApiSource, b: PageSource, c: FeedSource, d: JsonlSource) -> list[Source]:

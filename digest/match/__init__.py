@@ -37,7 +37,9 @@ from typing import TYPE_CHECKING, Protocol
 from digest.models import Match, Paper, Subscriber
 
 if TYPE_CHECKING:
+    from digest.match.profile import FeedbackStore
     from digest.match.semantic import PaperVectors
+    from digest.match.text import TextCache
 
 __all__ = ["Matcher", "Ranking", "compile_interests"]
 
@@ -109,15 +111,31 @@ def compile_interests(
     *,
     liked: Mapping[str, Paper] | None = None,
     store: PaperVectors | None = None,
+    feedback: FeedbackStore | None = None,
 ) -> Matcher:
     """The matcher for these subscribers' interests: the keyword matcher, or the semantic one
     (:mod:`.semantic`) when someone describes interests in words (``about``) or by papers they
-    liked (``like``, resolved through ``liked``: arXiv id -> paper)."""
+    liked (``like``, resolved through ``liked``: arXiv id -> paper); around it, with
+    ``feedback`` (the store) and the semantic extra installed, the profiles of the readers who
+    gave verdicts (:mod:`.profile`)."""
     from digest.registry import MATCHERS
 
-    if any(s.about or s.like for s in subscribers):
-        from digest.match.embedding import bundled_embedder
+    def build(readers: Sequence[Subscriber], texts: TextCache | None = None) -> Matcher:
+        if any(s.about or s.like for s in readers):
+            from digest.match.embedding import bundled_embedder
 
-        semantic = MATCHERS.load("semantic")
-        return semantic(subscribers, bundled_embedder(), liked=liked, store=store)
-    return MATCHERS.load("keywords")(subscribers)
+            semantic = MATCHERS.load("semantic")
+            return semantic(readers, bundled_embedder(), liked=liked, store=store, text_cache=texts)
+        return MATCHERS.load("keywords")(readers, texts=texts)
+
+    if feedback is not None and _semantic_installed():
+        return MATCHERS.load("profile")(subscribers, build, feedback, liked=liked)
+    return build(subscribers)
+
+
+def _semantic_installed() -> bool:
+    """Whether paper embeddings can be made here (the semantic extra): profiles need them, and
+    verdicts wait for them otherwise."""
+    import importlib.util
+
+    return importlib.util.find_spec("wordllama") is not None

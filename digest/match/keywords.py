@@ -72,9 +72,12 @@ class _Named:
         return self._run.match(i, self._profiles[self._subscribers[email]])
 
 
-def compile_interests(subscribers: Sequence[Subscriber]) -> KeywordMatcher:
-    """All subscribers' interests in one shared vocabulary, ready to match any list of papers."""
-    return KeywordMatcher(subscribers, TextCache())
+def compile_interests(
+    subscribers: Sequence[Subscriber], *, texts: TextCache | None = None
+) -> KeywordMatcher:
+    """All subscribers' interests in one shared vocabulary, ready to match any list of papers
+    (tokenised into ``texts``, which another matcher of the same papers may share)."""
+    return KeywordMatcher(subscribers, texts or TextCache())
 
 
 class KeywordMatcher:

@@ -109,6 +109,7 @@ class SemanticMatcher:
         liked: Mapping[str, Paper] | None = None,
         vectors: dict[str, npt.NDArray[np.float32]] | None = None,
         store: PaperVectors | None = None,
+        text_cache: TextCache | None = None,
     ) -> None:
         import numpy as np
 
@@ -161,7 +162,7 @@ class SemanticMatcher:
             self._meaning[section.email] = (wid, wants, has_keywords)
             if likes:
                 self._liked_keys[section.email] = likes
-        self._keywords = KeywordMatcher(views, TextCache(), filters=filters)
+        self._keywords = KeywordMatcher(views, text_cache or TextCache(), filters=filters)
         self._interests = (
             embedder.embed(list(texts)) if texts else np.zeros((0, 1), dtype=np.float32)
         )
@@ -284,32 +285,7 @@ class SemanticMatcher:
         return picks
 
     def _paper_vectors(self, papers: Sequence[Paper]) -> npt.NDArray[np.float32]:
-        """One row per paper: from this matcher's memory, else the store, else embedded now
-        (and then kept in the store)."""
-        import numpy as np
-
-        missing = [p for p in dict.fromkeys(papers) if p.key not in self._vectors]
-        if len(self._vectors) + len(missing) > _VECTOR_CACHE_LIMIT:
-            self._vectors.clear()
-            missing = list(dict.fromkeys(papers))
-        tags = {p.key: vector_tag(self._embedder.name, paper_text(p)) for p in missing}
-        if missing and self._store is not None:
-            for key, (tag, raw) in self._store.paper_vectors(list(tags)).items():
-                if tag == tags[key]:
-                    self._vectors[key] = np.frombuffer(raw, dtype="<f4")
-            missing = [p for p in missing if p.key not in self._vectors]
-        if missing:
-            fresh = self._embedder.embed([paper_text(p) for p in missing])
-            for paper, vector in zip(missing, fresh, strict=True):
-                self._vectors[paper.key] = vector
-            if self._store is not None:
-                self._store.save_paper_vectors(
-                    [
-                        (p.key, tags[p.key], v.astype("<f4").tobytes())
-                        for p, v in zip(missing, fresh, strict=True)
-                    ]
-                )
-        return np.stack([self._vectors[p.key] for p in papers])
+        return embedded(papers, self._embedder, self._vectors, self._store)
 
     def rank_one(self, email: str, papers: Sequence[Paper]) -> Ranking:
         """One subscriber's ranking among ``papers``."""
@@ -323,6 +299,42 @@ class SemanticMatcher:
                 store=self._store,
             )  # fmt: skip
         return single.rank(papers)[email]
+
+
+def embedded(
+    papers: Sequence[Paper],
+    embedder: Embedder,
+    cache: dict[str, npt.NDArray[np.float32]],
+    store: PaperVectors | None,
+) -> npt.NDArray[np.float32]:
+    """One row per paper: from ``cache``, else the store, else embedded now (and then kept in
+    the store and the cache)."""
+    import numpy as np
+
+    missing = [p for p in dict.fromkeys(papers) if p.key not in cache]
+    if len(cache) + len(missing) > _VECTOR_CACHE_LIMIT:
+        cache.clear()
+        missing = list(dict.fromkeys(papers))
+    tags = {p.key: vector_tag(embedder.name, paper_text(p)) for p in missing}
+    if missing and store is not None:
+        for key, (tag, raw) in store.paper_vectors(list(tags)).items():
+            if tag == tags[key]:
+                cache[key] = np.frombuffer(raw, dtype="<f4")
+        missing = [p for p in missing if p.key not in cache]
+    if missing:
+        fresh = embedder.embed([paper_text(p) for p in missing])
+        for paper, vector in zip(missing, fresh, strict=True):
+            cache[paper.key] = vector
+        if store is not None:
+            store.save_paper_vectors(
+                [
+                    (p.key, tags[p.key], v.astype("<f4").tobytes())
+                    for p, v in zip(missing, fresh, strict=True)
+                ]
+            )
+    if not papers:
+        return np.zeros((0, 1), dtype=np.float32)
+    return np.stack([cache[p.key] for p in papers])
 
 
 def _clip(text: str) -> str:

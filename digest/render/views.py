@@ -109,6 +109,8 @@ def _why(match: Match, highlighted: bool) -> str:
     if match.trending:
         upvotes = f" (▲ {match.paper.upvotes})" if match.paper.upvotes else ""
         parts.append(f"one of this week's most upvoted papers{upvotes}, outside your interests")
+    if match.marked:
+        parts.append(f"like papers you marked: “{clip(clean_text(match.marked), MAX_TITLE)}”")
     if match.close_to and match.similarity is not None:
         parts.append(
             f"close to {clip(clean_text(match.close_to), MAX_TITLE)} ({match.similarity:.2f})"

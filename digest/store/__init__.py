@@ -318,6 +318,12 @@ class Store(Protocol):
         """Record a reader's verdict on the stored paper ``key`` (None clears it); whether
         anything changed."""
 
+    def reader_profiles(self, emails: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """The kept profile (tag, float32 weights) of each reader of ``emails`` that has one."""
+
+    def save_reader_profiles(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        """Keep these (address, tag, weights) profiles."""
+
     def plan_digests(
         self, run_id: int, day: dt.date, planned: Sequence[PlannedDigest], now: dt.datetime
     ) -> list[OpenDigest]:

@@ -59,6 +59,7 @@ TABLES = {
     "liked_papers": "arxiv_id",
     "paper_titles": "title_key, paper_key",
     "verdicts": "email, paper_key",
+    "reader_profiles": "email",
     "digests": "id",
     "subscribers": "email",
     "preferences": "email",
@@ -223,6 +224,20 @@ class SqlStore(Claiming, InterestStorage):
             "record the reader's verdict",
             lambda conn: verdicts.record_verdict(conn, address, key, verdict, stamp),
         )
+
+    def reader_profiles(self, emails: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """The kept profile (tag, weights) of each reader of ``emails`` that has one."""
+        addresses = {address_of(e) for e in emails}
+        return self._db.read(
+            "read readers' profiles", lambda conn: verdicts.read_profiles(conn, addresses)
+        )
+
+    def save_reader_profiles(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        """Keep these (address, tag, weights) profiles (a read-only store keeps none)."""
+        if rows and not self.readonly:
+            self._db.write(
+                "save readers' profiles", lambda conn: verdicts.write_profiles(conn, rows)
+            )
 
     def last_run(self, before: dt.datetime) -> dt.datetime | None:
         """When the last real run (not a dry run) that started before ``before`` started."""

@@ -171,7 +171,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 8: readers' verdicts on papers ("more like this" +1, "fewer like this" -1), from the
     # links in their email or `digest feedback` (digest.store.verdicts); a paper with one keeps
-    # its record and vector when older papers are pruned.
+    # its record and vector when older papers are pruned. The profile fitted from a reader's
+    # verdicts, kept until they change (its tag says what it was fitted from).
     (
         """CREATE TABLE verdicts (
             email TEXT NOT NULL,
@@ -181,5 +182,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (email, paper_key)
         )""",
         "CREATE INDEX verdicts_paper ON verdicts (paper_key)",
+        """CREATE TABLE reader_profiles (
+            email TEXT PRIMARY KEY,
+            tag TEXT NOT NULL,
+            weights TEXT NOT NULL
+        )""",
     ),
 )

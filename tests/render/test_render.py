@@ -653,3 +653,15 @@ def test_each_reader_gets_verdict_links_of_their_own_on_shared_cards() -> None:
         ADA, found, day=DAY, new_count=3, matched_count=3
     )
     assert "More like this" not in plain.html  # no server, no links to it
+
+
+def test_a_paper_the_profile_added_says_which_marked_paper_it_is_like() -> None:
+    paper = api_papers("api_2025-10-06.json")[0]
+    added = Match(paper=paper, marked="FastCuRL: Curriculum <b>Reinforcement</b> Learning")
+    rendered = Renderer(RenderSettings(title="T"), inline=False).render(
+        ADA, [added], day=DAY, new_count=1, matched_count=1
+    )
+    (line,) = re.findall(r'<p class="why"[^>]*>([^<]*)</p>', rendered.html)
+    marked = "FastCuRL: Curriculum &lt;b&gt;Reinforcement&lt;/b&gt; Learning"
+    assert line == f"Like papers you marked: “{marked}”"
+    assert "Why: Like papers you marked:" in " ".join(rendered.text.split())
