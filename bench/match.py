@@ -221,12 +221,17 @@ def with_verdicts(args: argparse.Namespace, real: list[Paper], rng: random.Rando
         base = min(keyword_path() for _ in range(args.repeat))
         first, _ = profile_path()  # fits and keeps every profile
         later, ranked = min((profile_path() for _ in range(args.repeat)), key=lambda r: r[0])
+        # a day's new verdicts: one more for every twentieth reader, whose profile is refitted
+        for person in people[::20]:
+            store.record_verdict(person.email, rng.choice(keys), 1, now)
+        daily, _ = profile_path()
     added = sum(1 for r in ranked.values() for m in r.matches if m.marked)
     print(
         f"{len(people):,} subscribers x {len(papers)} papers, {args.verdicts} verdicts each: "
         f"keyword path {base:.3f} s CPU; with profiles, first run (fitting {len(people):,}) "
         f"{first:.3f} s ({first / base:.1f}x), later runs {later:.3f} s ({later / base:.2f}x, "
-        f"target <= 2x); {added:,} papers added by profiles"
+        f"target <= 2x); after a new verdict from every 20th reader {daily:.3f} s "
+        f"({daily / base:.2f}x); {added:,} papers added by profiles"
     )
 
 

@@ -111,11 +111,14 @@ def fit(
     *,
     l2: float = L2,
     background_share: float = BACKGROUND_SHARE,
-    steps: int = 12,
+    start: Vectors | None = None,
+    steps: int = 20,
 ) -> Vectors:
     """The weights (bias last) of a logistic regression of ``positive`` against ``negative``
     and ``background`` (unjudged papers: weak negatives, ``background_share`` of that side),
-    the two sides weighing the same."""
+    the two sides weighing the same; from ``start`` (the reader's profile before their latest
+    verdicts, which a few steps correct), else from zero. In float32: twice as fast, and the
+    weights need no more."""
     import numpy as np
 
     sides = [
@@ -124,24 +127,25 @@ def fit(
         (background, 0.0, background_share if len(negative) else 1.0),
     ]
     sides = [(rows, label, share) for rows, label, share in sides if len(rows)]
-    x = np.vstack([rows for rows, _, _ in sides]).astype(np.float64)
-    x = np.hstack([x, np.ones((len(x), 1))])
-    y = np.concatenate([np.full(len(rows), label) for rows, label, _ in sides])
+    x = np.vstack([rows for rows, _, _ in sides]).astype(np.float32)
+    x = np.hstack([x, np.ones((len(x), 1), dtype=np.float32)])
+    y = np.concatenate([np.full(len(rows), label, dtype=np.float32) for rows, label, _ in sides])
     # each side half the weight (the negative one split between verdicts and background)
     weight = np.concatenate(
         [np.full(len(rows), 0.5 * share / len(rows)) for rows, _, share in sides]
     )
-    weight *= len(x)
-    penalty = np.full(x.shape[1], l2)
+    weight = (weight * len(x)).astype(np.float32)
+    penalty = np.full(x.shape[1], l2, dtype=np.float32)
     penalty[-1] = 0.0  # the bias is not pulled towards zero
-    w = np.zeros(x.shape[1])
-    for _ in range(steps):
+    fresh = start is None or start.shape != (x.shape[1],)  # another model's: start afresh
+    w = np.zeros(x.shape[1], dtype=np.float32) if fresh else np.array(start, dtype=np.float32)
+    for _ in range(steps):  # Newton's method: about 7 steps from zero, 3 from a kept profile
         p = 1.0 / (1.0 + np.exp(-(x @ w)))
         gradient = x.T @ (weight * (p - y)) + penalty * w
-        hessian = (x.T * (weight * p * (1 - p))) @ x + np.diag(penalty + 1e-9)
+        hessian = (x.T * (weight * p * (1 - p))) @ x + np.diag(penalty + 1e-6)
         step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if float(np.abs(step).max()) < 1e-6:
+        w = w - step
+        if float(np.abs(step).max()) < 1e-4:
             break
     weights: Vectors = w.astype(np.float32)
     return weights
@@ -194,6 +198,7 @@ class ProfileMatcher:
         }
         self._priors = {e: prior_texts(self._sections[e], liked or {}) for e in self._verdicts}
         self._weights: dict[str, Vectors] = {}
+        self._earlier: dict[str, Vectors] = {}  # profiles fitted before the latest verdicts
         # the judged readers' filters alone (require, exclude, min_upvotes), as bit masks
         self._filters = KeywordMatcher(
             [],
@@ -222,8 +227,13 @@ class ProfileMatcher:
         kept = self._store.reader_profiles(list(self._verdicts))
         for email in self._verdicts:
             found = kept.get(self._sections[email].address)
-            if found is not None and found[0] == self._tag(email):
-                self._weights[email] = np.frombuffer(found[1], dtype="<f4")
+            if found is None:
+                continue
+            weights = np.frombuffer(found[1], dtype="<f4")
+            if found[0] == self._tag(email):
+                self._weights[email] = weights
+            else:
+                self._earlier[email] = weights[:-2]  # where the new fit starts
 
     def _fit_missing(self, background: Sequence[Paper]) -> None:
         """Fit the profiles not kept (or kept for other verdicts), and keep them."""
@@ -240,13 +250,13 @@ class ProfileMatcher:
         vectors = self._matrix(list(marked.values()))
         row = {key: i for i, key in enumerate(marked)}
         shared = self._matrix(list(background)[:BACKGROUND_LIMIT])
+        texts = list(dict.fromkeys(t for email in missing for t in self._priors[email]))
+        prior_rows = dict(zip(texts, self._embedder.embed(texts), strict=True)) if texts else {}
         rows: list[tuple[str, str, bytes]] = []
         for email in missing:
             judged = self._verdicts[email]
-            prior = self._priors[email]
             positive = [vectors[row[p.key]] for p in judged.more]
-            if prior:
-                positive += list(self._embedder.embed(prior))
+            positive += [prior_rows[text] for text in self._priors[email]]
             keys = judged.keys
             negative = [vectors[row[p.key]] for p in judged.less]
             unjudged = [v for p, v in zip(background, shared, strict=False) if p.key not in keys]
@@ -254,7 +264,10 @@ class ProfileMatcher:
                 continue  # nothing to tell apart: the rules alone decide
             dim = vectors.shape[1]
             others = np.array(unjudged).reshape(-1, dim)
-            fitted = fit(np.array(positive), np.array(negative).reshape(-1, dim), others)
+            fitted = fit(
+                np.array(positive), np.array(negative).reshape(-1, dim), others,
+                start=self._earlier.get(email),
+            )  # fmt: skip
             weights = standardised(fitted, others if len(others) else np.array(positive))
             self._weights[email] = weights
             rows.append(
@@ -337,7 +350,12 @@ class ProfileMatcher:
             for paper, label in zip(added, labels, strict=True):
                 z = float(standing[place[paper.key], j])
                 chosen.append(
-                    (-z, len(ruled), paper.key, Match(paper=paper, marked=label, score=z))
+                    (
+                        -z,
+                        len(ruled),
+                        paper.key,
+                        Match.model_construct(paper=paper, marked=label, score=z),
+                    )
                 )
             chosen.sort(key=lambda entry: entry[:3])
             cap = self._sections[email].max_papers
@@ -352,7 +370,12 @@ class ProfileMatcher:
         more = self._verdicts[email].more
         if not more or not papers:
             return [None] * len(papers)
-        marked = self._matrix(list(more))
+        import numpy as np
+
+        # every marked paper is in the cache since the fit (or the first call) embedded it
+        marked = np.stack([self._vectors[p.key] for p in more]) if all(
+            p.key in self._vectors for p in more
+        ) else self._matrix(list(more))  # fmt: skip
         closeness = vectors[[index[p.key] for p in papers]] @ marked.T
         return [_clip(more[int(row.argmax())].title) for row in closeness]
 

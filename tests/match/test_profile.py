@@ -110,6 +110,18 @@ def test_the_fit_tells_the_marked_sides_apart() -> None:
     assert standing[0, 0] > 2 > standing[1, 0]
 
 
+def test_a_fit_from_an_earlier_profile_reaches_the_same_weights() -> None:
+    rng = np.random.default_rng(3)
+    rows = rng.normal(0, 1, (60, 16)).astype(np.float32)
+    earlier = fit(rows[:10], rows[10:20], rows[20:])
+    fresh = fit(rows[:11], rows[10:20], rows[20:])  # one verdict more
+    again = fit(rows[:11], rows[10:20], rows[20:], start=earlier)
+    assert np.allclose(fresh, again, atol=1e-3)
+    assert not np.allclose(earlier, again, atol=1e-3)
+    other = fit(rows[:11], rows[10:20], rows[20:], start=np.zeros(5, dtype=np.float32))
+    assert np.allclose(fresh, other, atol=1e-3)  # another model's profile: started afresh
+
+
 def test_the_profile_lifts_drops_and_adds_around_the_rules(store: Store) -> None:
     before = [m.paper.title for m in keyword_matcher([READER]).rank(DAY_TWO)[READER.email].matches]
     assert "Grasp learning for a robot arm" not in before  # the rule ("model") misses it
