@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from digest.config import Config, channel_options, store_location
@@ -31,6 +32,7 @@ class CheckReport:
 
     lines: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    feedback: str | None = None  # readers' verdicts, when any were given
 
 
 def check_config(config: Config) -> CheckReport:
@@ -51,6 +53,8 @@ def check_config(config: Config) -> CheckReport:
     more = f" and {len(subscribers) - SHOWN_SUBSCRIBERS} more" if len(subscribers) > 5 else ""
     report.lines.append(f"  subscribers ({len(subscribers)}): {shown or '-'}{more}")
     report.lines.append(f"  store: {store_line}")
+    if report.feedback:
+        report.lines.append(f"  feedback: {report.feedback}")
     report.lines.append(f"  delivery: {config.delivery.method} -> {target}")
     if config.delivery.method in MAIL_METHODS:
         report.lines.append(f"  unsubscribe: {_unsubscribe_ways(config, report)}")
@@ -171,6 +175,8 @@ def _store_summary(config: Config, report: CheckReport) -> str:
     with open_store(location, base_dir=config.base_dir, readonly=True) as store:
         stats = store.stats()
         known = liked_papers(config.subscriber_list, at_hand, store)
+        given = store.verdicts([s.email for s in config.subscriber_list])
+    report.feedback = _feedback_summary(given, report)
     for subscriber in config.subscriber_list:
         unknown = [raw for raw in subscriber.like if (arxiv_id(raw) or raw.strip()) not in known]
         if unknown:
@@ -184,6 +190,24 @@ def _store_summary(config: Config, report: CheckReport) -> str:
         f"{scheme_of(location)} {store.location}: reachable, schema {stats.schema_version} of "
         f"{SCHEMA_VERSION}{upgrade}, {stats.papers} papers seen"
     )
+
+
+def _feedback_summary(given: Mapping[str, Mapping[str, int]], report: CheckReport) -> str | None:
+    """How many readers gave verdicts (None: nobody), with a warning when their profiles
+    cannot be used here."""
+    if not given:
+        return None
+    import importlib.util
+
+    count = sum(len(found) for found in given.values())
+    if importlib.util.find_spec("wordllama") is None:
+        report.warnings.append(
+            f"{len(given)} readers gave verdicts, which are kept but not used without the "
+            "semantic extra: pip install 'paper-digest[semantic]'"
+        )
+    readers = f"{len(given)} reader" + ("" if len(given) == 1 else "s")
+    verdicts = f"{count} verdict" + ("" if count == 1 else "s")
+    return f"{verdicts} from {readers} (their profiles rank their digests)"
 
 
 def _local_papers(config: Config) -> list[Paper]:

@@ -3,6 +3,8 @@ a subscriber whose own part of an email cannot fit."""
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,8 @@ import pytest
 from digest.check import check_config
 from digest.config import load_config
 from digest.errors import ConfigError
+from digest.models import Paper
+from digest.store import open_store
 
 BUNDLED = Path(__file__).resolve().parent.parent / "templates" / "digest.html.j2"
 
@@ -111,3 +115,23 @@ def test_a_liked_paper_todays_local_sources_carry_is_known(tmp_path: Path) -> No
     report = check_config(load_config(write(tmp_path, text)))
     (warning,) = [w for w in report.warnings if "liked papers not known" in w]
     assert "2501.99999" in warning and "2510.01459" not in warning
+
+
+def test_check_counts_readers_verdicts_and_warns_without_the_semantic_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = '[[subscribers]]\nemail = "ada@example.org"\nkeywords = ["agent"]\n'
+    config = load_config(write(tmp_path, text))
+    assert not any("feedback" in line for line in check_config(config).lines)
+    now = dt.datetime(2025, 10, 6, tzinfo=dt.UTC)
+    with open_store(str(tmp_path / "digest.db"), base_dir=tmp_path) as store:
+        (paper,) = store.observe([Paper(arxiv_id="2510.01459", title="LSPO")], now).new
+        store.record_verdict("ada@example.org", paper.key, 1, now)
+    report = check_config(config)
+    assert "  feedback: 1 verdict from 1 reader (their profiles rank their digests)" in report.lines
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "wordllama" else found(name)
+    )
+    (warning,) = [w for w in check_config(config).warnings if "verdicts" in w]
+    assert "kept but not used without the semantic extra" in warning
