@@ -108,9 +108,11 @@ def pg_cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def pg_url(pg_cluster: Cluster) -> str:
-    """The URL of a fresh, empty PostgreSQL database."""
-    return pg_cluster.new_database()
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    url = pg_cluster.new_database()
+    yield url
+    pg_cluster.drop_database(url)
 
 
 # End to end: through subprocesses, real servers, PostgreSQL, a browser or real deadlines. They
@@ -123,6 +125,7 @@ END_TO_END = frozenset(
         "tests.test_kill_loops", "tests.test_plugins", "tests.test_bad_input",
         "tests.test_cli_streams", "tests.test_commands", "tests.test_cli",
         "tests.server.test_app", "tests.server.test_browser", "tests.server.test_hosting",
+        "tests.server.test_reader",
         "tests.schedule.test_service", "tests.schedule.test_serve_service",
         "tests.deliver.test_webhook", "tests.store.test_transfer", "tests.store.test_postgres",
         "tests.store.test_damaged", "tests.store.test_lock", "tests.sources.test_limits",

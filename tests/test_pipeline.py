@@ -18,11 +18,11 @@ from digest import pipeline
 from digest.config import Config, parse_config
 from digest.deliver import Channel
 from digest.deliver.files import FileTransport
-from digest.deliver.memory import memory_channel, refuse
 from digest.errors import TemporaryDeliveryError
 from digest.report import RunReport
 from digest.stage_settings import message_settings, open_configured_channel
 from digest.store.sqlite import SqliteStore
+from tests.deliver.memory import memory_channel, refuse
 
 SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"
 NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)

@@ -1,4 +1,4 @@
-"""An in-memory mail channel: what tests use instead of hand-written fake transports.
+"""An in-memory mail channel for the tests (not shipped): instead of hand-written fake transports.
 
 :class:`MemoryTransport` keeps every message it accepts, and can be told to refuse: with
 ``fail`` (an exception, or a callable deciding per message) it raises instead of accepting, as
