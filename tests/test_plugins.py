@@ -1,5 +1,6 @@
-"""Plugins from outside the package: the example `examples/jsonl-source` installed with pip and
-found through its entry point, exactly as the built-in kinds are; a broken one named in one line."""
+"""Plugins from outside the package: the example `examples/jsonl-source` pip-installed into a
+fresh virtual environment and found through its entry point, exactly as the built-in kinds are;
+a broken one named in one line."""
 
 from __future__ import annotations
 
@@ -18,22 +19,41 @@ API = ROOT / "tests" / "fixtures" / "samples" / "hf" / "api_2025-10-06.json"
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example plugin pip-installed (no network: no build isolation, no dependencies, its
-    one dependency being this very package) into a folder put on the path."""
-    target = tmp_path_factory.mktemp("plugins")
+    """A fresh virtual environment that sees this one's packages (a ``.pth`` file: no network
+    is needed for paper-digest and its dependencies) and has the example plugin pip-installed
+    into it, as a user would (no build isolation: its build backend is already here); its
+    Python."""
+    import site
+    import sysconfig
+
+    venv = tmp_path_factory.mktemp("plugin-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    own = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    ours = sorted({sysconfig.get_paths()["purelib"], *site.getsitepackages()})
+    # an `import` line of a .pth runs at start-up: these folders' own .pth files count too
+    # (an editable install of this project is one)
+    lines = [f"import site; site.addsitedir({folder!r})" for folder in ours]
+    (Path(own) / "this-project.pth").write_text("\n".join(lines) + "\n")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(EXAMPLE)],
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--no-index", str(EXAMPLE)],
         check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    return target
+    return python
 
 
-def digest(folder: Path, plugins: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
-    env["PYTHONPATH"] = str(plugins)
+def digest(
+    folder: Path, python: Path, *args: str, path: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DIGEST_CONFIG", "PYTHONPATH")}
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
     return subprocess.run(
-        [sys.executable, "-m", "digest", "--config", str(folder / "digest.toml"), *args],
+        [str(python), "-m", "digest", "--config", str(folder / "digest.toml"), *args],
         cwd=folder, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
@@ -56,7 +76,7 @@ def test_the_jsonl_plugin_reads_real_entries_through_its_entry_point(
     check = digest(tmp_path, installed, "check")
     assert check.returncode == 0, check.stderr
     assert "jsonl (plugin paper-digest-jsonl 0.1.0)" in check.stdout
-    without = digest(tmp_path, tmp_path / "nowhere", "check")  # not installed: an unknown kind
+    without = digest(tmp_path, Path(sys.executable), "check")  # not installed: an unknown kind
     assert without.returncode == 2 and "jsonl" in without.stderr
 
 
@@ -69,7 +89,7 @@ def test_a_plugin_with_a_broken_entry_point_is_one_line(tmp_path: Path, installe
     )
     (dist / "entry_points.txt").write_text("[paper_digest.sources]\nbroken = no_such_module:Kind\n")
     (tmp_path / "digest.toml").write_text('[[subscribers]]\nemail = "ada@example.org"\n')
-    done = digest(tmp_path, broken, "check")
+    done = digest(tmp_path, Path(sys.executable), "check", path=broken)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("digest: error:")]
     assert "paper-digest-broken 1.0" in line and "no_such_module:Kind" in line
