@@ -1,5 +1,6 @@
-"""Precision and recall of interests in plain words (`about`), of keywords, and of both, on the
-hand-judged relevance set bench/relevance.toml (the 77 papers of the four real API samples).
+"""Precision and recall of interests in plain words (`about`), of keywords, of both, and of the
+same interests written as a reader's sentence, on the hand-judged relevance set
+bench/relevance.toml (the 77 papers of the four real API samples).
 
     python bench/relevance.py [--min-similarity 0.45] [--held-out] [--feedback]
 
@@ -31,7 +32,7 @@ from digest.sources.sniff import parse_document  # noqa: E402
 
 SET = Path(__file__).resolve().parent / "relevance.toml"
 SAMPLES = ROOT / "tests" / "fixtures" / "samples" / "hf"
-KINDS = ("about", "keywords", "both")
+KINDS = ("about", "keywords", "both", "sentence")
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,11 @@ def evaluate(min_similarity: float | None = None) -> list[Row]:
     for n, interest in enumerate(interests):
         for kind in KINDS:
             rules: dict[str, Any] = {"max_papers": 500, "min_similarity": min_similarity}
-            if kind != "keywords":
+            if kind == "sentence":
+                rules["about"] = (interest["sentence"],)
+            if kind in ("about", "both"):
                 rules["about"] = tuple(interest["about"])
-            if kind != "about":
+            if kind in ("keywords", "both"):
                 rules["keywords"] = tuple(interest["keywords"])
             subscribers.append(Subscriber(email=f"{kind}-{n}@example.org", **rules))
     ranked = compile_interests(subscribers).rank(papers)
