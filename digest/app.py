@@ -1,5 +1,5 @@
 """``Digest``: the library core, one configuration with the lifetimes of its store, lock, HTTP
-client and channel, and what can be done with them (run, preview, fetch, check).
+client and channel, and what can be done with them (run, preview, fetch, check, serve).
 
 The command line, the daemon, the benches and the tests are thin users of it::
 
@@ -22,7 +22,7 @@ import datetime as dt
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from digest.config import Config, store_location
 from digest.deliver import utc_now
@@ -152,6 +152,21 @@ class Digest:
         from digest.check import check_config
 
         return check_config(self.config)
+
+    def app(self) -> Any:
+        """The ASGI app of ``digest serve`` (the readers' pages), to mount in a server of your
+        own; needs the ``serve`` extra and ``[server] base_url``."""
+        from digest.server import service_for
+        from digest.server.app import make_app
+
+        return make_app(service_for(self.config, env=self.env, clock=self.clock))
+
+    def serve(self, *, host: str | None = None, port: int | None = None) -> None:
+        """Serve the readers' pages on ``host:port`` (default ``[server]``'s) until stopped."""
+        from digest.server import serve_forever
+
+        server = self.config.server
+        serve_forever(self.config, host=host or server.host, port=port or server.port, env=self.env)
 
     def _client(self) -> httpx.Client:
         from digest.sources.fetch import make_client

@@ -177,13 +177,13 @@ def daemon(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from digest.server import serve_forever
+    from digest.app import Digest
 
     config = load(args)
     host = args.host or config.server.host
     port = args.port or config.server.port
-    print(f"serving the unsubscribe pages on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
-    serve_forever(config, host=host, port=port)
+    print(f"serving the readers' pages on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    Digest(config).serve(host=host, port=port)
     return 0
 
 

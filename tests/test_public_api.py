@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import httpx
+from starlette.testclient import TestClient
 
 import digest
 from digest import Digest, load_config
+from digest.unsubscribe import UnsubscribeLinks
 
 PUBLIC = [
     "Batch", "Config", "ConfigError", "DeliveryError", "Digest", "DigestError", "Match", "Paper",
@@ -57,3 +59,19 @@ def test_a_dry_run_from_python_with_an_injected_clock_and_network(tmp_path: Path
     assert report.new == 178 and report.outcomes[0].papers > 0
     assert asked == ["https://example.test/api?date=2026-11-23&limit=100&p=0"]
     assert not (tmp_path / "digest.db").exists()  # a dry run changes nothing
+
+
+def test_the_readers_pages_mount_from_python(tmp_path: Path) -> None:
+    (tmp_path / "digest.toml").write_text(
+        '[server]\nbase_url = "https://digest.example.org"\nsecret_env = "TEST_SECRET"\n'
+        '[[subscribers]]\nemail = "ada@example.org"\nkeywords = ["reasoning"]\n'
+    )
+    secret = "a-long-enough-test-secret-value"
+    core = Digest(load_config(tmp_path / "digest.toml"), env={"TEST_SECRET": secret})
+    core.open_store().close()  # the pages read a store that exists
+    links = UnsubscribeLinks("https://digest.example.org", secret.encode())
+    with TestClient(core.app()) as client:
+        assert client.get("/healthz").status_code == 200
+        page = client.get(links.preferences_url("ada@example.org").removeprefix(links.base_url))
+        assert page.status_code == 200 and "reasoning" in page.text
+        assert client.get("/p/forged.token").status_code == 403

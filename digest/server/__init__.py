@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -50,16 +51,22 @@ class Service:
         return urlsplit(self.links.base_url).path.rstrip("/")
 
 
-def service_for(config: Config) -> Service:
-    """What the pages need, from ``config``; ConfigError without ``[server] base_url``."""
-    links = unsubscribe_links(config)
+def service_for(
+    config: Config,
+    *,
+    env: Mapping[str, str] = os.environ,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> Service:
+    """What the pages need, from ``config`` (secrets and the store's URL from ``env``);
+    ConfigError without ``[server] base_url``."""
+    links = unsubscribe_links(config, env)
     if links is None:
         raise ConfigError(
             "digest serve answers the links [server] base_url makes, and it is not set",
             where=str(config.path),
             hint='add [server] base_url = "https://digest.example.org" (the public address)',
         )
-    opener = functools.partial(open_store, store_location(config), base_dir=config.base_dir)
+    opener = functools.partial(open_store, store_location(config, env), base_dir=config.base_dir)
     with opener(readonly=True) as store:
         queue = None if store.shared else StatusQueue.of(store)
     return Service(
@@ -67,14 +74,16 @@ def service_for(config: Config) -> Service:
         subscribers={s.address: s for s in config.subscriber_list},
         open_store=opener,
         links=links,
-        now=lambda: dt.datetime.now(dt.UTC),
+        now=clock,
         queue=queue,
         self_service=config.server.self_service,
-        render=render_settings(config),
+        render=render_settings(config, env),
     )
 
 
-def serve_forever(config: Config, *, host: str, port: int) -> None:
+def serve_forever(
+    config: Config, *, host: str, port: int, env: Mapping[str, str] = os.environ
+) -> None:
     """Serve the pages on ``host:port`` until interrupted."""
     try:
         import uvicorn
@@ -85,7 +94,7 @@ def serve_forever(config: Config, *, host: str, port: int) -> None:
             "digest serve needs the serve extra",
             hint="pip install 'paper-digest[serve]'",
         ) from exc
-    service = service_for(config)
+    service = service_for(config, env=env)
     if service.links.base_url.startswith("http://"):
         print(
             f"digest: warning: [server] base_url is {service.links.base_url}: mail providers only "
