@@ -57,6 +57,7 @@ class ReaderPages:
             return found
         subscriber, store = found
         with store:
+            subscriber = self._effective(subscriber, store)  # highlights of their keywords now
             past = store.past_digest(subscriber.email, str(request.path_params["digest_id"]))
             html = self._rebuilt(subscriber, past, store) if past is not None else None
         if past is None:

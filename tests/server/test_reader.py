@@ -157,7 +157,10 @@ def test_view_in_browser_archive_and_preferences_in_chromium(
     assert "ada@example.org: 0 matched, not sent: weekly, next on Friday" in run.stdout
 
 
-def test_forged_and_foreign_tokens_get_4xx_and_change_nothing(served_days: Site) -> None:
+@needs_chromium
+def test_forged_and_foreign_tokens_get_4xx_and_change_nothing(
+    served_days: Site, tmp_path: Path
+) -> None:
     site = served_days
     ada, bob = newest_to(site, "ada@example.org"), newest_to(site, "bob@example.org")
     ada_view, bob_view = link(ada, "View in browser"), link(bob, "View in browser")
@@ -179,6 +182,12 @@ def test_forged_and_foreign_tokens_get_4xx_and_change_nothing(served_days: Site)
         huge = client.post(f"{base}/p/{ada_token}", data={"keywords": "agent " * 12_000})
         assert huge.status_code == 413
         assert site.digest("subscribers", "export").stdout == before
+        with Browser(tmp_path / "profile") as browser:  # what a reader sees of a bad link
+            browser.open(f"{base}/p/{forged}")
+            assert "This link is not valid" in browser.evaluate("document.body.innerText")
+            assert browser.evaluate("document.querySelector('form')") is None
+            browser.open(f"{base}/d/{ada_token}/{bob_digest}")
+            assert "No such digest" in browser.evaluate("document.body.innerText")
         hostile = client.post(
             f"{base}/p/{ada_token}", data={"keywords": "<script>alert(1)</script>"}
         )
@@ -187,6 +196,7 @@ def test_forged_and_foreign_tokens_get_4xx_and_change_nothing(served_days: Site)
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in hostile.text
 
 
+@needs_chromium
 def test_with_self_service_off_the_page_says_so_and_saves_nothing(tmp_path: Path) -> None:
     site = make_site(tmp_path, self_service=False)
     run_on(site, f"api_{DAY_ONE}.json", DAY_ONE)
@@ -203,6 +213,11 @@ def test_with_self_service_off_the_page_says_so_and_saves_nothing(tmp_path: Path
         assert "<form" not in page.text
         posted = httpx.post(url, data={"keywords": "agent\nrobot", "frequency": "weekly"})
         assert posted.status_code == 403
+        with Browser(tmp_path / "profile") as browser:
+            browser.open(url)
+            shown = browser.evaluate("document.body.innerText")
+            assert "Changing your interests here is turned off" in shown and "agent" in shown
+            assert browser.evaluate("document.querySelector('form')") is None
     assert site.digest("subscribers", "export").stdout == before
 
 
