@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -116,20 +117,23 @@ def wait_until_serving(process: subprocess.Popen[str], port: int) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture
-def served(site: Site) -> Iterator[Site]:
-    """``site`` with `digest serve` running on its port."""
+@contextmanager
+def serving(site: Site) -> Iterator[subprocess.Popen[str]]:
+    """`digest serve` of ``site`` running on its port, stopped on the way out."""
     process = subprocess.Popen(
         [sys.executable, "-m", "digest", "--config", str(site.config), "serve"],
-        cwd=site.folder,
-        env=site.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+        cwd=site.folder, env=site.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     try:
         wait_until_serving(process, site.port)
-        yield site
+        yield process
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def served(site: Site) -> Iterator[Site]:
+    """``site`` with `digest serve` running on its port."""
+    with serving(site):
+        yield site

@@ -17,22 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server.conftest import Site, make_site, wait_until_serving
+from tests.server.conftest import Site, make_site, serving
 from tests.smtp_server import free_port
-
-
-@contextmanager
-def serving(site: Site) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "digest", "--config", str(site.config), "serve"],
-        cwd=site.folder, env=site.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        wait_until_serving(process, site.port)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @contextmanager

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from email.message import EmailMessage
 from html import unescape
@@ -18,7 +16,7 @@ import httpx
 import pytest
 
 from tests.server.cdp import CHROMIUM, Browser
-from tests.server.conftest import Site, wait_until_serving
+from tests.server.conftest import Site, serving
 from tests.smtp_server import free_port
 
 HF = Path(__file__).resolve().parent.parent / "fixtures" / "samples" / "hf"
@@ -70,22 +68,10 @@ def two_days(tmp_path: Path) -> Site:
     return site
 
 
-def serving(site: Site) -> Iterator[Site]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "digest", "--config", str(site.config), "serve"],
-        cwd=site.folder, env=site.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        wait_until_serving(process, site.port)
-        yield site
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 @pytest.fixture
 def served_days(two_days: Site) -> Iterator[Site]:
-    yield from serving(two_days)
+    with serving(two_days):
+        yield two_days
 
 
 def newest_to(site: Site, address: str) -> EmailMessage:
@@ -205,7 +191,7 @@ def test_with_self_service_off_the_page_says_so_and_saves_nothing(tmp_path: Path
     assert "Change your interests" not in text  # no page to send readers to
     token = link(message, "View in browser").split("/d/")[1].split("/")[0]
     before = site.digest("subscribers", "export").stdout
-    for _ in serving(site):
+    with serving(site):
         url = f"http://127.0.0.1:{site.port}/p/{token}"
         page = httpx.get(url)
         assert page.status_code == 200
