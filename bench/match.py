@@ -9,8 +9,10 @@ far more often (Zipf); some add require/exclude terms, authors, min_upvotes or a
 max_papers; a few have no keywords at all and get every paper. Each timing compiles afresh, so
 no tokenised paper is reused between repeats; the best of ``--repeat`` runs is printed. The
 match timed is the one ``digest run`` makes (``rank``: each subscriber's papers up to
-``max_papers``, how many matched, and the keys of the rest, which the run records).
-Target: 100,000 x 200 <= 1 s.
+``max_papers``, how many matched, and the keys of the rest, which the run records). Targets at
+100,000 x 200: ranking <= 1 s CPU; what a run pays, compiling the interests included, <= 1.5 s
+CPU. CPU time is the figure: on a shared machine wall time measures the neighbours. Left out:
+loading the config and reading the store (``bench/run.py --plan-only`` has both).
 
 ``--semantic`` (needs the semantic extra): the same subscribers each with an ``about`` drawn from
 10,000 distinct interest texts, against the same subscribers without one; prints the time beyond
@@ -121,23 +123,26 @@ def subscribers(count: int, rng: random.Random) -> list[Subscriber]:
 
 def timed(
     subs: list[Subscriber], papers: list[Paper], repeat: int
-) -> tuple[float, float, float, dict[str, Ranking]]:
-    """Best compile, match (wall) and match (CPU) times over ``repeat`` fresh runs; last result."""
+) -> tuple[float, float, float, float, dict[str, Ranking]]:
+    """Best compile (wall), match (wall), match (CPU) and compile + match (CPU) times over
+    ``repeat`` fresh runs; the last result."""
     compiles: list[float] = []
     matches: list[float] = []
     cpu: list[float] = []
+    paid: list[float] = []
     result: dict[str, Ranking] = {}
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         interests = compile_interests(subs)
-        compiled = time.perf_counter()
-        cpu_start = time.process_time()
+        compiled, compiled_cpu = time.perf_counter(), time.process_time()
         # the path `digest run` takes: the cut, the count and the keys below the cut
         result = interests.rank(papers)
-        cpu.append(time.process_time() - cpu_start)
+        done_cpu = time.process_time()
+        cpu.append(done_cpu - compiled_cpu)
+        paid.append(done_cpu - start_cpu)
         matches.append(time.perf_counter() - compiled)
         compiles.append(compiled - start)
-    return min(compiles), min(matches), min(cpu), result
+    return min(compiles), min(matches), min(cpu), min(paid), result
 
 
 FOCUS = ["efficient", "robust", "multilingual", "open", "small", "long-context", "safe", "fast"]
@@ -170,8 +175,8 @@ def semantic(args: argparse.Namespace, real: list[Paper], rng: random.Random) ->
         start = time.perf_counter()
         embedder.embed([paper_text(p) for p in papers])
         embeds.append(time.perf_counter() - start)
-    keyword_compile_s, keyword_s, _, _ = timed(plain, papers, args.repeat)
-    compile_s, semantic_s, cpu_s, result = timed(worded, papers, args.repeat)
+    keyword_compile_s, keyword_s, _, keyword_paid, _ = timed(plain, papers, args.repeat)
+    compile_s, semantic_s, cpu_s, paid, result = timed(worded, papers, args.repeat)
     by_meaning = sum(1 for r in result.values() for m in r.matches if m.close_to)
     print(
         f"{len(worded):,} subscribers ({len(texts):,} distinct about texts) x {len(papers)} "
@@ -183,6 +188,11 @@ def semantic(args: argparse.Namespace, real: list[Paper], rng: random.Random) ->
         f"embedding {len(papers)} papers: {min(embeds):.3f} s (target <= 1 s); compile with "
         f"the 10,000 texts embedded: {compile_s:.3f} s (keywords alone {keyword_compile_s:.3f} s); "
         f"{by_meaning:,} picks by meaning"
+    )
+    print(
+        f"what a run pays (compile with the embedding of every about text, then rank; CPU): "
+        f"{paid:.3f} s, against {keyword_paid:.3f} s for the keyword path; the papers' "
+        f"embedding ({min(embeds):.3f} s) comes on top unless the store holds their vectors"
     )
 
 
@@ -264,15 +274,16 @@ def main() -> None:
     ]
     base = 0.0
     for label, n_subs, n_papers in runs:
-        compile_s, match_s, cpu_s, result = timed(
+        compile_s, match_s, cpu_s, paid_s, result = timed(
             many[:n_subs], paper_set(real, n_papers), args.repeat
         )
         picked = [len(v.matches) for v in result.values()]
         base = base or match_s
         print(
             f"{label:15} {n_subs:>7,} subscribers x {n_papers} papers: "
-            f"match {match_s:.3f} s ({match_s / base:.2f}x; CPU {cpu_s:.3f} s), "
-            f"compile {compile_s:.3f} s; "
+            f"match {match_s:.3f} s ({match_s / base:.2f}x; CPU {cpu_s:.3f} s, target <= 1 s), "
+            f"compile {compile_s:.3f} s; what a run pays, compile + match: CPU {paid_s:.3f} s "
+            f"(target <= 1.5 s); "
             f"papers per subscriber: mean {statistics.mean(picked):.1f}, "
             f"none for {sum(1 for c in picked if c == 0):,}"
         )

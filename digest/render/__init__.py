@@ -359,6 +359,7 @@ class _NoInlining:
     """An :class:`Inliner` that leaves markup as it is."""
 
     premailer_runs = 0
+    shapes_inlined = 0
 
     def document(self, html: str) -> str:
         return html

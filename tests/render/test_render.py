@@ -368,6 +368,16 @@ def test_skeleton_replaces_text_and_content_attributes_only() -> None:
     assert values == ["t", "Hi &amp; ", "https://e.org/?a=1&amp;b", "go"]
 
 
+def test_skeleton_keeps_style_and_script_elements_whole() -> None:
+    css = "p { color: red } /* </styles> is not the end, nor <b> */ a { color: blue }"
+    html = f"<STYLE type=x>{css}</Style ><p>text</p><script>if (a < b) {{}}</script>tail"
+    shape, values = skeleton(html)
+    assert shape == (
+        f"<STYLE type=x>{css}</Style ><p>DGPH0HPGD</p><script>if (a < b) {{}}</script>DGPH1HPGD"
+    )
+    assert values == ["text", "tail"]
+
+
 def test_inlining_is_paid_per_distinct_shape_not_per_subscriber() -> None:
     renderer = Renderer(config())
     papers = api_papers("api_2025-10-06.json") + api_papers("api_2024-03-21.json")
@@ -383,8 +393,10 @@ def test_inlining_is_paid_per_distinct_shape_not_per_subscriber() -> None:
         cards += len(found)
         renderer.render(sub, found, day=DAY, new_count=len(papers), matched_count=len(found))
     assert cards > 500
-    # 60 emails, >500 cards: far fewer premailer passes than emails, let alone cards.
-    assert renderer.inliner.premailer_runs < 60
+    # 60 emails, >500 cards: far fewer shapes inlined than emails, let alone cards; the bundled
+    # stylesheet is resolved once, so premailer itself never runs whole.
+    assert renderer.inliner.shapes_inlined < 60
+    assert renderer.inliner.premailer_runs == 0
 
 
 # -- size budget -------------------------------------------------------------------------------
