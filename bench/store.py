@@ -12,7 +12,9 @@ step (``digest.plan.make_plan``: sources read, store read, every subscriber matc
 fresh process against the store, and its time and peak RSS are printed side by side, with the
 same on day 6 (the first day whose deliveries read, 4 days, are full, as every later day's are).
 Targets: store <= 300 MiB after day 365; the last day's planning time and peak RSS within 1.5x
-of day 1's (the day-6 figure shows what is window, not history).
+of day 1's (the day-6 figure shows what is window, not history). Each probed day is probed
+``--probes`` times (default 5) and the median is compared, with the range printed: one probe of a
+second on a shared machine swings by half.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import datetime as dt
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -90,6 +93,17 @@ def write_config(folder: Path, subscribers: int) -> Path:
     return path
 
 
+def probes(
+    config: Path, papers: list[Paper], now: dt.datetime, count: int
+) -> tuple[float, int, str]:
+    """Median planning time (s) and peak RSS (KiB) over ``count`` probes, and their range."""
+    taken = [probe(config, papers, now) for _ in range(count)]
+    times = sorted(t for t, _ in taken)
+    peaks = sorted(m for _, m in taken)
+    spread = f"{times[0]:.2f}-{times[-1]:.2f} s over {count} probes"
+    return statistics.median(times), int(statistics.median(peaks)), spread
+
+
 def probe(config: Path, papers: list[Paper], now: dt.datetime) -> tuple[float, int]:
     """Planning time (s) and peak RSS (KiB) of a real plan in a fresh process."""
     entries = [{"paper": {"id": p.arxiv_id, "title": p.title, "summary": p.abstract,
@@ -140,6 +154,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--papers", type=int, default=60)
+    parser.add_argument("--probes", type=int, default=5)
     args = parser.parse_args()
     base = api_entries(args.papers)
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,34 +162,35 @@ def main() -> None:
         config = write_config(folder, args.subscribers)
         subscribers = load_config(config).subscriber_list
         db = folder / "digest.db"
-        first: tuple[float, int] | None = None
-        steady: tuple[float, int] | None = None
+        first: tuple[float, int, str] | None = None
+        steady: tuple[float, int, str] | None = None
         started = time.perf_counter()
         for day in range(args.days):
             now = START + dt.timedelta(days=day)
             papers = window_papers(day, args.papers, base)
             if day == 0:
                 SqliteStore.open(db).close()
-                first = probe(config, papers, now)
+                first = probes(config, papers, now, args.probes)
             if day == STEADY_DAY:
-                steady = probe(config, papers, now)
+                steady = probes(config, papers, now, args.probes)
             with SqliteStore.open(db) as store:
                 simulate_day(store, subscribers, papers, now)
             if (day + 1) % 30 == 0:
                 print(f"  day {day + 1}: store {size_of(db) / 2**20:.1f} MiB "
                       f"({time.perf_counter() - started:.0f} s so far)", flush=True)  # fmt: skip
         last_day = START + dt.timedelta(days=args.days)
-        last = probe(config, window_papers(args.days, args.papers, base), last_day)
+        last = probes(config, window_papers(args.days, args.papers, base), last_day, args.probes)
         assert first is not None and steady is not None
         with SqliteStore.open(db, readonly=True) as store:
             stats = store.stats()
         print(f"after {args.days} days x {args.subscribers} subscribers x {args.papers} papers:")
         print(f"  store {size_of(db) / 2**20:.1f} MiB (target <= 300 MiB); {stats.papers} papers "
               f"known, {stats.digests} sent digests held")  # fmt: skip
-        print(f"  planning day 1: {first[0]:.2f} s, {first[1] / 1024:.0f} MiB peak RSS")
-        print(f"  planning day {STEADY_DAY + 1}: {steady[0]:.2f} s, "
-              f"{steady[1] / 1024:.0f} MiB peak RSS")  # fmt: skip
-        print(f"  planning day {args.days + 1}: {last[0]:.2f} s, {last[1] / 1024:.0f} MiB peak RSS")
+        for label, (seconds, peak, spread) in [
+            ("1", first), (str(STEADY_DAY + 1), steady), (str(args.days + 1), last)
+        ]:  # fmt: skip
+            print(f"  planning day {label}: median {seconds:.2f} s ({spread}), "
+                  f"{peak / 1024:.0f} MiB peak RSS")  # fmt: skip
         print(
             f"  ratio: time {last[0] / first[0]:.2f}, memory {last[1] / first[1]:.2f} "
             "(target <= 1.5 each)"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from digest.likes import liked_papers
 from digest.match import compile_interests
+from digest.match.text import TextCache
 from digest.models import Match, Rendered, Subscriber
 from digest.send import Sending
 from digest.store import OpenDigest, Store, address_of
@@ -83,13 +84,17 @@ def send_claimed(
     address; the digests another worker planned are rebuilt.
     """
     done = 0
+    # Matches rebuilt for other workers' plans, one object per value across batches: the
+    # renderer makes each paper's view and card once per Match object, as for this plan's own.
+    rebuilt: dict[Match, Match] = {}
+    texts = TextCache()  # and the papers tokenised once for every batch
     while not should_stop() and sending.channel_down is None:
         batch = store.claim_digests(claims.worker, claims.batch, claims.clock(), claims.lease)
         if not batch:
             if store.shared and _others_still_sending(store, claims):
                 continue
             return False
-        matches = _matches_of(store, batch, subscribers, planned)
+        matches = _matches_of(store, batch, subscribers, planned, (rebuilt, texts))
         for digest in batch:
             if should_stop():
                 return True
@@ -139,9 +144,12 @@ def _matches_of(
     batch: Sequence[OpenDigest],
     subscribers: Mapping[str, Subscriber],
     planned: Mapping[str, list[Match]],
+    shared: tuple[dict[Match, Match], TextCache],
 ) -> dict[str, list[Match]]:
     """Each claimed digest's matches by address: as planned here, or ranked again over the
-    digest's own papers (a ranking depends on nothing else, so it comes out the same)."""
+    digest's own papers (a ranking depends on nothing else, so it comes out the same), each
+    equal Match given as the one object ``shared`` holds (with the papers tokenised before)."""
+    rebuilt, texts = shared
     found: dict[str, list[Match]] = {}
     missing: list[tuple[Subscriber, OpenDigest]] = []
     for digest in batch:
@@ -158,6 +166,7 @@ def _matches_of(
             liked=liked_papers(people, list(papers.values()), store),
             store=store,
             feedback=store,
+            texts=texts,
         )
         every_key = set(papers)
         skip = {person.email: every_key.difference(d.papers) for person, d in missing}
@@ -171,5 +180,5 @@ def _matches_of(
                 for key in digest.papers
                 if key not in shown and key in papers
             ]
-            found[person.address] = [*matches, *extra]
+            found[person.address] = [rebuilt.setdefault(m, m) for m in (*matches, *extra)]
     return found

@@ -70,8 +70,10 @@ def _as_server_user(command: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_cluster() -> Iterator[Cluster]:
-    """Start a cluster for the session; stop it and delete its files after."""
+def running_cluster(*, durable: bool = False) -> Iterator[Cluster]:
+    """Start a cluster for the session; stop it and delete its files after. The tests run it
+    with ``fsync=off``; ``durable`` keeps PostgreSQL's default (a benchmark against SQLite,
+    which syncs, must compare like with like)."""
     folder_bin = server_bin()
     if folder_bin is None:
         pytest.skip("no PostgreSQL server binaries (apt-get install -y postgresql)")
@@ -87,7 +89,8 @@ def running_cluster() -> Iterator[Cluster]:
         ),
         check=True, capture_output=True, cwd="/tmp",
     )  # fmt: skip
-    options = f"-k {folder} -p {port} -c listen_addresses='' -c fsync=off -c max_connections=200"
+    fsync = "" if durable else " -c fsync=off"
+    options = f"-k {folder} -p {port} -c listen_addresses=''{fsync} -c max_connections=200"
     subprocess.run(
         _as_server_user(
             [str(folder_bin / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-o",

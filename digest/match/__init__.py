@@ -112,12 +112,14 @@ def compile_interests(
     liked: Mapping[str, Paper] | None = None,
     store: PaperVectors | None = None,
     feedback: FeedbackStore | None = None,
+    texts: TextCache | None = None,
 ) -> Matcher:
     """The matcher for these subscribers' interests: the keyword matcher, or the semantic one
     (:mod:`.semantic`) when someone describes interests in words (``about``) or by papers they
     liked (``like``, resolved through ``liked``: arXiv id -> paper); around it, with
     ``feedback`` (the store) and the semantic extra installed, the profiles of the readers who
-    gave verdicts (:mod:`.profile`)."""
+    gave verdicts (:mod:`.profile`). ``texts``: papers already tokenised (a caller that
+    matches the same papers for several groups of subscribers keeps one)."""
     from digest.registry import MATCHERS
 
     def build(readers: Sequence[Subscriber], texts: TextCache | None = None) -> Matcher:
@@ -129,8 +131,8 @@ def compile_interests(
         return MATCHERS.load("keywords")(readers, texts=texts)
 
     if feedback is not None and _semantic_installed():
-        return MATCHERS.load("profile")(subscribers, build, feedback, liked=liked)
-    return build(subscribers)
+        return MATCHERS.load("profile")(subscribers, build, feedback, liked=liked, texts=texts)
+    return build(subscribers, texts)
 
 
 def _semantic_installed() -> bool:

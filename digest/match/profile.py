@@ -423,11 +423,12 @@ def with_profiles(
     store: FeedbackStore,
     *,
     liked: Mapping[str, Paper] | None = None,
+    texts: TextCache | None = None,
 ) -> Matcher:
     """The matcher ``build`` makes for ``subscribers``, with the profiles of those who gave
     verdicts around it (their rules asked for every match, which the profile then cuts)."""
     judged = judged_readers(subscribers, store)
-    texts = TextCache()  # the papers tokenised once, for the rules and the filters alike
+    texts = texts or TextCache()  # the papers tokenised once, for the rules and the filters
     if not judged:
         return build(subscribers, texts)
     from digest.match.embedding import bundled_embedder

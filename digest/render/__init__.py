@@ -228,6 +228,8 @@ class Renderer:
         context = dict(base, papers=full, overflow=overflow, overflow_rest=rest)
         context.update(self._counts(base, full, overflow, rest))
         text = render_template(self._text, context)
+        if self._feedback_slot and base["feedback_base"]:
+            text = text.replace(self._feedback_slot, base["feedback_base"])
         return Rendered(
             subject=base["subject_for"](len(full) + len(overflow)),
             html=html,

@@ -114,11 +114,18 @@ def plan_digests(
 
 
 def record_sent(
-    conn: Connection, run_id: int | None, accepted: Sequence[Accepted], stamp: str
+    conn: Connection,
+    run_id: int | None,
+    accepted: Sequence[Accepted],
+    stamp: str,
+    delivered: list[str] | None = None,
 ) -> int:
-    """Mark ``accepted`` sent (a digest already sent stays as it was); how many were marked."""
+    """Mark ``accepted`` sent (a digest already sent stays as it was); how many were marked.
+    The papers of the digests marked are added to their sent counts, or to ``delivered`` for
+    the caller to count later."""
     marked = 0
-    delivered: list[str] = []
+    counted = delivered is None
+    delivered = [] if delivered is None else delivered
     for item in accepted:
         cursor = conn.execute(
             "UPDATE digests SET status = 'sent', message_id = ?, run_id = ?, updated = ?, "
@@ -137,7 +144,8 @@ def record_sent(
             "bounces = 0, last_error = NULL",
             (address_of(item.email), stamp, len(item.papers)),
         )
-    count_sent(conn, delivered)
+    if counted:
+        count_sent(conn, delivered)
     return marked
 
 

@@ -39,6 +39,7 @@ from digest.store.claims import Claiming, iso, parse_time
 from digest.store.papers import (
     PRUNED,
     PaperTable,
+    count_sent,
     forget_paper,
     load_paper,
     prune_records,
@@ -73,12 +74,18 @@ class SqlStore(Claiming, InterestStorage):
 
     shared: ClassVar[bool] = False  # whether several workers may send from it at once
     record_every: ClassVar[int] = 100  # accepted digests recorded together (see digest.send)
+    # A shared store records each digest at once, but adds to the papers' sent counts once per
+    # this many: every digest names the day's popular papers, and workers that each updated
+    # those rows in every transaction would wait in turn for each other's commit.
+    count_every: ClassVar[int] = 1
 
     def __init__(self, database: SqlDatabase, location: str) -> None:
         self.location = location
         self.readonly = database.readonly
         self._db = database
         self._loaded: dict[str, tuple[str, Paper]] = {}
+        self._uncounted: list[str] = []  # papers of recorded digests, not yet in sent_to
+        self._uncounted_digests = 0
 
     def close(self) -> None:
         """Close the database connection."""
@@ -255,6 +262,7 @@ class SqlStore(Claiming, InterestStorage):
             return
 
         def update(conn: Connection) -> None:
+            count_sent(conn, self._uncounted)  # the sent counts kept back (see count_every)
             cursor = conn.execute(
                 "UPDATE runs SET finished = ?, summary = ? WHERE id = ?",
                 (iso(now), summary, run_id),
@@ -267,6 +275,7 @@ class SqlStore(Claiming, InterestStorage):
                 )
 
         self._db.write("record the end of the run", update)
+        self._uncounted, self._uncounted_digests = [], 0
 
     def plan_digests(
         self, run_id: int, day: dt.date, planned: Sequence[PlannedDigest], now: dt.datetime
@@ -283,11 +292,23 @@ class SqlStore(Claiming, InterestStorage):
         if not accepted:
             return 0
         stamp = iso(now)
-        return self._db.write(
-            "record deliveries",
-            lambda conn: ledger.record_sent(conn, run_id, accepted, stamp),
-            durable=True,
-        )
+        delivered: list[str] = []
+        count_now = self._uncounted_digests + len(accepted) >= self.count_every
+
+        def record(conn: Connection) -> int:
+            delivered.clear()  # a transaction tried again starts again
+            marked = ledger.record_sent(conn, run_id, accepted, stamp, delivered)
+            if count_now:
+                count_sent(conn, [*self._uncounted, *delivered])
+            return marked
+
+        marked = self._db.write("record deliveries", record, durable=True)
+        if count_now:  # only once the transaction committed: a failed one counted nothing
+            self._uncounted, self._uncounted_digests = [], 0
+        else:
+            self._uncounted += delivered
+            self._uncounted_digests += len(accepted)
+        return marked
 
     def mark_failed(
         self,

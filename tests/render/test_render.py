@@ -653,18 +653,22 @@ def test_each_reader_gets_verdict_links_of_their_own_on_shared_cards() -> None:
     found = matches(api_papers("api_2025-10-06.json"))[:3]
     bob = subscriber(email="bob@example.org", keywords=KEYWORDS)
     for reader in (ADA, bob, ADA):  # the same cards, rendered for one reader after another
-        html = renderer.render(reader, found, day=DAY, new_count=3, matched_count=3).html
-        assert "feedback.invalid" not in html
+        rendered = renderer.render(reader, found, day=DAY, new_count=3, matched_count=3)
+        html, text = rendered.html, rendered.text
+        assert "feedback.invalid" not in html and "feedback.invalid" not in text
         for match in found:
-            for verdict in ("more", "less"):
+            for verdict, words in (("more", "More like this"), ("less", "Fewer like this")):
                 url = links.feedback_url(reader.email, match.paper.key, verdict)
                 assert f'href="{url}"' in html
+                # the text part offers the same pages, the URL whole on its own line
+                assert f"{words}: {url}\n" in text
         other = bob if reader is ADA else ADA
-        assert links.feedback_base(other.email) not in html
+        assert links.feedback_base(other.email) not in html + text
     plain = Renderer(RenderSettings(title="Daily Papers digest")).render(
         ADA, found, day=DAY, new_count=3, matched_count=3
     )
     assert "More like this" not in plain.html  # no server, no links to it
+    assert "More like this" not in plain.text
 
 
 def test_a_paper_the_profile_added_says_which_marked_paper_it_is_like() -> None:
