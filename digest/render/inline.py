@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from digest.render.css_rules import LocalStylesheet
@@ -46,6 +46,7 @@ _START_TAG = re.compile(r"<([A-Za-z][A-Za-z0-9-]*)(.*?)(/?)>\Z", re.S)
 # Plain ASCII letters and digits: lxml percent-encodes anything else inside href/src.
 _PLACEHOLDER = re.compile("DGPH([0-9]+)HPGD")
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S | re.I)
+_V = TypeVar("_V")
 _STYLE_TEXT = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.S | re.I)
 
 
@@ -124,38 +125,47 @@ def _start_tag_parts(tag: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(pieces), tuple(contents)
 
 
-def fill(template: str, values: list[str]) -> str | None:
-    """Put ``values`` back into an inlined skeleton; None when a placeholder went missing."""
-    seen = [False] * len(values)
+Slots = tuple[tuple[str, ...], tuple[int, ...]]
+"""An inlined skeleton cut at its placeholders: the text between them, and their numbers."""
 
-    def put(found: re.Match[str]) -> str:
-        index = int(found.group(1))
-        if index >= len(values) or seen[index]:
-            raise LookupError(index)
-        seen[index] = True
-        return values[index]
 
-    try:
-        filled = _PLACEHOLDER.sub(put, template)
-    except LookupError:
+def slots(template: str, count: int) -> Slots | None:
+    """``template`` cut at its placeholders, or None unless it holds each of ``0..count-1``
+    exactly once (the parser lost or doubled one)."""
+    parts = _PLACEHOLDER.split(template)
+    order = tuple(int(index) for index in parts[1::2])
+    if sorted(order) != list(range(count)):
         return None
-    return filled if all(seen) else None
+    return tuple(parts[0::2]), order
 
 
-class _Lru:
+def pour(pieces: Slots, values: list[str]) -> str:
+    """The skeleton's text with ``values`` in their places."""
+    texts, order = pieces
+    out = [texts[0]]
+    for index, text in zip(order, texts[1:], strict=True):
+        out.append(values[index])
+        out.append(text)
+    return "".join(out)
+
+
+class _Lru(Generic[_V]):
     """A small bounded mapping; the oldest entry goes first."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.data: OrderedDict[str, str] = OrderedDict()
+        self.data: OrderedDict[str, _V] = OrderedDict()
 
-    def get(self, key: str) -> str | None:
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def get(self, key: str) -> _V | None:
         value = self.data.get(key)
         if value is not None:
             self.data.move_to_end(key)
         return value
 
-    def put(self, key: str, value: str) -> None:
+    def put(self, key: str, value: _V) -> None:
         self.data[key] = value
         if len(self.data) > self.size:
             self.data.popitem(last=False)
@@ -169,8 +179,8 @@ class Inliner:
 
     def __init__(self, stylesheet: str, *, cache_size: int = 4096) -> None:
         self._prefix = f"<!DOCTYPE html><html><head><style>{stylesheet}</style></head><body>"
-        self._exact = _Lru(cache_size)
-        self._shapes = _Lru(cache_size)
+        self._exact: _Lru[str] = _Lru(cache_size)
+        self._shapes: _Lru[Slots | None] = _Lru(cache_size)
         self._resolved: dict[tuple[str, ...], LocalStylesheet | None] = {}
         self.premailer_runs = 0  # whole premailer passes (a stylesheet it could not resolve)
         self.shapes_inlined = 0
@@ -191,12 +201,14 @@ class Inliner:
 
     def _inline(self, html: str) -> str:
         shape, values = skeleton(html)
-        inlined = self._shapes.get(shape)
-        if inlined is None:
-            inlined = self._transform(shape)
-            self._shapes.put(shape, inlined)
-        filled = fill(inlined, values)
-        return filled if filled is not None else self._transform(html)
+        # A shape is inlined and cut at its placeholders once; each email then pours its
+        # values in (None: the parser lost a placeholder, so this shape is inlined whole).
+        if shape in self._shapes:
+            pieces = self._shapes.get(shape)
+        else:
+            pieces = slots(self._transform(shape), len(values))
+            self._shapes.put(shape, pieces)
+        return pour(pieces, values) if pieces is not None else self._transform(html)
 
     def _transform(self, html: str) -> str:
         """``html`` inlined by its stylesheets resolved once, else by a whole premailer pass."""

@@ -15,7 +15,6 @@ from digest.errors import ParseError
 from digest.models import Paper
 from digest.sources import Skip
 from digest.sources.hf_api import parse_api
-from digest.sources.hf_page import parse_page_html
 from digest.sources.limits import DEFAULT_LIMITS, Limits
 from digest.sources.text_page import MARKERS, TEXT_HINT, parse_text_page
 
@@ -50,6 +49,8 @@ def parse_document(
     if _HTML_START.match(head) or (
         not any(marker in text for marker in MARKERS) and "<html" in text[:4096].lower()
     ):
+        from digest.sources.hf_page import parse_page_html  # BeautifulSoup only for pages
+
         return parse_page_html(text, origin=origin, limits=limits, on_skip=on_skip)
     if any(marker in text for marker in MARKERS):
         return parse_text_page(text, origin=origin, today=today, saved=saved, limits=limits)

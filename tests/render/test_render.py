@@ -25,7 +25,7 @@ from digest.errors import RenderError
 from digest.models import Match, Paper, Span, Subscriber
 from digest.render import Renderer, RenderSettings
 from digest.render.highlight import highlight, merge_spans, shorten
-from digest.render.inline import Inliner, premailer_transform, skeleton
+from digest.render.inline import Inliner, pour, premailer_transform, skeleton, slots
 from digest.render.preview import write_preview
 from digest.render.views import english_date
 from digest.unsubscribe import UnsubscribeLinks
@@ -366,6 +366,17 @@ def test_skeleton_replaces_text_and_content_attributes_only() -> None:
     )
     assert shape == '<p class="x" title="DGPH0HPGD">DGPH1HPGD<a href="DGPH2HPGD">DGPH3HPGD</a></p>'
     assert values == ["t", "Hi &amp; ", "https://e.org/?a=1&amp;b", "go"]
+
+
+def test_values_go_back_into_their_places_and_a_lost_placeholder_is_noticed() -> None:
+    html = '<p class="x" title="t">Hi &amp; <a href="https://e.org/">go</a></p>'
+    shape, values = skeleton(html)
+    inlined = shape.replace('<p class="x"', '<p class="x" style="margin:0"')
+    pieces = slots(inlined, len(values))
+    assert pieces is not None
+    assert pour(pieces, values) == html.replace('class="x"', 'class="x" style="margin:0"')
+    assert slots(inlined.replace("DGPH1HPGD", ""), len(values)) is None  # lost
+    assert slots(inlined + "DGPH0HPGD", len(values)) is None  # doubled
 
 
 def test_skeleton_keeps_style_and_script_elements_whole() -> None:
