@@ -108,6 +108,7 @@ class KeywordMatcher:
         self.kid_masks: dict[int, int] = {}  # id -> bit mask of its (id, spelling) pairs
         self.kind_of: dict[int, int] = {}  # id -> KEYWORD, AUTHOR or ORGANIZATION
         self._singles: dict[str, KeywordMatcher] = {}
+        self._keywords: dict[str, tuple[int, str, int]] = {}  # raw -> id, spelling, kid bit
         # Subscribers who wrote the same interests share one profile, compiled once: a lab of
         # thousands has far fewer distinct interest lists than readers.
         by_interests: dict[tuple[object, ...], int] = {}
@@ -150,22 +151,36 @@ class KeywordMatcher:
     def _profile(self, section: Subscriber) -> Profile:
         vocabulary = self.vocabulary
         select: dict[int, str] = {}
-        text_select: list[int] = []
+        kids = 0
+        known = self._keywords
         for raw in section.keywords:
-            tid = self._checked(section, "keywords", raw, vocabulary.term(raw))
-            if tid not in select:
-                select[tid] = raw.strip()
-                text_select.append(tid)
+            # the same few hundred terms recur across thousands of interest sets: each is
+            # looked up, checked and given its (id, spelling) bit once
+            found = known.get(raw)
+            if found is None:
+                tid = self._checked(section, "keywords", raw, vocabulary.term(raw))
                 self.kind_of[tid] = KEYWORD
-        groups = [tuple(sorted(text_select))]
-        for number, kind, field, names in (
-            (AUTHOR, "author", "authors", section.authors),
-            (ORGANIZATION, "organization", "organizations", section.organizations),
-        ):
+                found = known[raw] = (tid, raw.strip(), 1 << self._kid(tid, raw.strip()))
+            if found[0] not in select:
+                select[found[0]] = found[1]
+                kids |= found[2]
+        text_select = tuple(sorted(select))
+        groups = [text_select] if text_select else []
+        named = (
+            ((AUTHOR, "author", "authors", section.authors),
+             (ORGANIZATION, "organization", "organizations", section.organizations))
+            if section.authors or section.organizations
+            else ()
+        )  # fmt: skip
+        for number, kind, field, names in named:
+            if not names:
+                continue
             group: set[int] = set()
             for raw in names:
                 nid = self._checked(section, field, raw, vocabulary.name(kind, raw))
-                select.setdefault(nid, raw.strip())
+                if nid not in select:
+                    select[nid] = raw.strip()
+                    kids |= 1 << self._kid(nid, select[nid])
                 self.kind_of[nid] = number
                 group.add(nid)
             groups.append(tuple(sorted(group)))
@@ -175,9 +190,8 @@ class KeywordMatcher:
         exclude = [
             self._checked(section, "exclude", x, vocabulary.term(x)) for x in section.exclude
         ]
-        clash = [
-            x for x, raw in zip(exclude, section.exclude, strict=True) if x in (*select, *require)
-        ]
+        wanted = {*select, *require} if exclude else set()
+        clash = [x for x in exclude if x in wanted]
         if clash:
             raw = section.exclude[exclude.index(clash[0])]
             raise ConfigError(
@@ -185,13 +199,12 @@ class KeywordMatcher:
                 where="subscribers",
                 hint="keep it in only one list",
             )
-        kids = reduce(or_, (1 << self._kid(i, spelling) for i, spelling in select.items()), 0)
         # Sorted: the order of ids never changes a result, so equal interest sets share a profile.
         require_ids = tuple(sorted(set(require)))
         return Profile(
-            select=tuple(sorted(select)),
-            groups=tuple(g for g in groups if g),
-            text_select=tuple(sorted(text_select)),
+            select=text_select if len(select) == len(text_select) else tuple(sorted(select)),
+            groups=tuple(groups),
+            text_select=text_select,
             kids=kids,
             require=require_ids,
             exclude=tuple(sorted(set(exclude))),
