@@ -20,14 +20,16 @@ plugin may not take a built-in name. ``digest check`` lists every kind and where
   (:class:`digest.deliver.ChannelKind`); its ``option`` is its key in ``[delivery]``.
 - ``STORES`` (``paper_digest.stores``): the scheme of ``[digest] store`` (a bare path is
   ``sqlite``) -> the backend class (:class:`digest.store.StoreBackend`).
-- ``MATCHERS`` (``paper_digest.matchers``): name -> the matcher factory.
+- ``MATCHERS`` (``paper_digest.matchers``): name -> the matcher factory
+  (:class:`digest.match.MatcherFactory`: subscribers and a context -> a matcher, or None when
+  it has nothing to add); :data:`digest.match.LAYERS` names the ones a compile stacks.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -35,7 +37,7 @@ from digest.errors import ConfigError
 
 if TYPE_CHECKING:
     from digest.deliver import ChannelKind
-    from digest.match import Matcher
+    from digest.match import MatcherFactory
     from digest.settings import SourceSettings
     from digest.store import StoreBackend
 
@@ -124,12 +126,12 @@ STORES: Registry[StoreBackend] = Registry(
     },
 )
 
-MATCHERS: Registry[Callable[..., Matcher]] = Registry(
+MATCHERS: Registry[MatcherFactory] = Registry(
     "paper_digest.matchers",
     {
-        "keywords": "digest.match.keywords:compile_interests",
-        "semantic": "digest.match.semantic:SemanticMatcher",
-        "profile": "digest.match.profile:with_profiles",
+        "keywords": "digest.match.keywords:keyword_layer",
+        "semantic": "digest.match.semantic:semantic_layer",
+        "profile": "digest.match.profile:profile_layer",
     },
 )
 

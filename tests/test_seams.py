@@ -5,7 +5,6 @@ every registry entry loads and is the object named here."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from digest import registry
@@ -14,10 +13,10 @@ from digest.deliver.atom import AtomChannel
 from digest.deliver.files import FileChannel, MaildirChannel
 from digest.deliver.smtp import SmtpChannel
 from digest.deliver.webhook import WebhookChannel
-from digest.match import Matcher
-from digest.match.keywords import compile_interests
-from digest.match.profile import ProfileMatcher, with_profiles
-from digest.match.semantic import SemanticMatcher
+from digest.match import Matcher, MatcherFactory
+from digest.match.keywords import KeywordMatcher, keyword_layer
+from digest.match.profile import ProfileMatcher, profile_layer
+from digest.match.semantic import SemanticMatcher, semantic_layer
 from digest.settings import SourceSettings
 from digest.sources import Source
 from digest.sources.feed import FeedSource
@@ -43,15 +42,15 @@ CHANNEL_KINDS: dict[str, ChannelKind] = {
     "webhook": WebhookChannel,
 }
 STORE_BACKENDS: dict[str, StoreBackend] = {"sqlite": SqliteStore, "postgresql": PostgresStore}
-MATCHER_FACTORIES: dict[str, Callable[..., Matcher]] = {
-    "keywords": compile_interests,
-    "semantic": SemanticMatcher,
-    "profile": with_profiles,
+MATCHER_FACTORIES: dict[str, MatcherFactory] = {
+    "keywords": keyword_layer,
+    "semantic": semantic_layer,
+    "profile": profile_layer,
 }
 
 
-def matchers(a: ProfileMatcher) -> list[Matcher]:
-    return [a]  # the profile matcher wraps a Matcher and is one
+def matchers(a: KeywordMatcher, b: SemanticMatcher, c: ProfileMatcher) -> list[Matcher]:
+    return [a, b, c]  # what each factory makes is a Matcher
 
 
 def sources(a: HfApiSource, b: PageSource, c: FeedSource, d: JsonlSource) -> list[Source]:

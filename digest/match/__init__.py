@@ -32,6 +32,7 @@ into words once), :mod:`.vocabulary` (every term and name with an id, scanning a
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from digest.models import Match, Paper, Subscriber
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from digest.match.semantic import PaperVectors
     from digest.match.text import TextCache
 
-__all__ = ["Matcher", "Ranking", "compile_interests"]
+__all__ = ["LAYERS", "Matcher", "MatcherContext", "MatcherFactory", "Ranking", "compile_interests"]
 
 
 class Ranking:
@@ -106,6 +107,35 @@ class Matcher(Protocol):
         """One subscriber's :class:`Ranking` among ``papers``."""
 
 
+@dataclass(frozen=True)
+class MatcherContext:
+    """What a matcher factory may use besides the subscribers: ``texts``, the papers tokenised
+    (shared by every layer of one compile); ``liked``, papers readers ``like`` (arXiv id ->
+    paper); ``vectors``, where paper embeddings are kept; ``feedback``, the readers' verdicts;
+    ``inner``, the matcher of the layers below this one, for a factory that wraps it (None for
+    the first layer)."""
+
+    texts: TextCache
+    liked: Mapping[str, Paper] = field(default_factory=dict)
+    vectors: PaperVectors | None = None
+    feedback: FeedbackStore | None = None
+    inner: Callable[[Sequence[Subscriber]], Matcher] | None = None
+
+
+class MatcherFactory(Protocol):
+    """A registered matcher (``digest.registry.MATCHERS``): the matcher for ``subscribers``,
+    or None when this layer has nothing to add for them (the layers below then match alone)."""
+
+    def __call__(
+        self, subscribers: Sequence[Subscriber], context: MatcherContext, /
+    ) -> Matcher | None: ...
+
+
+LAYERS = ("keywords", "semantic", "profile")
+"""The registered matchers a compile stacks, each wrapping the ones before it if it has
+anything to add: keywords, then meaning (``about``, ``like``), then readers' profiles."""
+
+
 def compile_interests(
     subscribers: Sequence[Subscriber],
     *,
@@ -113,31 +143,34 @@ def compile_interests(
     store: PaperVectors | None = None,
     feedback: FeedbackStore | None = None,
     texts: TextCache | None = None,
+    layers: Sequence[str] = LAYERS,
 ) -> Matcher:
     """The matcher for these subscribers' interests: the keyword matcher, or the semantic one
     (:mod:`.semantic`) when someone describes interests in words (``about``) or by papers they
     liked (``like``, resolved through ``liked``: arXiv id -> paper); around it, with
     ``feedback`` (the store) and the semantic extra installed, the profiles of the readers who
     gave verdicts (:mod:`.profile`). ``texts``: papers already tokenised (a caller that
-    matches the same papers for several groups of subscribers keeps one)."""
+    matches the same papers for several groups of subscribers keeps one). ``layers``: the
+    registered matchers to stack, first to last (a plugin's among them); the first must
+    always give a matcher."""
+    from digest.match.text import TextCache
     from digest.registry import MATCHERS
 
-    def build(readers: Sequence[Subscriber], texts: TextCache | None = None) -> Matcher:
-        if any(s.about or s.like for s in readers):
-            from digest.match.embedding import bundled_embedder
+    shared = TextCache() if texts is None else texts
+    factories = [MATCHERS.load(name) for name in layers]
 
-            semantic = MATCHERS.load("semantic")
-            return semantic(readers, bundled_embedder(), liked=liked, store=store, text_cache=texts)
-        return MATCHERS.load("keywords")(readers, texts=texts)
+    def up_to(level: int) -> Callable[[Sequence[Subscriber]], Matcher]:
+        def make(readers: Sequence[Subscriber]) -> Matcher:
+            context = MatcherContext(
+                shared, liked or {}, store, feedback, up_to(level - 1) if level else None
+            )
+            made = factories[level](readers, context)
+            if made is not None:
+                return made
+            if not level:
+                raise ValueError(f"the matcher {layers[0]!r} gave none; the first layer must")
+            return up_to(level - 1)(readers)
 
-    if feedback is not None and _semantic_installed():
-        return MATCHERS.load("profile")(subscribers, build, feedback, liked=liked, texts=texts)
-    return build(subscribers, texts)
+        return make
 
-
-def _semantic_installed() -> bool:
-    """Whether paper embeddings can be made here (the semantic extra): profiles need them, and
-    verdicts wait for them otherwise."""
-    import importlib.util
-
-    return importlib.util.find_spec("wordllama") is not None
+    return up_to(len(factories) - 1)(subscribers)

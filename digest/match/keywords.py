@@ -14,7 +14,7 @@ from functools import reduce
 from operator import or_
 
 from digest.errors import ConfigError
-from digest.match import Ranking
+from digest.match import MatcherContext, Ranking
 from digest.match.select import AUTHOR, KEYWORD, ORGANIZATION, Selection, cyclic_gc_paused
 from digest.match.text import TextCache
 from digest.match.vocabulary import Vocabulary
@@ -78,6 +78,11 @@ def compile_interests(
     """All subscribers' interests in one shared vocabulary, ready to match any list of papers
     (tokenised into ``texts``, which another matcher of the same papers may share)."""
     return KeywordMatcher(subscribers, texts or TextCache())
+
+
+def keyword_layer(subscribers: Sequence[Subscriber], context: MatcherContext) -> KeywordMatcher:
+    """The registered ``keywords`` matcher (:class:`~digest.match.MatcherFactory`): always one."""
+    return KeywordMatcher(subscribers, context.texts)
 
 
 class KeywordMatcher:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
-from digest.match import Matcher, Ranking
+from digest.match import Matcher, MatcherContext, Ranking
 from digest.match.embedding import Embedder, paper_text
 from digest.match.keywords import KeywordMatcher
 from digest.match.semantic import PaperVectors, embedded
@@ -417,26 +417,45 @@ def _clip(text: str) -> str:
     return text if len(text) <= _LABEL else text[: _LABEL - 1].rstrip() + "…"
 
 
+def profile_layer(subscribers: Sequence[Subscriber], context: MatcherContext) -> Matcher | None:
+    """The registered ``profile`` matcher (:class:`~digest.match.MatcherFactory`): the
+    ``inner`` matcher with the profiles of the readers who gave verdicts around it; None
+    without verdicts to read (no ``feedback``) or without the semantic extra (profiles need
+    paper embeddings: the verdicts wait for it)."""
+    if context.feedback is None or context.inner is None or not semantic_installed():
+        return None
+    return with_profiles(
+        subscribers, context.inner, context.feedback, liked=context.liked, texts=context.texts
+    )
+
+
+def semantic_installed() -> bool:
+    """Whether paper embeddings can be made here (the semantic extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("wordllama") is not None
+
+
 def with_profiles(
     subscribers: Sequence[Subscriber],
-    build: Callable[[Sequence[Subscriber], TextCache], Matcher],
+    build: Callable[[Sequence[Subscriber]], Matcher],
     store: FeedbackStore,
     *,
     liked: Mapping[str, Paper] | None = None,
     texts: TextCache | None = None,
 ) -> Matcher:
     """The matcher ``build`` makes for ``subscribers``, with the profiles of those who gave
-    verdicts around it (their rules asked for every match, which the profile then cuts)."""
+    verdicts around it (their rules asked for every match, which the profile then cuts).
+    ``texts``: the papers tokenised, shared with what ``build`` makes."""
     judged = judged_readers(subscribers, store)
-    texts = texts or TextCache()  # the papers tokenised once, for the rules and the filters
     if not judged:
-        return build(subscribers, texts)
+        return build(subscribers)
     from digest.match.embedding import bundled_embedder
 
     widest = [replace(s, max_papers=WIDEST) if s.address in judged else s for s in subscribers]
     return ProfileMatcher(
-        subscribers, build(widest, texts), judged, bundled_embedder(), store, liked=liked,
-        texts=texts,
+        subscribers, build(widest), judged, bundled_embedder(), store, liked=liked,
+        texts=texts or TextCache(),
     )  # fmt: skip
 
 

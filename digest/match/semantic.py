@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from digest.identity import arxiv_id
 from digest.likes import liked_ids
-from digest.match import Ranking
+from digest.match import MatcherContext, Ranking
 from digest.match.blend import Above, Blend, Close, CloseSet, Wants, close_set, rank_key
 from digest.match.embedding import Embedder, paper_text
 from digest.match.keywords import KeywordMatcher
@@ -299,6 +299,23 @@ class SemanticMatcher:
                 store=self._store,
             )  # fmt: skip
         return single.rank(papers)[email]
+
+
+def semantic_layer(
+    subscribers: Sequence[Subscriber], context: MatcherContext
+) -> SemanticMatcher | None:
+    """The registered ``semantic`` matcher (:class:`~digest.match.MatcherFactory`), for
+    subscribers of whom someone describes interests in words or by liked papers; it ranks the
+    keyword rules itself (it needs their filter masks from the same scan), so it wraps no
+    ``inner``."""
+    if not any(s.about or s.like for s in subscribers):
+        return None
+    from digest.match.embedding import bundled_embedder
+
+    return SemanticMatcher(
+        subscribers, bundled_embedder(), liked=context.liked, store=context.vectors,
+        text_cache=context.texts,
+    )  # fmt: skip
 
 
 def embedded(
