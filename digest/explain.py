@@ -8,6 +8,8 @@ paper digests. The causes a run can tell apart, checked in this order:
 - ``no-papers``: the sources listed no papers at all (a weekend, a holiday);
 - ``nothing-new``: they listed papers, all seen on earlier days;
 - ``all-sent``: papers matched, all of them were in earlier digests (sent, or below the cap);
+- ``profile-cut``: the reader's rules matched new papers, and their profile (the verdicts
+  "Fewer like this") left every one out: the first are named;
 - ``none-matched``: papers were new and none matched; then the one or two that came closest are
   named with what kept each out (an ``exclude`` word, a ``require`` word missing,
   ``min_upvotes``, closeness below the threshold), found by ranking again with those filters
@@ -20,7 +22,7 @@ import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from digest.match import compile_interests
+from digest.match import Ranking, compile_interests
 from digest.models import Batch, Explanation, Match, NearMiss, Paper, Subscriber
 
 if TYPE_CHECKING:
@@ -83,8 +85,29 @@ def explain_empty(
         else:
             unmatched.append(reader)
     if unmatched:
-        found.update(_none_matched(unmatched, candidates, skip, period, liked, store))
+        # Matched by their rules among papers they have not had, yet nothing was sent: only a
+        # profile (their "Fewer like this" verdicts) cuts a rule's match, so it did.
+        now = compile_interests(unmatched, liked=liked, store=store).rank(candidates, skip=skip)
+        cut = [reader for reader in unmatched if now[reader.email].matched]
+        for reader in cut:
+            found[reader.email] = _cut_by_profile(now[reader.email], period[reader.email])
+        rest = [reader for reader in unmatched if not now[reader.email].matched]
+        if rest:
+            found.update(_none_matched(rest, candidates, skip, period, liked, store))
     return found
+
+
+def _cut_by_profile(ranking: Ranking, period: str) -> Explanation:
+    papers = "paper" if ranking.matched == 1 else "papers"
+    return Explanation(
+        cause="profile-cut",
+        line=f"{ranking.matched} {papers} {period} matched your interests, but each was like "
+        "papers you marked “Fewer like this”, so it was left out.",
+        near=tuple(
+            NearMiss(paper=match.paper, reason="like papers you marked “Fewer like this”")
+            for match in ranking.matches[:NEAR_MISSES]
+        ),
+    )
 
 
 def _nothing_offered(batch: Batch, period: str) -> Explanation:

@@ -176,7 +176,9 @@ class NearMiss(Value):
     reason: str
 
 
-EmptyCause = Literal["no-papers", "sources-failed", "nothing-new", "none-matched", "all-sent"]
+EmptyCause = Literal[
+    "no-papers", "sources-failed", "nothing-new", "none-matched", "all-sent", "profile-cut"
+]
 
 
 class Explanation(Value):

@@ -137,6 +137,24 @@ def test_the_profile_lifts_drops_and_adds_around_the_rules(store: Store) -> None
     assert ranking.matched == len(titles)
 
 
+def test_an_empty_digest_the_profile_emptied_says_so(store: Store) -> None:
+    from digest.explain import explain_empty
+    from digest.models import Batch
+
+    judge(store, more=[1, 2], less=[3, 4, 6])
+    day = [p for p in DAY_TWO if p.arxiv_id != "2510.00011"]  # nothing the profile would add
+    # a rule that matches one paper, and a word the test model does not know: a neutral prior
+    reader = Subscriber(email=READER.email, keywords=("faster",), max_papers=10)
+    assert [
+        m.paper.arxiv_id for m in keyword_matcher([reader]).rank(day)[reader.email].matches
+    ] == ["2510.00012"]  # the rule's one match, like the papers marked "fewer"
+    assert not matcher(store, WordEmbedder(), reader).rank(day)[reader.email].matches
+    (why,) = explain_empty([reader], day, Batch(papers=tuple(day)), skip={}).values()
+    assert why.cause == "profile-cut"
+    assert why.line.startswith("1 paper today matched your interests, but each was like papers")
+    assert [near.paper.arxiv_id for near in why.near] == ["2510.00012"]
+
+
 def test_papers_judged_are_never_offered_again(store: Store) -> None:
     judge(store, more=[1, 2], less=[3])
     ranking = matcher(store, WordEmbedder()).rank([*DAY_ONE, *DAY_TWO])[READER.email]
