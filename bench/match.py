@@ -266,6 +266,7 @@ def main() -> None:
         return
     many = subscribers(2 * args.subscribers, rng)
     print(f"{len(real)} distinct real papers in the samples; seed {args.seed}")
+    print("left out: loading the config and reading the store (bench/run.py --plan-only has both)")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     runs = [
         ("base", args.subscribers, args.papers),

@@ -181,6 +181,10 @@ def main() -> None:
                         help=f"a real API day (default {DEFAULT_DAY.name})")  # fmt: skip
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled run")
     args = parser.parse_args()
+    print(
+        "left out: the network (sources are a file, delivery the file outbox), SMTP, and the "
+        "semantic matcher (bench/match.py --semantic)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = write_setup(folder, args.subscribers, args.papers, args.day)
