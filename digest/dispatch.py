@@ -25,7 +25,7 @@ from digest.match import compile_interests
 from digest.match.text import TextCache
 from digest.models import Match, Rendered, Subscriber
 from digest.send import Sending
-from digest.store import OpenDigest, Store, address_of
+from digest.store import DigestClaims, OpenDigest, Store, address_of
 
 CLAIM_BATCH = 100
 WAIT_POLL = 0.5  # seconds between looks at other workers' claims
@@ -123,7 +123,7 @@ def _bound(
     return lambda subscriber: render(subscriber, matches, digest)
 
 
-def _others_still_sending(store: Store, claims: Claims) -> bool:
+def _others_still_sending(store: DigestClaims, claims: Claims) -> bool:
     """Whether another worker holds a live claim on a pending digest; if so, wait a moment
     (it finishes them, or dies and its lease runs out: then they are claimable)."""
     dead = [w for w in store.live_claimers(claims.clock()) if w != claims.worker and dead_here(w)]

@@ -40,7 +40,7 @@ from digest.errors import (
 )
 from digest.models import Match, Rendered, Subscriber
 from digest.report import SubscriberOutcome
-from digest.store import Accepted, OpenDigest, Refused, Store
+from digest.store import Accepted, Ledger, OpenDigest, Refused
 from digest.store.journal import Journal
 
 GROUP_SECONDS = 2.0
@@ -69,7 +69,7 @@ class Sending:
     order.
     """
 
-    store: Store
+    store: Ledger  # the only role of the store sending needs
     channel: Channel
     journal: Journal
     run_id: int

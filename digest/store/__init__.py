@@ -251,28 +251,8 @@ class SqlDatabase(Protocol):
     def close(self) -> None: ...
 
 
-class Store(Protocol):
-    """What the pipeline and the ``seen``/``subscribers`` commands need of a store."""
-
-    location: str
-    readonly: bool
-
-    @property
-    def shared(self) -> bool:
-        """Whether several workers (on several hosts) may send from this store at once."""
-
-    @property
-    def record_every(self) -> int:
-        """How many accepted digests are recorded together (1: each at once)."""
-
-    @property
-    def journal_path(self) -> Path:
-        """Where this host keeps the journal of accepted digests for this store."""
-
-    def close(self) -> None: ...
-
-    def run_lock(self, *, now: dt.datetime | None = None) -> AbstractContextManager[None]:
-        """Hold the run lock for a ``with`` block, or raise ``LockedError`` at once."""
+class PaperHistory(Protocol):
+    """The papers a store has seen and what each reader was sent or owes of them."""
 
     def observe(
         self, papers: Sequence[Paper], now: dt.datetime, *, record: bool = True
@@ -291,12 +271,29 @@ class Store(Protocol):
         """Per address, the keys its digests sent since ``since`` listed or passed over
         (subscribers with the same history may share one set)."""
 
-    def begin_run(self, now: dt.datetime, *, dry_run: bool = False) -> int: ...
+    def papers_by_key(self, keys: Collection[str]) -> dict[str, Paper]:
+        """The stored records of ``keys`` (those not pruned)."""
 
-    def finish_run(self, run_id: int, now: dt.datetime, summary: str) -> None: ...
 
-    def last_run(self, before: dt.datetime) -> dt.datetime | None:
-        """When the last real run (not a dry run) that started before ``before`` started."""
+class PaperExtras(Protocol):
+    """What the matchers keep between runs: paper embeddings and fetched liked papers."""
+
+    def paper_vectors(self, keys: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """The stored embeddings of ``keys``: what made each (a tag), and its float32 bytes."""
+
+    def save_paper_vectors(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        """Keep these (key, tag, vector) embeddings (nothing, on a read-only store)."""
+
+    def liked_papers(self, ids: Collection[str]) -> dict[str, Paper]:
+        """The liked papers of ``ids`` fetched earlier, by arXiv id."""
+
+    def save_liked_papers(self, papers: Sequence[Paper], now: dt.datetime) -> None:
+        """Keep these fetched liked papers (nothing, on a read-only store)."""
+
+
+class ReaderRecords(Protocol):
+    """What readers keep in the store: their past digests, saved preferences, verdicts and
+    fitted profiles."""
 
     def past_digests(self, email: str, limit: int = 100) -> list[PastDigest]:
         """The digests sent to ``email``, newest first, as far back as the store keeps them."""
@@ -323,6 +320,25 @@ class Store(Protocol):
 
     def save_reader_profiles(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
         """Keep these (address, tag, weights) profiles."""
+
+
+class Ledger(Protocol):
+    """Runs and digests: what was planned, sent and refused, and each subscriber's standing."""
+
+    @property
+    def record_every(self) -> int:
+        """How many accepted digests are recorded together (1: each at once)."""
+
+    @property
+    def journal_path(self) -> Path:
+        """Where this host keeps the journal of accepted digests for this store."""
+
+    def begin_run(self, now: dt.datetime, *, dry_run: bool = False) -> int: ...
+
+    def finish_run(self, run_id: int, now: dt.datetime, summary: str) -> None: ...
+
+    def last_run(self, before: dt.datetime) -> dt.datetime | None:
+        """When the last real run (not a dry run) that started before ``before`` started."""
 
     def plan_digests(
         self, run_id: int, day: dt.date, planned: Sequence[PlannedDigest], now: dt.datetime
@@ -354,6 +370,14 @@ class Store(Protocol):
     ) -> None:
         """Unsubscribe, suspend or reactivate a subscriber."""
 
+
+class DigestClaims(Protocol):
+    """Sharing a run's sending between workers: the planning lock and claims on digests."""
+
+    @property
+    def shared(self) -> bool:
+        """Whether several workers (on several hosts) may send from this store at once."""
+
     def planning_lock(self) -> AbstractContextManager[None]:
         """Held while a run plans, so that one plan is made at a time across workers."""
 
@@ -379,20 +403,19 @@ class Store(Protocol):
     def claimed_elsewhere(self, worker: str, now: dt.datetime) -> dt.datetime | None:
         """When the first live claim of another worker on a pending digest runs out, if any."""
 
-    def papers_by_key(self, keys: Collection[str]) -> dict[str, Paper]:
-        """The stored records of ``keys`` (those not pruned)."""
 
-    def paper_vectors(self, keys: Collection[str]) -> dict[str, tuple[str, bytes]]:
-        """The stored embeddings of ``keys``: what made each (a tag), and its float32 bytes."""
+class Administration(Protocol):
+    """The store as an operator handles it: where it is, its run lock, pruning, listing,
+    statistics, forgetting, and its lifetime."""
 
-    def save_paper_vectors(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
-        """Keep these (key, tag, vector) embeddings (nothing, on a read-only store)."""
+    location: str
 
-    def liked_papers(self, ids: Collection[str]) -> dict[str, Paper]:
-        """The liked papers of ``ids`` fetched earlier, by arXiv id."""
+    readonly: bool
 
-    def save_liked_papers(self, papers: Sequence[Paper], now: dt.datetime) -> None:
-        """Keep these fetched liked papers (nothing, on a read-only store)."""
+    def close(self) -> None: ...
+
+    def run_lock(self, *, now: dt.datetime | None = None) -> AbstractContextManager[None]:
+        """Hold the run lock for a ``with`` block, or raise ``LockedError`` at once."""
 
     def prune(self, now: dt.datetime, keep: dt.timedelta) -> PruneReport:
         """Drop what can no longer matter: digests sent and records of papers first seen more
@@ -411,6 +434,13 @@ class Store(Protocol):
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+class Store(
+    PaperHistory, PaperExtras, ReaderRecords, Ledger, DigestClaims, Administration, Protocol
+):
+    """What the pipeline and the ``seen``/``subscribers`` commands need of a store: every role.
+    A stage that needs only some of them takes those (``Sending`` takes a ``Ledger``)."""
 
 
 class StoreBackend(Protocol):
