@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from digest.errors import UsageError
 from digest.identity import arxiv_id
 from digest.models import Paper
-from digest.store import Store, address_of
+from digest.store import ReaderRecords, Store, address_of
 from digest.store.verdicts import LESS, MORE
 
 VERDICTS = {"more": MORE, "less": LESS}
@@ -51,7 +51,9 @@ def stored_paper(store: Store, raw: str) -> Paper:
     return found
 
 
-def record(store: Store, email: str, paper: Paper, verdict: int | None, now: dt.datetime) -> bool:
+def record(
+    store: ReaderRecords, email: str, paper: Paper, verdict: int | None, now: dt.datetime
+) -> bool:
     """Record ``email``'s ``verdict`` on ``paper`` (None clears it); whether anything changed."""
     return store.record_verdict(email, paper.key, verdict, now)
 

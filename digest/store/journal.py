@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from digest.errors import StoreError
-from digest.store import Accepted, Store
+from digest.store import Accepted, Ledger
 
 BYTES_PER_ENTRY = 512
 
@@ -134,7 +134,7 @@ def leftovers(prefix: Path) -> Iterator[tuple[Path, int]]:
         yield path, fd
 
 
-def reconcile(store: Store, prefix: Path, run_id: int, now: dt.datetime) -> int:
+def reconcile(store: Ledger, prefix: Path, run_id: int, now: dt.datetime) -> int:
     """Record the digests of leftover journals as sent, then delete them; how many were new.
 
     Raises StoreError (and keeps the journals) when the store cannot record them: a run must

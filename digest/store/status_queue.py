@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digest.errors import StoreError
-from digest.store import Store
+from digest.store import Ledger
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class StatusQueue:
         self._lock = path.with_name(path.name + ".lock")
 
     @classmethod
-    def of(cls, store: Store) -> StatusQueue:
+    def of(cls, store: Ledger) -> StatusQueue:
         """The queue beside ``store``'s journal (the same host, the same store)."""
         journal = store.journal_path
         return cls(journal.with_name(journal.name.removesuffix(".journal") + ".status"))
@@ -73,7 +73,7 @@ class StatusQueue:
         """The changes not yet in the store, oldest first."""
         return [*_read(self._taken), *_read(self.path)]
 
-    def apply(self, store: Store) -> int:
+    def apply(self, store: Ledger) -> int:
         """Hand every waiting change to ``store``, oldest first; how many. A StoreError (still
         busy) leaves them waiting."""
         if not (self.path.exists() or self._taken.exists()):
