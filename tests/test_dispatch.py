@@ -79,22 +79,40 @@ def test_three_workers_send_everyone_exactly_once(
     tmp_path: Path, pg_url: str, server: tuple[CountingController, Handler]
 ) -> None:
     controller, handler = server
-    config = write_config(tmp_path, controller.port)
+    readers = READERS - 50  # not whole claims of 100: one worker's last group is short
+    config = write_config(tmp_path, controller.port, readers)
     workers = [start(config, pg_url) for _ in range(3)]
     results = [finish(worker) for worker in workers]
     assert all(code == 0 for code, _, _ in results), [err[-2000:] for _, _, err in results]
     counts = per_reader(handler)
-    assert len(counts) == READERS and set(counts.values()) == {1}
+    assert len(counts) == readers and set(counts.values()) == {1}
     # one of them planned; every one sent a share
     planners = [out for _, out, _ in results if "distinct papers" in out]
     assert len(planners) >= 1
     sent = [int(out.rsplit("sent ", 1)[1].split()[0]) for _, out, _ in results]
-    assert sum(sent) == READERS and all(share > 0 for share in sent), sent
+    assert sum(sent) == readers and all(share > 0 for share in sent), sent
+    # the digests a worker rebuilt from another's plan are the ones the planner made: readers
+    # of the same interests got the same text, whichever worker sent it
+    texts: dict[int, set[str]] = {}
+    for received in handler.received:
+        reader = received.rcpt_tos[0]
+        number = int(reader.removeprefix("reader").split("@")[0])
+        body = received.message.get_body(("plain",))
+        assert body is not None
+        words = str(body.get_content()).replace(reader, "READER").split()  # wrapped by length
+        texts.setdefault(number % 4, set()).add(" ".join(words))
+    assert sorted(len(found) for found in texts.values()) == [1, 1, 1, 1]
+    # and each paper's sent count (kept back by each worker, added at the end of its run) is
+    # what the readers received
+    with open_store(pg_url, base_dir=tmp_path, readonly=True) as store:
+        received_papers = sum(s.papers_received for s in store.subscriber_states().values())
+        assert received_papers > readers
+        assert sum(row.sent for row in store.list_seen()) == received_papers
 
     # a second round finds the work done and sends nothing
     again = [finish(worker) for worker in [start(config, pg_url) for _ in range(3)]]
     assert all(code == 0 for code, _, _ in again)
-    assert len(handler.received) == READERS
+    assert len(handler.received) == readers
 
 
 def local_ports(pid: int) -> set[int]:
