@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from digest.config import Config, channel_options, store_location
 from digest.errors import ConfigError, RenderError, SourceError, UsageError
 from digest.models import Match, Paper, Subscriber
-from digest.store.sqlite_file import SCHEMA_VERSION
 
 SHOWN_SUBSCRIBERS = 5
 MAIL_METHODS = frozenset({"smtp", "file", "maildir"})  # channels whose messages need a way out
@@ -185,10 +184,10 @@ def _store_summary(config: Config, report: CheckReport) -> str:
                 "(the next run online fetches them from [fetch] paper_api; until then they are "
                 "left out)"
             )
-    upgrade = " (upgraded by the next run)" if stats.schema_version < SCHEMA_VERSION else ""
+    upgrade = " (upgraded by the next run)" if stats.schema_version < stats.latest_schema else ""
     return (
         f"{scheme_of(location)} {store.location}: reachable, schema {stats.schema_version} of "
-        f"{SCHEMA_VERSION}{upgrade}, {stats.papers} papers seen"
+        f"{stats.latest_schema}{upgrade}, {stats.papers} papers seen"
     )
 
 

@@ -180,6 +180,7 @@ class StoreStats:
 
     location: str
     schema_version: int
+    latest_schema: int  # the version this release brings a store to (a run upgrades it)
     size: int  # bytes on disk (the SQLite file and its -wal), or the database's size
     papers: int
     first_seen: dt.datetime | None

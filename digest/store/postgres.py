@@ -102,6 +102,7 @@ class PostgresStore(SqlStore):
     shared: ClassVar[bool] = True
     record_every: ClassVar[int] = 1  # another host may take over: record each digest at once
     count_every: ClassVar[int] = 100  # but the papers' sent counts once per 100 (see SqlStore)
+    latest_schema: ClassVar[int] = SCHEMA_VERSION
 
     def __init__(self, database: PgDatabase, base_dir: Path) -> None:
         super().__init__(database, database.location)

@@ -78,6 +78,7 @@ class SqlStore(Claiming, InterestStorage):
     # this many: every digest names the day's popular papers, and workers that each updated
     # those rows in every transaction would wait in turn for each other's commit.
     count_every: ClassVar[int] = 1
+    latest_schema: ClassVar[int]  # each backend's newest schema version
 
     def __init__(self, database: SqlDatabase, location: str) -> None:
         self.location = location
@@ -402,6 +403,7 @@ class SqlStore(Claiming, InterestStorage):
         return StoreStats(
             location=self.location,
             schema_version=version,
+            latest_schema=self.latest_schema,
             size=self._size(),
             papers=papers,
             first_seen=parse_time(first) if first else None,

@@ -14,6 +14,7 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from digest.errors import StoreError
 from digest.store import Connection, OpenDigest, ledger, sqlite_file
@@ -29,6 +30,8 @@ SCHEMA_VERSION = sqlite_file.SCHEMA_VERSION
 
 class SqliteStore(SqlStore):
     """One paper-digest store file. Use :meth:`open`; not for concurrent use by several threads."""
+
+    latest_schema: ClassVar[int] = sqlite_file.SCHEMA_VERSION
 
     def __init__(self, database: Database) -> None:
         super().__init__(database, str(database.path))
