@@ -196,10 +196,10 @@ def _feedback_summary(given: Mapping[str, Mapping[str, int]], report: CheckRepor
     cannot be used here."""
     if not given:
         return None
-    import importlib.util
+    from digest.match import embedding
 
     count = sum(len(found) for found in given.values())
-    if importlib.util.find_spec("wordllama") is None:
+    if not embedding.installed():
         report.warnings.append(
             f"{len(given)} readers gave verdicts, which are kept but not used without the "
             "semantic extra: pip install 'paper-digest[semantic]'"

@@ -94,7 +94,7 @@ def send_claimed(
             if store.shared and _others_still_sending(store, claims):
                 continue
             return False
-        matches = _matches_of(store, batch, subscribers, planned, (rebuilt, texts))
+        matches = _matches_of(store, batch, subscribers, planned, rebuilt=rebuilt, texts=texts)
         for digest in batch:
             if should_stop():
                 return True
@@ -144,12 +144,13 @@ def _matches_of(
     batch: Sequence[OpenDigest],
     subscribers: Mapping[str, Subscriber],
     planned: Mapping[str, list[Match]],
-    shared: tuple[dict[Match, Match], TextCache],
+    *,
+    rebuilt: dict[Match, Match],
+    texts: TextCache,
 ) -> dict[str, list[Match]]:
     """Each claimed digest's matches by address: as planned here, or ranked again over the
     digest's own papers (a ranking depends on nothing else, so it comes out the same), each
-    equal Match given as the one object ``shared`` holds (with the papers tokenised before)."""
-    rebuilt, texts = shared
+    equal Match given as the one object ``rebuilt`` holds, the papers tokenised into ``texts``."""
     found: dict[str, list[Match]] = {}
     missing: list[tuple[Subscriber, OpenDigest]] = []
     for digest in batch:

@@ -70,7 +70,8 @@ def explain_empty(
             found[reader.email] = _nothing_offered(batch, period[reader.email])
         return found
     # Matched, but only by papers they already had? Ranked again with no history skipped.
-    again = compile_interests(readers, liked=liked, store=store).rank(candidates)
+    rules = compile_interests(readers, liked=liked, store=store)  # their rules, no profile
+    again = rules.rank(candidates)
     unmatched: list[Subscriber] = []
     for reader in readers:
         had = skip.get(reader.email, ())
@@ -87,7 +88,7 @@ def explain_empty(
     if unmatched:
         # Matched by their rules among papers they have not had, yet nothing was sent: only a
         # profile (their "Fewer like this" verdicts) cuts a rule's match, so it did.
-        now = compile_interests(unmatched, liked=liked, store=store).rank(candidates, skip=skip)
+        now = rules.rank(candidates, skip=skip)
         cut = [reader for reader in unmatched if now[reader.email].matched]
         for reader in cut:
             found[reader.email] = _cut_by_profile(now[reader.email], period[reader.email])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib.util
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -151,7 +150,9 @@ def _plain(value: Any) -> Any:
 
 def semantic_installed() -> bool:
     """Whether interests in plain words (``about``) can be used here (the semantic extra)."""
-    return importlib.util.find_spec("wordllama") is not None
+    from digest.match import embedding
+
+    return embedding.installed()
 
 
 # --- the effective list, as TOML ---------------------------------------------------------------

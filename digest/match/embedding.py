@@ -23,6 +23,15 @@ if TYPE_CHECKING:
     Vectors = npt.NDArray[np.float32]
 
 EXTRA_HINT = "install the semantic extra: pip install 'paper-digest[semantic]'"
+
+
+def installed() -> bool:
+    """Whether the bundled model can be loaded here (the semantic extra), without loading it."""
+    import importlib.util
+
+    return importlib.util.find_spec("wordllama") is not None
+
+
 MODEL_NAME = "wordllama l2_supercat 256"
 
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
-from digest.match import Matcher, MatcherContext, Ranking
+from digest.match import Matcher, MatcherContext, Ranking, embedding
 from digest.match.embedding import Embedder, paper_text
 from digest.match.keywords import KeywordMatcher
 from digest.match.semantic import PaperVectors, embedded
@@ -422,18 +422,11 @@ def profile_layer(subscribers: Sequence[Subscriber], context: MatcherContext) ->
     ``inner`` matcher with the profiles of the readers who gave verdicts around it; None
     without verdicts to read (no ``feedback``) or without the semantic extra (profiles need
     paper embeddings: the verdicts wait for it)."""
-    if context.feedback is None or context.inner is None or not semantic_installed():
+    if context.feedback is None or context.inner is None or not embedding.installed():
         return None
     return with_profiles(
         subscribers, context.inner, context.feedback, liked=context.liked, texts=context.texts
     )
-
-
-def semantic_installed() -> bool:
-    """Whether paper embeddings can be made here (the semantic extra)."""
-    import importlib.util
-
-    return importlib.util.find_spec("wordllama") is not None
 
 
 def with_profiles(

@@ -27,7 +27,6 @@ from digest.store import (
     SubscriberState,
     address_of,
 )
-from digest.store.papers import count_sent
 
 # Spelled out, not bound: only a literal lets the planner use the partial index ``digests_open``
 # (a year of sent digests would otherwise be scanned to find the few still open).
@@ -118,14 +117,12 @@ def record_sent(
     run_id: int | None,
     accepted: Sequence[Accepted],
     stamp: str,
-    delivered: list[str] | None = None,
+    delivered: list[str],
 ) -> int:
     """Mark ``accepted`` sent (a digest already sent stays as it was); how many were marked.
-    The papers of the digests marked are added to their sent counts, or to ``delivered`` for
-    the caller to count later."""
+    The papers of the digests marked are added to ``delivered``, for the caller to add to their
+    sent counts (at once, or later: see ``SqlStore.count_every``)."""
     marked = 0
-    counted = delivered is None
-    delivered = [] if delivered is None else delivered
     for item in accepted:
         cursor = conn.execute(
             "UPDATE digests SET status = 'sent', message_id = ?, run_id = ?, updated = ?, "
@@ -144,8 +141,6 @@ def record_sent(
             "bounces = 0, last_error = NULL",
             (address_of(item.email), stamp, len(item.papers)),
         )
-    if counted:
-        count_sent(conn, delivered)
     return marked
 
 
