@@ -2,7 +2,7 @@
 same interests written as a reader's sentence, on the hand-judged relevance set
 bench/relevance.toml (the 77 papers of the four real API samples).
 
-    python bench/relevance.py [--min-similarity 0.45] [--held-out] [--feedback]
+    python bench/relevance.py [--min-similarity 0.975] [--held-out] [--feedback]
 
 Prints one line per interest and kind of rule, and the means over the interests. ``--held-out``
 adds leave-one-interest-out figures: each interest matched at the threshold calibrated on the
@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from digest.match import compile_interests  # noqa: E402
+from digest.match.closeness import DEFAULT_MIN_SIMILARITY as DEFAULT  # noqa: E402
 from digest.models import Paper, Subscriber  # noqa: E402
 from digest.sources.sniff import parse_document  # noqa: E402
 
@@ -109,7 +110,7 @@ def held_out(grid: list[float]) -> list[tuple[Row, float]]:
     out = []
     for interest in interests:
         others = [i for i in interests if i != interest]
-        chosen = max(grid, key=lambda t: (sum(f1(table[t][i]) for i in others), -abs(t - 0.455)))
+        chosen = max(grid, key=lambda t: (sum(f1(table[t][i]) for i in others), -abs(t - DEFAULT)))
         out.append((table[chosen][interest], chosen))
     return out
 
@@ -220,7 +221,7 @@ def main() -> int:
         print(f"{'mean over the interests':<48} {kind:<9} {precision:>9.0%} {recall:>6.0%}")
     if args.held_out:
         print("\n`about` alone, min_similarity calibrated on the other interests (best mean F1):")
-        rows_at = held_out([round(0.40 + 0.005 * n, 3) for n in range(31)])
+        rows_at = held_out([round(0.95 + 0.0025 * n, 4) for n in range(19)])
         for row, threshold in rows_at:
             print(
                 f"{row.interest:<48} {threshold:<9} {row.precision:>9.0%} {row.recall:>6.0%}  "

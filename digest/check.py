@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from digest.config import Config, channel_options, store_location
@@ -68,7 +68,29 @@ def check_config(config: Config) -> CheckReport:
         )
     if not subscribers:
         report.warnings.append("nobody is subscribed: add a [[subscribers]] entry")
+    report.warnings += _old_closeness_scale(subscribers)
     return report
+
+
+OLD_SCALE_BELOW = 0.8  # a share this low picks a fifth of all papers: a cosine of the old scale
+
+
+def _old_closeness_scale(subscribers: Sequence[Subscriber]) -> list[str]:
+    """A warning per reader whose min_similarity looks like a cosine of the old scale (the
+    first few, then how many more)."""
+    found = [
+        f"{s.email}: min_similarity = {s.min_similarity} is the share of recent papers a paper "
+        f"must be closer than (it was a cosine): {s.min_similarity} picks about "
+        f"{1 - s.min_similarity:.0%} of all papers; the default is 0.975, 0.99 picks fewer"
+        for s in subscribers
+        if (s.about or s.like)
+        and s.min_similarity is not None
+        and s.min_similarity < OLD_SCALE_BELOW
+    ]
+    if len(found) > SHOWN_SUBSCRIBERS:
+        more = len(found) - SHOWN_SUBSCRIBERS
+        found = [*found[:SHOWN_SUBSCRIBERS], f"and {more} more readers set min_similarity so low"]
+    return found
 
 
 def _kinds() -> list[str]:

@@ -23,6 +23,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from digest.match import Ranking, compile_interests
+from digest.match.closeness import DEFAULT_MIN_SIMILARITY, top_share
 from digest.models import Batch, Explanation, Match, NearMiss, Paper, Subscriber
 
 if TYPE_CHECKING:
@@ -194,11 +195,12 @@ def _what_kept_out(reader: Subscriber, match: Match) -> str:
                 f"it has {paper.upvotes} upvotes, below your min_upvotes of {reader.min_upvotes}"
             )
     if not match.keywords and match.similarity is not None and match.close_to:
-        threshold = _threshold(reader, liked=match.close_to.startswith("liked paper"))
+        threshold = reader.min_similarity or DEFAULT_MIN_SIMILARITY
         if match.similarity < threshold:
             reasons.append(
-                f"its closeness to {match.close_to} is {match.similarity:.2f}, below the "
-                f"threshold of {threshold:.2f}"
+                f"its closeness to {match.close_to} is in the {top_share(match.similarity)} of "
+                f"recent papers; your min_similarity of {threshold} asks for the "
+                f"{top_share(threshold)}"
             )
     text = "; ".join(reasons)
     return text[:1].upper() + text[1:]
@@ -218,10 +220,3 @@ def _found(terms: Sequence[str], paper: Paper) -> list[str]:
     probe = Subscriber(email=_PROBE, keywords=tuple(terms), max_papers=1)
     matches = keyword_matcher([probe]).rank_one(_PROBE, [paper]).matches
     return list(matches[0].keywords) if matches else []
-
-
-def _threshold(reader: Subscriber, *, liked: bool) -> float:
-    from digest.match.semantic import DEFAULT_MIN_SIMILARITY, LIKED_MARGIN
-
-    base = reader.min_similarity or DEFAULT_MIN_SIMILARITY
-    return min(base + LIKED_MARGIN, 0.95) if liked else base

@@ -127,7 +127,7 @@ class Match(Value):
     by_organizations: tuple[str, ...] = ()  # and the followed organisations
     close_to: str | None = None  # the description or liked paper it is close in meaning to
     marked: str | None = None  # the paper the reader marked "more like this" it is most like
-    similarity: float | None = None  # and how close (cosine, 0..1)
+    similarity: float | None = None  # and how close: the share of recent papers it is closer than
     trending: bool = False  # offered as one of the week's most upvoted, whatever the interests
 
 

@@ -135,3 +135,23 @@ def test_check_counts_readers_verdicts_and_warns_without_the_semantic_extra(
     )
     (warning,) = [w for w in check_config(config).warnings if "verdicts" in w]
     assert "kept but not used without the semantic extra" in warning
+
+
+def test_a_min_similarity_of_the_old_cosine_scale_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("wordllama", reason="the semantic extra is not installed")
+    from digest.cli import main
+
+    readers = "".join(
+        f'[[subscribers]]\nemail = "r{n}@example.org"\nabout = ["video generation"]\n'
+        f"min_similarity = {0.455 if n < 7 else 0.99}\n"
+        for n in range(9)
+    )
+    path = write(tmp_path, readers + '[[subscribers]]\nemail = "k@example.org"\nkeywords = ["x"]\n')
+    assert main(["--config", str(path), "check"]) == 0
+    err = capsys.readouterr().err
+    assert "r0@example.org: min_similarity = 0.455 is the share of recent papers" in err
+    assert "picks about 54% of all papers; the default is 0.975" in err
+    assert "and 2 more readers set min_similarity so low" in err  # 7 of them, 5 named
+    assert "r7@example.org" not in err and "k@example.org: min_similarity" not in err

@@ -2,22 +2,24 @@
 each subscriber's keyword rules (implements :class:`digest.match.Matcher`).
 
 A paper matches a subscriber when the keyword rules pick it, or when it is close enough in
-meaning (cosine similarity of :mod:`.embedding` vectors at least ``min_similarity``) to one of
-their descriptions or liked papers; ``require``, ``exclude`` and ``min_upvotes`` apply to both.
+meaning to one of their descriptions or liked papers: its standard score ``z`` against the
+collection of recent papers (:mod:`.closeness`) at least ``t``, the score of ``min_similarity``
+(a share of recent papers, the same scale for a phrase, a sentence and a liked paper);
+``require``, ``exclude`` and ``min_upvotes`` apply to both.
 
 Ranking, one formula for both kinds of evidence::
 
     relevance = max(keyword evidence, meaning evidence)
     keyword evidence = 1.0 with a keyword, author or organisation in the title, else 0.8
-    meaning evidence = 0.5 + 0.5 * (s - m) / (1 - m)    for similarity s >= m = min_similarity
+    meaning evidence = 0.5 + 0.5 * min(1, (z - t) / 3)       for z >= t
 
 so a title hit ranks with the closest papers and a paper barely close enough ranks below every
 keyword hit. Relevance is compared to two decimals; ties go to the number of kinds of interest
 named (keywords, authors, organisations; a paper found by meaning alone names none), then
 upvotes, the newest, the key (:func:`.select.base_order`): one total order, and among keyword
-matches the order of the keyword rules alone. Each paper is embedded once per process and each
-distinct interest text once per matcher; a call scores all papers against all texts as one
-matrix product.
+matches the order of the keyword rules alone. Each paper is embedded once (and kept in the
+store) and each distinct interest text once per matcher; a call scores all papers against all
+texts as one matrix product, and the collection is read once per matcher.
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ from digest.identity import arxiv_id
 from digest.likes import liked_ids
 from digest.match import MatcherContext, Ranking
 from digest.match.blend import Above, Blend, Close, CloseSet, Wants, close_set, rank_key
+from digest.match.closeness import (
+    DEFAULT_MIN_SIMILARITY,
+    REFERENCE_ENOUGH,
+    REFERENCE_LIMIT,
+    SAMPLE_PREFIX,
+    Reference,
+    collection_rows,
+    evidence_of,
+    sample_papers,
+    share_of,
+    threshold_of,
+)
 from digest.match.embedding import Embedder, paper_text
 from digest.match.keywords import KeywordMatcher
 from digest.match.select import NOTHING, cyclic_gc_paused
@@ -43,10 +57,6 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-DEFAULT_MIN_SIMILARITY = 0.455  # calibrated on the hand-judged set of bench/relevance.py
-# Two papers' texts are closer to each other than a sentence is to a paper: a liked paper needs
-# this much more similarity (0.55 by default) to bring another in.
-LIKED_MARGIN = 0.10
 _VECTOR_CACHE_LIMIT = 50_000
 _LABEL = 70  # characters of a description or title quoted in the "why" line
 
@@ -56,6 +66,9 @@ class PaperVectors(Protocol):
 
     def paper_vectors(self, keys: Collection[str]) -> dict[str, tuple[str, bytes]]:
         """The stored tag and float32 bytes of each of ``keys`` that has one."""
+
+    def recent_paper_vectors(self, model: str, limit: int) -> list[tuple[str, bytes]]:
+        """The (key, float32 bytes) of the ``limit`` latest papers that ``model`` embedded."""
 
     def save_paper_vectors(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
         """Keep these (key, tag, vector) rows."""
@@ -98,6 +111,14 @@ class _WithLikes(Mapping[str, Collection[str]]):
         return len({*self._skip, *self._liked})
 
 
+class _Collection:
+    """The reference collection of one matcher and of the single-subscriber matchers it makes,
+    worked out at the first ranking (it holds that day's papers) and then kept: every ranking of
+    the run judges closeness against the same papers."""
+
+    reference: Reference | None = None
+
+
 class SemanticMatcher:
     """Keyword rules and meaning, for subscribers of whom some have ``about`` or ``like``."""
 
@@ -110,10 +131,13 @@ class SemanticMatcher:
         vectors: dict[str, npt.NDArray[np.float32]] | None = None,
         store: PaperVectors | None = None,
         text_cache: TextCache | None = None,
+        collection: _Collection | None = None,
     ) -> None:
         import numpy as np
 
         self._embedder = embedder
+        self._collection = collection or _Collection()
+        self._scale: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
         self._liked = dict(liked or {})
         self._vectors = vectors if vectors is not None else {}
         self._store = store
@@ -129,6 +153,7 @@ class SemanticMatcher:
         by_interests: dict[tuple[object, ...], tuple[int, tuple[int, ...], tuple[float, ...]]] = {}
         texts: dict[str, int] = {}
         self.labels: list[str] = []
+        self._liked_columns: list[int] = []  # the texts that are liked papers
         for section in subscribers:
             has_keywords = bool(section.keywords or section.authors or section.organizations)
             if has_keywords or not (section.about or section.like):
@@ -147,13 +172,14 @@ class SemanticMatcher:
             known = by_interests.get(interests)
             if known is None:
                 columns: dict[int, float] = {}
-                base = section.min_similarity or DEFAULT_MIN_SIMILARITY
+                threshold = threshold_of(section.min_similarity or DEFAULT_MIN_SIMILARITY)
                 for text, label, is_liked in self._interest_texts(section):
                     column = texts.setdefault(text, len(texts))
                     if column == len(self.labels):
                         self.labels.append(label)
-                    liked_base = min(base + LIKED_MARGIN, 0.95)
-                    columns.setdefault(column, liked_base if is_liked else base)
+                        if is_liked:
+                            self._liked_columns.append(column)
+                    columns.setdefault(column, threshold)
                 known = (len(by_interests), tuple(columns), tuple(columns.values()))
                 by_interests[interests] = known
             likes = frozenset(liked_ids([section])) if section.like else frozenset()
@@ -199,7 +225,7 @@ class SemanticMatcher:
             skip = _WithLikes(skip or {}, self._liked_keys)
         found = self._keywords.rank_filtered(papers, skip=skip)
         keyword, ordered, named = found.rankings, found.papers, found.named
-        similarity = self._paper_vectors(ordered) @ self._interests.T if ordered else None
+        similarity = self._standard_scores(ordered) if ordered else None
         # Bit i is paper i, the best in base order holds the highest bit.
         place = {p.key: len(ordered) - 1 - i for i, p in enumerate(ordered)}
         above: dict[float, Above] = {}
@@ -273,19 +299,63 @@ class SemanticMatcher:
         picks: list[Close] = []
         for i, column, margin in near:
             t = wants.thresholds[column]
-            evidence = round(0.5 + 0.5 * margin / (1 - t), 2)  # compared to two decimals
+            evidence = round(evidence_of(margin + t, t), 2)  # compared to two decimals
             paper = ordered[i]
             match = Match.model_construct(
                 paper=paper, keywords=(), in_title=False, spans=(),
                 close_to=self.labels[wants.columns[column]],
-                similarity=round(margin + t, 2), score=evidence,
+                similarity=share_of(margin + t), score=evidence,
             )  # fmt: skip
             picks.append((rank_key(evidence, 0, place[paper.key]), i, match, evidence, paper.key))
         picks.sort(key=itemgetter(0))
         return picks
 
-    def _paper_vectors(self, papers: Sequence[Paper]) -> npt.NDArray[np.float32]:
-        return embedded(papers, self._embedder, self._vectors, self._store)
+    def _standard_scores(self, papers: Sequence[Paper]) -> npt.NDArray[np.float32]:
+        """Each paper's standard score against each interest text (a row per paper)."""
+        import numpy as np
+
+        vectors = embedded(papers, self._embedder, self._vectors, self._store)
+        if self._scale is None:
+            reference = self._collection.reference
+            if reference is None:
+                # After embedding: the day's vectors are in the store's recent ones, so a digest
+                # rebuilt later in the run is judged against the same papers.
+                recent = (
+                    self._store.recent_paper_vectors(self._embedder.name, REFERENCE_LIMIT)
+                    if self._store is not None
+                    else []
+                )
+                rows = collection_rows(vectors, [p.key for p in papers], recent)
+                if len(rows) < REFERENCE_ENOUGH:  # a first run: the bundled papers fill in
+                    extra = [
+                        p for p in sample_papers() if p.key.removeprefix(SAMPLE_PREFIX) not in rows
+                    ]
+                    more = embedded(extra, self._embedder, self._vectors, self._store)
+                    rows.update(zip([p.key for p in extra], more, strict=True))
+                reference = Reference.of(np.stack(list(rows.values())))
+                self._collection.reference = reference
+            self._scale = self._scaled(reference)
+        means, spread = self._scale
+        cosines = vectors @ self._interests.T
+        liked = self._liked_columns
+        reference = self._collection.reference
+        if liked and reference is not None and reference.shared is not None:
+            interests = reference.without_shared(self._interests[liked])
+            cosines[:, liked] = reference.without_shared(vectors) @ interests.T
+        scores: npt.NDArray[np.float32] = (cosines - means) / spread
+        return scores
+
+    def _scaled(
+        self, reference: Reference
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Each interest text's mean and spread over the collection; a liked paper's over the
+        collection with what its papers share taken out."""
+        means, spread = reference.scale(self._interests)
+        liked = self._liked_columns
+        if liked and reference.shared is not None:
+            shared = reference.shared.scale(reference.without_shared(self._interests[liked]))
+            means[liked], spread[liked] = shared
+        return means, spread
 
     def rank_one(self, email: str, papers: Sequence[Paper]) -> Ranking:
         """One subscriber's ranking among ``papers``."""
@@ -296,7 +366,7 @@ class SemanticMatcher:
                 raise KeyError(f"{email} is not a subscriber of these interests")
             single = self._singles[email] = SemanticMatcher(
                 [section], self._embedder, liked=self._liked, vectors=self._vectors,
-                store=self._store,
+                store=self._store, collection=self._collection,
             )  # fmt: skip
         return single.rank(papers)[email]
 

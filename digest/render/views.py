@@ -16,6 +16,7 @@ from urllib.parse import quote, quote_plus
 from markupsafe import Markup
 
 from digest.cadence import latest_due, previous_due
+from digest.match.closeness import top_share
 from digest.models import Match, NearMiss, Paper, Subscriber
 from digest.render.bibtex import bibtex_link
 from digest.render.highlight import highlight, merge_spans, shorten
@@ -113,7 +114,8 @@ def _why(match: Match, highlighted: bool) -> str:
         parts.append(f"like papers you marked: “{clip(clean_text(match.marked), MAX_TITLE)}”")
     if match.close_to and match.similarity is not None:
         parts.append(
-            f"close to {clip(clean_text(match.close_to), MAX_TITLE)} ({match.similarity:.2f})"
+            f"close to {clip(clean_text(match.close_to), MAX_TITLE)} "
+            f"({top_share(match.similarity)} of recent papers)"
         )
     if match.by_authors:
         parts.append(f"by {_names(match.by_authors)}, {_whom(match.by_authors, 'author')}")

@@ -282,6 +282,10 @@ class PaperExtras(Protocol):
     def paper_vectors(self, keys: Collection[str]) -> dict[str, tuple[str, bytes]]:
         """The stored embeddings of ``keys``: what made each (a tag), and its float32 bytes."""
 
+    def recent_paper_vectors(self, model: str, limit: int) -> list[tuple[str, bytes]]:
+        """The (key, float32 bytes) of the ``limit`` most recently seen papers that ``model``
+        embedded: the collection closeness in meaning is judged against."""
+
     def save_paper_vectors(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
         """Keep these (key, tag, vector) embeddings (nothing, on a read-only store)."""
 

