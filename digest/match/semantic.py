@@ -58,6 +58,9 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 _VECTOR_CACHE_LIMIT = 50_000
+# The bundled sample papers' vectors by model, for the process: embedding them takes half a
+# second, and a matcher without a store (a preview of a new store, a bench) would pay it again.
+_SAMPLE_VECTORS: dict[str, dict[str, npt.NDArray[np.float32]]] = {}
 _LABEL = 70  # characters of a description or title quoted in the "why" line
 
 
@@ -330,7 +333,8 @@ class SemanticMatcher:
                     extra = [
                         p for p in sample_papers() if p.key.removeprefix(SAMPLE_PREFIX) not in rows
                     ]
-                    more = embedded(extra, self._embedder, self._vectors, self._store)
+                    kept = _SAMPLE_VECTORS.setdefault(self._embedder.name, {})
+                    more = embedded(extra, self._embedder, kept, self._store)
                     rows.update(zip([p.key for p in extra], more, strict=True))
                 reference = Reference.of(np.stack(list(rows.values())))
                 self._collection.reference = reference
