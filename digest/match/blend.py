@@ -153,10 +153,11 @@ class Blend:
             # Both Matches live as long as the call (in the rankings and the close sets), so
             # their ids stay theirs, and subscribers who share both share the copy.
             evidence = max(KEYWORD_IN_TITLE if match.in_title else KEYWORD_ELSEWHERE, near[3])
-            copy = self._copies[(id(match), id(near[2]))] = Match.model_construct(
-                paper=match.paper, keywords=match.keywords, in_title=match.in_title,
-                spans=match.spans, close_to=near[2].close_to, similarity=near[2].similarity,
-                score=evidence,
+            copy = self._copies[(id(match), id(near[2]))] = match.model_copy(
+                update={
+                    "close_to": near[2].close_to, "similarity": near[2].similarity,
+                    "score": evidence,
+                }
             )  # fmt: skip
         return copy
 

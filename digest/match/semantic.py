@@ -300,14 +300,16 @@ class SemanticMatcher:
             best, which = margins.max(axis=1), margins.argmax(axis=1)
             near = [(i, int(which[i]), float(best[i])) for i in np.flatnonzero(best >= 0).tolist()]
         picks: list[Close] = []
+        blank = Match.model_construct(paper=ordered[0])  # copied: a third of constructing one
         for i, column, margin in near:
             t = wants.thresholds[column]
             evidence = round(evidence_of(margin + t, t), 2)  # compared to two decimals
             paper = ordered[i]
-            match = Match.model_construct(
-                paper=paper, keywords=(), in_title=False, spans=(),
-                close_to=self.labels[wants.columns[column]],
-                similarity=share_of(margin + t), score=evidence,
+            match = blank.model_copy(
+                update={
+                    "paper": paper, "close_to": self.labels[wants.columns[column]],
+                    "similarity": share_of(margin + t), "score": evidence,
+                }
             )  # fmt: skip
             picks.append((rank_key(evidence, 0, place[paper.key]), i, match, evidence, paper.key))
         picks.sort(key=itemgetter(0))

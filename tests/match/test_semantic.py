@@ -234,9 +234,12 @@ class CountingEmbedder:
 
 
 def test_papers_are_embedded_once_and_kept_in_the_store(
-    papers: list[Paper], tmp_path: Path
+    papers: list[Paper], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import digest.match.semantic as semantic
     from digest.store.sqlite import SqliteStore
+
+    monkeypatch.setattr(semantic, "_SAMPLE_VECTORS", {})  # as in a new process
 
     ada = Subscriber(email="ada@example.org", about=(REWARD,), max_papers=500)
     path = tmp_path / "digest.db"
