@@ -331,6 +331,7 @@ class ProfileMatcher:
             email: {found.papers[i].key for i in range(len(found.papers)) if mask >> i & 1}
             for email, mask in found.passing.items()
         }
+        blank = Match.model_construct(paper=order[0])  # copied: a third of constructing one
         for j, email in enumerate(profiled):
             ruled = inner[email].matches
             chosen: list[tuple[float, int, str, Match]] = []
@@ -349,14 +350,8 @@ class ProfileMatcher:
             labels = self._nearest_marked(email, added, vectors, place)
             for paper, label in zip(added, labels, strict=True):
                 z = float(standing[place[paper.key], j])
-                chosen.append(
-                    (
-                        -z,
-                        len(ruled),
-                        paper.key,
-                        Match.model_construct(paper=paper, marked=label, score=z),
-                    )
-                )
+                update = {"paper": paper, "marked": label, "score": z}
+                chosen.append((-z, len(ruled), paper.key, blank.model_copy(update=update)))
             chosen.sort(key=lambda entry: entry[:3])
             cap = self._sections[email].max_papers
             shown = [entry[3] for entry in chosen[:cap]]
