@@ -5,9 +5,9 @@ it together: one plans the day under an advisory lock (:meth:`PostgresStore.plan
 every one sends the digests it claims (``FOR UPDATE SKIP LOCKED`` and a lease, see
 :mod:`digest.dispatch`); each accepted digest is recorded at once, so a worker that dies leaves
 at most its messages in flight for another to send again. The SQL is the SQLite store's
-(:mod:`.papers`, :mod:`.ledger`), run through :class:`PgDatabase`; the schema history is
-:mod:`.postgres_migrations`, applied on open under an advisory lock, so hosts opening a new
-database together apply each step once.
+(:mod:`.papers`, :mod:`.ledger`), run through :class:`PgDatabase`; the schema history is the
+PostgreSQL steps of :mod:`.migrations`, applied on open under an advisory lock, so hosts opening a
+new database together apply each step once.
 
 The password never sits in the config: libpq reads ``$PGPASSWORD`` or ``~/.pgpass``.
 """
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from digest.errors import StoreError
 from digest.store import Connection, Cursor
-from digest.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
+from digest.store.migrations import SCHEMA_VERSION, steps_for
 from digest.store.sql import SqlStore
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ def _migrate(database: PgDatabase, *, readonly: bool) -> None:
                 where=database.location,
                 hint="upgrade paper-digest on this host",
             )
-        for number, statements in MIGRATIONS:
+        for number, statements in steps_for("postgresql"):
             if number in done:
                 continue
             for statement in statements:

@@ -17,21 +17,19 @@ from pathlib import Path
 from typing import ClassVar
 
 from digest.errors import StoreError
-from digest.store import Connection, OpenDigest, ledger, sqlite_file
+from digest.store import Connection, OpenDigest, ledger
 from digest.store.lock import RunLock
+from digest.store.migrations import SCHEMA_VERSION
 from digest.store.sql import SqlStore
 from digest.store.sqlite_file import Database
-from digest.store.sqlite_migrations import MIGRATIONS
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
-
-SCHEMA_VERSION = sqlite_file.SCHEMA_VERSION
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
 
 class SqliteStore(SqlStore):
     """One paper-digest store file. Use :meth:`open`; not for concurrent use by several threads."""
 
-    latest_schema: ClassVar[int] = sqlite_file.SCHEMA_VERSION
+    latest_schema: ClassVar[int] = SCHEMA_VERSION
 
     def __init__(self, database: Database) -> None:
         super().__init__(database, str(database.path))

@@ -1,9 +1,9 @@
 """The SQLite store's file: its schema history, recognising our files, opening and transactions.
 
-Schema changes are the ordered :data:`MIGRATIONS`; ``PRAGMA user_version`` counts those applied and
-``PRAGMA application_id`` marks the file as ours, so another program's database is never touched.
-Each migration is one transaction, re-checked under the write lock, so processes opening a new
-file together apply each step once.
+Schema changes are the SQLite steps of :mod:`.migrations`; ``PRAGMA user_version`` counts those
+applied and ``PRAGMA application_id`` marks the file as ours, so another program's database is
+never touched. Each migration is one transaction, re-checked under the write lock, so processes
+opening a new file together apply each step once.
 
 :meth:`Database.open` with ``readonly=True`` never changes anything on disk: a missing file reads
 as an empty store; an older schema is copied into memory and upgraded there; a fully checkpointed
@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 from digest.errors import StoreError
-from digest.store.sqlite_migrations import APPLICATION_ID, MIGRATIONS
+from digest.store.migrations import APPLICATION_ID, SCHEMA_VERSION, steps_for
 
 BUSY_TIMEOUT_S = 10.0
 
-SCHEMA_VERSION = len(MIGRATIONS)
+STEPS = dict(steps_for("sqlite"))
 _T = TypeVar("_T")
 
 
@@ -168,7 +168,7 @@ def migrate(conn: sqlite3.Connection, version: int) -> None:
             if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
                 conn.execute("ROLLBACK")
                 continue
-            for statement in MIGRATIONS[number - 1]:
+            for statement in STEPS[number]:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")  # an int we own, not input
             conn.execute("COMMIT")

@@ -16,8 +16,8 @@ import pytest
 from digest.errors import StoreError
 from digest.models import Paper
 from digest.store import PlannedDigest, open_store
+from digest.store.migrations import SCHEMA_VERSION
 from digest.store.postgres import PostgresStore
-from digest.store.postgres_migrations import SCHEMA_VERSION
 from tests.postgres_cluster import Cluster
 
 NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
