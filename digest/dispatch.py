@@ -19,13 +19,15 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from digest.likes import liked_papers
 from digest.match import compile_interests
 from digest.match.text import TextCache
 from digest.models import Match, Rendered, Subscriber
+from digest.plan import PlanningStore
 from digest.send import Sending
-from digest.store import DigestClaims, OpenDigest, Store, address_of
+from digest.store import DigestClaims, OpenDigest, address_of
 
 CLAIM_BATCH = 100
 WAIT_POLL = 0.5  # seconds between looks at other workers' claims
@@ -54,6 +56,11 @@ def dead_here(worker: str) -> bool:
     return False
 
 
+class DispatchStore(DigestClaims, PlanningStore, Protocol):
+    """What sending claimed digests needs of the store: the claims, and what rebuilding the
+    digests another worker planned reads (the papers, vectors, likes and verdicts)."""
+
+
 @dataclass(frozen=True)
 class Claims:
     """How this worker claims: its name, how long a claim lasts, and its clock."""
@@ -66,7 +73,7 @@ class Claims:
 
 
 def send_claimed(
-    store: Store,
+    store: DispatchStore,
     sending: Sending,
     claims: Claims,
     subscribers: Mapping[str, Subscriber],
@@ -140,7 +147,7 @@ def _others_still_sending(store: DigestClaims, claims: Claims) -> bool:
 
 
 def _matches_of(
-    store: Store,
+    store: DispatchStore,
     batch: Sequence[OpenDigest],
     subscribers: Mapping[str, Subscriber],
     planned: Mapping[str, list[Match]],

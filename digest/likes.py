@@ -10,13 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol
 
 from digest.errors import DigestError
 from digest.identity import arxiv_id
 from digest.models import Paper, Subscriber
-from digest.store import Store
+from digest.store import PaperExtras, PaperHistory
 
 log = logging.getLogger(__name__)
+
+
+class LikedPaperStore(PaperHistory, PaperExtras, Protocol):
+    """Where liked papers are looked up (the papers seen) and kept (those fetched for likes)."""
 
 
 def liked_ids(subscribers: Iterable[Subscriber]) -> set[str]:
@@ -27,7 +32,7 @@ def liked_ids(subscribers: Iterable[Subscriber]) -> set[str]:
 def liked_papers(
     subscribers: Sequence[Subscriber],
     papers: Sequence[Paper],
-    store: Store,
+    store: LikedPaperStore,
     fetched: Mapping[str, Paper] | None = None,
 ) -> dict[str, Paper]:
     """The liked papers by arXiv id: among ``papers`` and ``fetched``, else the store's records,
@@ -49,7 +54,7 @@ def liked_papers(
 def fetch_liked(
     subscribers: Sequence[Subscriber],
     papers: Sequence[Paper],
-    store: Store,
+    store: LikedPaperStore,
     *,
     download: Callable[[str], bytes],
     base_url: str,

@@ -15,13 +15,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from digest.explain import explain_empty
 from digest.identity import unique_by_key
 from digest.likes import liked_papers
 from digest.match import compile_interests
 from digest.models import Batch, Explanation, Match, Paper, Subscriber
-from digest.store import Observed, Store
+from digest.store import Observed, PaperExtras, PaperHistory, ReaderRecords
 
 CLOCK_MARGIN = dt.timedelta(days=1)
 WEEKLY_WINDOW = dt.timedelta(days=7)
@@ -59,11 +60,16 @@ class Plan:
         return self.window_papers.get(email, len(self.new))
 
 
+class PlanningStore(PaperHistory, PaperExtras, ReaderRecords, Protocol):
+    """What planning reads and keeps: the papers seen and delivered, their vectors and the liked
+    papers, the readers' verdicts and profiles."""
+
+
 def make_plan(
     subscribers: Sequence[Subscriber],
     batch: Batch,
     *,
-    store: Store,
+    store: PlanningStore,
     now: dt.datetime,
     lookback_days: int,
     record: bool,
@@ -163,7 +169,7 @@ def add_trending(
 
 
 def _candidates(
-    store: Store, observed: Observed, since: dt.datetime, *, record: bool
+    store: PaperHistory, observed: Observed, since: dt.datetime, *, record: bool
 ) -> list[Paper]:
     """The papers first seen since ``since``, as the store holds them after this batch."""
     recent = store.recent_papers(since)

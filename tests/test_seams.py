@@ -13,10 +13,13 @@ from digest.deliver.atom import AtomChannel
 from digest.deliver.files import FileChannel, MaildirChannel
 from digest.deliver.smtp import SmtpChannel
 from digest.deliver.webhook import WebhookChannel
+from digest.dispatch import DispatchStore
+from digest.likes import LikedPaperStore
 from digest.match import Matcher, MatcherFactory
 from digest.match.keywords import KeywordMatcher, keyword_layer
 from digest.match.profile import ProfileMatcher, profile_layer
 from digest.match.semantic import SemanticMatcher, semantic_layer
+from digest.plan import PlanningStore
 from digest.settings import SourceSettings
 from digest.sources import Source
 from digest.sources.feed import FeedSource
@@ -59,6 +62,10 @@ def sources(a: HfApiSource, b: PageSource, c: FeedSource, d: JsonlSource) -> lis
 
 def stores(a: SqliteStore, b: PostgresStore) -> list[Store]:
     return [a, b]  # each backend's store is a Store
+
+
+def roles(store: Store) -> tuple[PlanningStore, DispatchStore, LikedPaperStore]:
+    return store, store, store  # and so each narrower role the stages ask for
 
 
 def test_every_registry_entry_loads_as_the_implementation_checked_here() -> None:
