@@ -147,11 +147,21 @@ class Digest:
                 watcher=watcher,
             )  # fmt: skip
 
-    def check(self) -> CheckReport:
-        """What ``digest check`` finds beyond the schema; raises what blocks a run."""
-        from digest.check import check_config
+    def check(self, *, sources: bool = False, smtp: bool = False) -> CheckReport:
+        """What ``digest check`` finds beyond the schema, the store read without changing it;
+        with ``sources``, what each ``hf-api`` source answers, with ``smtp``, what the mail
+        server answers (a session opened and quit). Raises what blocks a run."""
+        from digest.check import check_api_sources, check_config, check_smtp
 
-        return check_config(self.config)
+        report = check_config(
+            self.config, open_store=lambda: self.open_store(readonly=True), env=self.env
+        )
+        if sources:
+            with self._client() as client:
+                report.lines += check_api_sources(self.config, client)
+        if smtp:
+            report.lines += check_smtp(self.config)
+        return report
 
     def app(self) -> Any:
         """The ASGI app of ``digest serve`` (the readers' pages), to mount in a server of your

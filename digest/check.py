@@ -12,13 +12,18 @@ verdict at the end.
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from digest.config import Config, channel_options, store_location
+from digest.config import Config, channel_options
 from digest.errors import ConfigError, RenderError, SourceError, UsageError
 from digest.models import Match, Paper, Subscriber
+
+if TYPE_CHECKING:
+    import httpx
+
+    from digest.store import Store
 
 SHOWN_SUBSCRIBERS = 5
 MAIL_METHODS = frozenset({"smtp", "file", "maildir"})  # channels whose messages need a way out
@@ -34,16 +39,22 @@ class CheckReport:
     feedback: str | None = None  # readers' verdicts, when any were given
 
 
-def check_config(config: Config) -> CheckReport:
-    """Check ``config`` beyond its schema; raises ConfigError (or StoreError) on what blocks."""
+def check_config(
+    config: Config,
+    *,
+    open_store: Callable[[], Store],
+    env: Mapping[str, str],
+) -> CheckReport:
+    """Check ``config`` beyond its schema, reading the store ``open_store`` opens (read-only)
+    and the environment ``env``; raises ConfigError (or StoreError) on what blocks."""
     from digest.match import compile_interests
 
     report = CheckReport()
     compile_interests(config.subscriber_list)
     check_templates(config)
     _check_sources(config)
-    store_line = _store_summary(config, report)
-    target = _channel_target(config)
+    store_line = _store_summary(config, report, open_store)
+    target = _channel_target(config, env)
     subscribers = config.subscriber_list
     report.lines.append(f"{config.path}:")
     report.lines.append(f"  sources ({len(config.sources)}):")
@@ -183,17 +194,16 @@ def _check_sources(config: Config) -> None:
             ) from exc
 
 
-def _store_summary(config: Config, report: CheckReport) -> str:
+def _store_summary(config: Config, report: CheckReport, open_store: Callable[[], Store]) -> str:
     """Which backend, where, that it answers, its schema version, and what it holds; a warning
     for each liked paper the store does not know (it cannot be compared with until a source
     brings it)."""
     from digest.identity import arxiv_id
     from digest.likes import liked_papers
-    from digest.store import open_store, scheme_of
+    from digest.store import scheme_of
 
-    location = store_location(config)
     at_hand = _local_papers(config) if any(s.like for s in config.subscriber_list) else []
-    with open_store(location, base_dir=config.base_dir, readonly=True) as store:
+    with open_store() as store:
         stats = store.stats()
         known = liked_papers(config.subscriber_list, at_hand, store)
         given = store.verdicts([s.email for s in config.subscriber_list])
@@ -207,9 +217,10 @@ def _store_summary(config: Config, report: CheckReport) -> str:
                 "left out)"
             )
     upgrade = " (upgraded by the next run)" if stats.schema_version < stats.latest_schema else ""
+    kind, where = scheme_of(store.location), store.location
     return (
-        f"{scheme_of(location)} {store.location}: reachable, schema {stats.schema_version} of "
-        f"{stats.latest_schema}{upgrade}, {stats.papers} papers seen"
+        f"{kind} {where}: reachable, schema {stats.schema_version} of {stats.latest_schema}"
+        f"{upgrade}, {stats.papers} papers seen"
     )
 
 
@@ -250,7 +261,7 @@ def _local_papers(config: Config) -> list[Paper]:
     return list(read_sources(local, context).papers)  # type: ignore[arg-type]
 
 
-def _channel_target(config: Config) -> str:
+def _channel_target(config: Config, env: Mapping[str, str]) -> str:
     """Where the channel delivers; ConfigError when its settings cannot work as they stand (the
     SMTP password variable unset while a username asks for a login)."""
     from digest.deliver import target_of
@@ -259,7 +270,7 @@ def _channel_target(config: Config) -> str:
     delivery = config.delivery
     settings = delivery.option(channel_options()[delivery.method].key)
     password_env = getattr(settings, "password_env", None)
-    if getattr(settings, "username", None) and password_env and not os.environ.get(password_env):
+    if getattr(settings, "username", None) and password_env and not env.get(password_env):
         raise ConfigError(
             f"delivery.smtp.password_env: ${password_env} is not set, so the SMTP login of "
             f"{settings.username!r} fails",
@@ -285,27 +296,27 @@ def check_smtp(config: Config) -> list[str]:
     return smtp_transport(smtp, channel_context(config)).probe()
 
 
-def check_api_sources(config: Config) -> list[str]:
-    """Ask each ``hf-api`` source for one entry of today, as a run would ask (deadline, retries,
-    size cap); what each answered. SourceError when one does not answer as an API."""
+def check_api_sources(config: Config, client: httpx.Client) -> list[str]:
+    """Ask each ``hf-api`` source, through ``client``, for one entry of today, as a run would ask
+    (deadline, retries, size cap); what each answered. SourceError when one does not answer as
+    an API."""
     import json
 
-    from digest.sources.fetch import get, make_client
+    from digest.sources.fetch import get
 
     lines: list[str] = []
     fetch = config.fetch
-    with make_client(fetch.timeout, fetch.connect_timeout) as client:
-        for source in config.sources:
-            url = getattr(source, "api_url", None)
-            if source.kind != "hf-api" or url is None:
-                continue
-            probe = f"{url}{'&' if '?' in url else '?'}limit=1"
-            body = get(client, probe, retries=0, backoff=0, deadline=fetch.deadline)
-            try:
-                entries = json.loads(body)
-            except ValueError as exc:
-                raise SourceError("answers, but not with JSON", where=probe) from exc
-            if not isinstance(entries, list):
-                raise SourceError("answers, but not with a list of entries", where=probe)
-            lines.append(f"  source {source.label}: answers ({len(entries)} entry for limit=1)")
+    for source in config.sources:
+        url = getattr(source, "api_url", None)
+        if source.kind != "hf-api" or url is None:
+            continue
+        probe = f"{url}{'&' if '?' in url else '?'}limit=1"
+        body = get(client, probe, retries=0, backoff=0, deadline=fetch.deadline)
+        try:
+            entries = json.loads(body)
+        except ValueError as exc:
+            raise SourceError("answers, but not with JSON", where=probe) from exc
+        if not isinstance(entries, list):
+            raise SourceError("answers, but not with a list of entries", where=probe)
+        lines.append(f"  source {source.label}: answers ({len(entries)} entry for limit=1)")
     return lines

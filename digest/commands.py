@@ -62,17 +62,13 @@ def init(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
-    from digest.check import check_api_sources, check_config, check_smtp
+    from digest.app import Digest
 
     config = load(args)
-    report = check_config(config)
-    for line in report.lines:
-        print(line)
     # what the servers answer comes before the verdict, which is said once, last (a failure is
     # the error line instead)
-    for line in check_api_sources(config) if args.sources else []:
-        print(line)
-    for line in check_smtp(config) if args.smtp else []:
+    report = Digest(config).check(sources=args.sources, smtp=args.smtp)
+    for line in report.lines:
         print(line)
     console.problems(f"warning: {warning}" for warning in report.warnings)
     note_no_live_source(config)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.check import check_config
+from digest.app import Digest
 from digest.config import load_config
 from digest.errors import ConfigError
 from digest.models import Paper
@@ -42,7 +42,7 @@ def test_a_subscriber_whose_email_cannot_fit_is_named(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"big@example\.org: the email layout alone exceeds"
     ) as caught:
-        check_config(config)
+        Digest(config).check()
     assert caught.value.where == str(tmp_path / "digest.toml")
 
 
@@ -51,7 +51,7 @@ def test_a_glob_matching_nothing_fails_and_an_unset_password_is_an_error(
 ) -> None:
     glob = write(tmp_path, '[[sources]]\nkind = "page"\npath = "saved/*.txt"\n')
     with pytest.raises(ConfigError, match=r"sources\[0\].path: the pattern matches no file"):
-        check_config(load_config(glob))
+        Digest(load_config(glob)).check()
     monkeypatch.delenv("SOME_PW", raising=False)
     smtp = write(
         tmp_path,
@@ -59,10 +59,10 @@ def test_a_glob_matching_nothing_fails_and_an_unset_password_is_an_error(
         'username = "me"\npassword_env = "SOME_PW"\n',
     )
     with pytest.raises(ConfigError, match=r"password_env: \$SOME_PW is not set") as caught:
-        check_config(load_config(smtp))
+        Digest(load_config(smtp)).check()
     assert caught.value.hint and "export SOME_PW" in caught.value.hint
     monkeypatch.setenv("SOME_PW", "secret")
-    report = check_config(load_config(smtp))
+    report = Digest(load_config(smtp)).check()
     assert any("nobody is subscribed" in warning for warning in report.warnings)
     assert any(line.startswith("  delivery: smtp -> smtp.example.org:587") for line in report.lines)
 
@@ -70,7 +70,7 @@ def test_a_glob_matching_nothing_fails_and_an_unset_password_is_an_error(
 def test_check_lists_sources_and_subscribers(tmp_path: Path) -> None:
     subscribers = "".join(f'[[subscribers]]\nemail = "r{n}@example.org"\n' for n in range(8))
     text = '[[sources]]\nkind = "page"\npath = "bundled:samples/*.txt"\n' + subscribers
-    report = check_config(load_config(write(tmp_path, text)))
+    report = Digest(load_config(write(tmp_path, text))).check()
     assert "  sources (1):" in report.lines
     assert any("subscribers (8): r0@example.org, r1@example.org" in line and "and 3 more" in line
                for line in report.lines)  # fmt: skip
@@ -94,9 +94,9 @@ def test_check_names_the_unsubscribe_ways_and_needs_the_links_secret(
     config = load_config(write(tmp_path, text))
     monkeypatch.delenv("DIGEST_SERVER_SECRET", raising=False)
     with pytest.raises(ConfigError, match=r"\$DIGEST_SERVER_SECRET is not set"):
-        check_config(config)
+        Digest(config).check()
     monkeypatch.setenv("DIGEST_SERVER_SECRET", "s" * 32)
-    report = check_config(config)
+    report = Digest(config).check()
     assert (
         "  unsubscribe: one-click pages at https://digest.example.org (run `digest serve`); "
         "mailto:leave@example.org"
@@ -112,7 +112,7 @@ def test_a_liked_paper_todays_local_sources_carry_is_known(tmp_path: Path) -> No
         '[[sources]]\nkind = "page"\npath = "day.json"\n'
         '[[subscribers]]\nemail = "ada@example.org"\nlike = ["2510.01459v2", "2501.99999"]\n'
     )
-    report = check_config(load_config(write(tmp_path, text)))
+    report = Digest(load_config(write(tmp_path, text))).check()
     (warning,) = [w for w in report.warnings if "liked papers not known" in w]
     assert "2501.99999" in warning and "2510.01459" not in warning
 
@@ -122,18 +122,18 @@ def test_check_counts_readers_verdicts_and_warns_without_the_semantic_extra(
 ) -> None:
     text = '[[subscribers]]\nemail = "ada@example.org"\nkeywords = ["agent"]\n'
     config = load_config(write(tmp_path, text))
-    assert not any("feedback" in line for line in check_config(config).lines)
+    assert not any("feedback" in line for line in Digest(config).check().lines)
     now = dt.datetime(2025, 10, 6, tzinfo=dt.UTC)
     with open_store(str(tmp_path / "digest.db"), base_dir=tmp_path) as store:
         (paper,) = store.observe([Paper(arxiv_id="2510.01459", title="LSPO")], now).new
         store.record_verdict("ada@example.org", paper.key, 1, now)
-    report = check_config(config)
+    report = Digest(config).check()
     assert "  feedback: 1 verdict from 1 reader (their profiles rank their digests)" in report.lines
     found = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name: None if name == "wordllama" else found(name)
     )
-    (warning,) = [w for w in check_config(config).warnings if "verdicts" in w]
+    (warning,) = [w for w in Digest(config).check().warnings if "verdicts" in w]
     assert "kept but not used without the semantic extra" in warning
 
 
@@ -155,3 +155,20 @@ def test_a_min_similarity_of_the_old_cosine_scale_is_warned_about(
     assert "picks about 54% of all papers; the default is 0.975" in err
     assert "and 2 more readers set min_similarity so low" in err  # 7 of them, 5 named
     assert "r7@example.org" not in err and "k@example.org: min_similarity" not in err
+
+
+def test_check_reads_the_environment_it_is_given(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            '[delivery]\nmethod = "smtp"\n[delivery.smtp]\nhost = "smtp.example.org"\n'
+            'username = "me"\npassword_env = "CHECK_PW"\n',
+        )
+    )
+    with pytest.raises(ConfigError, match=r"\$CHECK_PW is not set"):
+        Digest(config, env={}).check()
+    elsewhere = tmp_path / "elsewhere.db"
+    report = Digest(config, env={"CHECK_PW": "x", "DIGEST_STORE_URL": str(elsewhere)}).check()
+    (store_line,) = [line for line in report.lines if line.startswith("  store:")]
+    assert f"sqlite {elsewhere}: reachable" in store_line
+    assert not elsewhere.exists()  # read-only: check creates no store
