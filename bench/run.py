@@ -138,16 +138,17 @@ def measured(command: list[str], cwd: Path) -> tuple[float, int, str]:
 
 def floor(config_path: Path, sizes: list[int], scratch: Path) -> tuple[float, float]:
     """Seconds for the Jinja rendering of the same emails, and for writing same-size files."""
-    from digest import pipeline
+    from digest import Digest
     from digest.config import load_config
     from digest.plan import make_plan
     from digest.render import Renderer
     from digest.stage_settings import render_settings
-    from digest.store.sqlite import SqliteStore
 
     config = load_config(config_path)
-    with SqliteStore.open(scratch / "floor.db") as store:
-        batch = pipeline.collect(config, client=None, day=NOW.date())  # type: ignore[arg-type]
+    # the library core reads the sources and opens a store of its own (not the run's)
+    core = Digest(config, env={"DIGEST_STORE_URL": str(scratch / "floor.db")}, clock=lambda: NOW)
+    batch = core.fetch(day=NOW.date())
+    with core.open_store() as store:
         plan = make_plan(
             config.subscriber_list, batch, store=store, now=NOW, lookback_days=3, record=True
         )
@@ -193,13 +194,12 @@ def main() -> None:
                 "import time, datetime as dt, resource\n"
                 "t, c = time.perf_counter(), time.process_time()\n"
                 "from pathlib import Path\n"
-                "from digest import pipeline\n"
+                "from digest import Digest, pipeline\n"
                 "from digest.config import load_config\n"
-                "from digest.store.sqlite import SqliteStore\n"
                 f"config = load_config(Path({str(config)!r}))\n"
                 "loaded = time.perf_counter() - t\n"
                 f"now = dt.datetime.fromisoformat({NOW.isoformat()!r})\n"
-                "with SqliteStore.open(config.store_path) as store:\n"
+                "with Digest(config, clock=lambda: now).open_store() as store:\n"
                 "    _, plan = pipeline.plan_run(config, client=None, store=store, now=now,\n"
                 "                                day=now.date(), record=True)\n"
                 "total = time.perf_counter() - t\n"
