@@ -409,6 +409,9 @@ class DigestClaims(Protocol):
         """When the first live claim of another worker on a pending digest runs out, if any."""
 
 
+TableRows = tuple[list[str], list[tuple[Any, ...]]]  # a table's columns, then its rows
+
+
 class Administration(Protocol):
     """The store as an operator handles it: where it is, its run lock, pruning, listing,
     statistics, forgetting, and its lifetime."""
@@ -435,6 +438,14 @@ class Administration(Protocol):
 
     def reset(self) -> None:
         """Forget every paper, digest and run; keep the schema."""
+
+    def dump(self) -> dict[str, TableRows]:
+        """Every table the store holds, in an order that satisfies its foreign keys: what
+        ``digest store migrate`` copies to another backend."""
+
+    def load(self, tables: Mapping[str, TableRows]) -> None:
+        """Insert ``tables`` (as :meth:`dump` gives them) into this empty store, ids kept, in
+        one transaction."""
 
     def __enter__(self) -> Self: ...
 

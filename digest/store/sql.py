@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Collection, Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar, Self, TypeVar
 
 from digest.errors import StoreError
@@ -30,6 +31,7 @@ from digest.store import (
     SqlDatabase,
     StoreStats,
     SubscriberState,
+    TableRows,
     address_of,
     ledger,
     readers,
@@ -443,19 +445,20 @@ class SqlStore(Claiming, InterestStorage):
 
     # --- copying to another backend (``digest store migrate``) ------------------------------------
 
-    def dump(self, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """The columns and rows of one of :data:`TABLES`, in key order."""
-        if table not in TABLES:
-            raise ValueError(f"not a store table: {table!r}")
+    def dump(self) -> dict[str, TableRows]:
+        """Every one of :data:`TABLES`: its columns and rows, in key order."""
 
-        def read(conn: Connection) -> tuple[list[str], list[tuple[Any, ...]]]:
+        def read(conn: Connection, table: str) -> TableRows:
             cursor = conn.execute(f"SELECT * FROM {table} ORDER BY {TABLES[table]}")
             rows = [tuple(row) for row in cursor.fetchall()]
             return [str(column[0]) for column in cursor.description], rows
 
-        return self._db.read(f"read {table}", read, several=True)
+        return {
+            table: self._db.read(f"read {table}", partial(read, table=table), several=True)
+            for table in TABLES
+        }
 
-    def load(self, tables: dict[str, tuple[list[str], list[tuple[Any, ...]]]]) -> None:
+    def load(self, tables: Mapping[str, TableRows]) -> None:
         """Insert every table's rows in one transaction (an empty store's; ids kept)."""
 
         def write(conn: Connection) -> None:

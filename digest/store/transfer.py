@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from digest.errors import StoreError
 from digest.store import Store, StoreStats
-from digest.store.sql import TABLES, SqlStore
 
 COMPARED = ("papers", "sent", "pending", "failed", "digests", "subscribers", "runs")
 
@@ -28,8 +27,6 @@ class Copied:
 def copy_store(source: Store, target: Store) -> Copied:
     """Copy ``source`` into the empty ``target``; StoreError when either cannot, or when the
     counts differ afterwards."""
-    if not isinstance(source, SqlStore) or not isinstance(target, SqlStore):
-        raise StoreError("only the SQL stores can be copied", where=target.location)
     before = target.stats()
     if before.papers or before.digests or before.runs or before.subscribers:
         raise StoreError(
@@ -37,7 +34,7 @@ def copy_store(source: Store, target: Store) -> Copied:
             where=target.location,
             hint="migrate into a new database or file (or `digest seen reset` it first)",
         )
-    tables = {table: source.dump(table) for table in TABLES}
+    tables = source.dump()
     target.load(tables)
     was, now = source.stats(), target.stats()
     differ = [f"{name} {getattr(was, name)} -> {getattr(now, name)}" for name in COMPARED
