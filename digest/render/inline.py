@@ -3,10 +3,13 @@
 Inlining depends only on the tags, classes and structure of the HTML, not on its text or URLs.
 So :class:`Inliner` replaces every text run and every content attribute (``href``, ``alt``, ...)
 with a numbered placeholder, inlines that *skeleton* once, caches it, and pours the original
-(already escaped) strings back in. A skeleton is inlined by the stylesheet resolved once per run
-(:mod:`.css_rules`: premailer's own result, without premailer's per-document selector matching),
-or by a whole premailer pass when the stylesheet selects on more than an element's own tag,
-classes and id.
+(already escaped) strings back in. A highlight (``<mark>``, which every reader's keywords place
+differently) stays inside its text run, so highlights make no new shapes: the run's bare
+``<mark>`` tags take the stylesheet's one inlined ``<mark>`` tag as it is poured back (when
+its rules select on more than an element's own tag, classes and id, highlights are shapes).
+A skeleton is inlined by the stylesheet resolved once per run (:mod:`.css_rules`: premailer's
+own result, without premailer's per-document selector matching), or by a whole premailer pass
+when the stylesheet selects on more than an element's own tag, classes and id.
 
 The trade: a stylesheet must not select on text or on the placeholdered attributes (no
 ``a[href^=...]``, no ``:empty``); fragments (:meth:`Inliner.fragment`) are inlined on their own,
@@ -47,7 +50,12 @@ _START_TAG = re.compile(r"<([A-Za-z][A-Za-z0-9-]*)(.*?)(/?)>\Z", re.S)
 _PLACEHOLDER = re.compile("DGPH([0-9]+)HPGD")
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S | re.I)
 _V = TypeVar("_V")
-_STYLE_TEXT = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.S | re.I)
+# unrolled as in _TOKENS: ten times faster than a lazy ".*?" over a stylesheet
+_STYLE_TEXT = re.compile(r"<style\b[^>]*>([^<]*(?:<(?!/style\s*>)[^<]*)*)</style\s*>", re.S | re.I)
+# Tags that stay in the text run they sit in: the highlights, bare (what highlight.py writes).
+_IN_TEXT = frozenset({"<mark>", "</mark>"})
+_MARK = "<mark>"
+_MARK_TAG = re.compile(r"<mark\b[^>]*>")
 
 
 def premailer_transform(html: str) -> str:
@@ -58,15 +66,22 @@ def premailer_transform(html: str) -> str:
     return str(premailer_with_options().transform(html))
 
 
-def skeleton(html: str) -> tuple[str, list[str]]:
-    """``html`` with text runs and content attribute values replaced by placeholders."""
+def skeleton(html: str, *, fold: bool = True) -> tuple[str, list[str]]:
+    """``html`` with text runs (their highlights included, unless not ``fold``) and content
+    attribute values replaced by placeholders."""
     values: list[str] = []
     out: list[str] = []
     append = out.append
     # split() alternates text and tokens: the loop below is the cost of every email's layout
     parts = _TOKENS.split(html)
+    run: list[str] = []  # a text run and the highlight tags inside it, until another tag
     for index in range(0, len(parts), 2):
-        text = parts[index]
+        run.append(parts[index])
+        if fold and index + 1 < len(parts) and parts[index + 1] in _IN_TEXT:
+            run.append(parts[index + 1])
+            continue
+        text = "".join(run) if len(run) > 1 else run[0]
+        run.clear()
         if text and not text.isspace():
             append(f"DGPH{len(values)}HPGD")
             values.append(text)
@@ -176,8 +191,10 @@ class Inliner:
     def __init__(self, stylesheet: str, *, cache_size: int = 4096) -> None:
         self._prefix = f"<!DOCTYPE html><html><head><style>{stylesheet}</style></head><body>"
         self._exact: _Lru[str] = _Lru(cache_size)
-        self._shapes: _Lru[Slots | None] = _Lru(cache_size)
+        self._shapes: _Lru[tuple[Slots, str] | None] = _Lru(cache_size)
         self._resolved: dict[tuple[str, ...], LocalStylesheet | None] = {}
+        self._marks: dict[tuple[str, ...], str] = {}  # each resolved stylesheet's <mark>
+        self._fold = True  # highlights stay in their text runs
         self.premailer_runs = 0  # whole premailer passes (a stylesheet it could not resolve)
         self.shapes_inlined = 0
 
@@ -196,25 +213,60 @@ class Inliner:
         return cached
 
     def _inline(self, html: str) -> str:
-        shape, values = skeleton(html)
+        shape, values = skeleton(html, fold=self._fold)
         # A shape is inlined and cut at its placeholders once; each email then pours its
         # values in (None: the parser lost a placeholder, so this shape is inlined whole).
         if shape in self._shapes:
-            pieces = self._shapes.get(shape)
+            found = self._shapes.get(shape)
         else:
+            mark = self._mark_of(shape)
+            if mark is None:
+                # A stylesheet whose <mark> depends on where it sits: highlights are shapes
+                # of their own from now on.
+                self._fold = False
+                self._shapes = _Lru(self._shapes.size)
+                return self._inline(html)
             pieces = slots(self._transform(shape), len(values))
-            self._shapes.put(shape, pieces)
-        return pour(pieces, values) if pieces is not None else self._transform(html)
+            found = None if pieces is None else (pieces, mark)
+            self._shapes.put(shape, found)
+        if found is None:
+            return self._transform(html)
+        pieces, mark = found
+        if mark != _MARK:
+            values = [v.replace(_MARK, mark) if _MARK in v else v for v in values]
+        return pour(pieces, values)
+
+    def _mark_of(self, shape: str) -> str | None:
+        """The tag a bare ``<mark>`` of ``shape``'s text runs becomes (itself when they are not
+        folded into the runs); None when it depends on where it sits."""
+        if not self._fold:
+            return _MARK
+        sheets = self._sheets(shape)
+        return self._marks.get(sheets) if self._resolved[sheets] is not None else None
+
+    def _sheets(self, html: str) -> tuple[str, ...]:
+        """The stylesheets of ``html``, resolved once (and their inlined ``<mark>`` tag)."""
+        from digest.render.css_rules import LocalStylesheet
+
+        sheets = tuple(css.strip() for css in _STYLE_TEXT.findall(html))
+        if sheets not in self._resolved:
+            resolved = self._resolved[sheets] = LocalStylesheet.of(sheets)
+            if resolved is not None:
+                # Every rule selects on an element's own tag, classes and id: a bare <mark>
+                # is inlined the same wherever it sits.
+                styles = "".join(f"<style>{css}</style>" for css in sheets)
+                probe = resolved.transform(
+                    f"<html><head>{styles}</head><body><p>a{_MARK}b</mark></p></body></html>"
+                )
+                found = _MARK_TAG.search(probe or "")
+                if found is not None:
+                    self._marks[sheets] = found.group(0)
+        return sheets
 
     def _transform(self, html: str) -> str:
         """``html`` inlined by its stylesheets resolved once, else by a whole premailer pass."""
-        from digest.render.css_rules import LocalStylesheet
-
         self.shapes_inlined += 1
-        sheets = tuple(css.strip() for css in _STYLE_TEXT.findall(html))
-        if sheets not in self._resolved:
-            self._resolved[sheets] = LocalStylesheet.of(sheets)
-        resolved = self._resolved[sheets]
+        resolved = self._resolved[self._sheets(html)]
         inlined = resolved.transform(html) if resolved is not None else None
         if inlined is not None:
             return inlined

@@ -389,6 +389,41 @@ def test_skeleton_keeps_style_and_script_elements_whole() -> None:
     assert values == ["text", "tail"]
 
 
+def premailer_body(css: str, html: str) -> str:
+    """``html`` inlined by one whole premailer pass with ``css``: the body's content."""
+    whole = premailer_transform(
+        f"<html><head><style>{css}</style></head><body>{html}</body></html>"
+    )
+    found = re.search(r"<body>(.*)</body>", whole, re.S)
+    assert found is not None
+    return found.group(1).strip("\n")
+
+
+def test_highlights_stay_in_their_text_run_and_take_the_inlined_mark() -> None:
+    css = "p { margin: 0 } mark { background-color: #fde68a }"
+    inliner = Inliner(css)
+    cards = [
+        "<p>a <mark>reward</mark> model</p>",
+        "<p><mark>Reward</mark> models and <mark>RL</mark></p>",
+    ]
+    assert [inliner.fragment(card) for card in cards] == [premailer_body(css, c) for c in cards]
+    assert inliner.shapes_inlined == 1  # the highlights moved, the shape did not
+    assert inliner.premailer_runs == 0
+    assert skeleton("<p>a <mark>b</mark></p>", fold=False)[1] == ["a ", "b"]
+
+
+def test_a_mark_styled_by_where_it_sits_makes_highlights_shapes_again() -> None:
+    css = "p mark { background-color: #fde68a } .card mark { color: red }"
+    inliner = Inliner(css)
+    cards = [
+        '<div class="card"><p>a <mark>reward</mark> model</p></div>',
+        '<div class="card"><p><mark>b</mark> c</p></div>',
+        "<p>a <mark>b</mark></p>",
+    ]
+    assert [inliner.fragment(card) for card in cards] == [premailer_body(css, c) for c in cards]
+    assert inliner.premailer_runs == inliner.shapes_inlined == 3  # a shape per highlight
+
+
 def test_inlining_is_paid_per_distinct_shape_not_per_subscriber() -> None:
     renderer = Renderer(config())
     papers = api_papers("api_2025-10-06.json") + api_papers("api_2024-03-21.json")
