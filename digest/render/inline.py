@@ -52,8 +52,7 @@ _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S | re.I)
 _V = TypeVar("_V")
 # unrolled as in _TOKENS: ten times faster than a lazy ".*?" over a stylesheet
 _STYLE_TEXT = re.compile(r"<style\b[^>]*>([^<]*(?:<(?!/style\s*>)[^<]*)*)</style\s*>", re.S | re.I)
-# Tags that stay in the text run they sit in: the highlights, bare (what highlight.py writes).
-_IN_TEXT = frozenset({"<mark>", "</mark>"})
+# A highlight as highlight.py writes it (bare): it stays in the text run it sits in.
 _MARK = "<mark>"
 _MARK_TAG = re.compile(r"<mark\b[^>]*>")
 
@@ -69,42 +68,72 @@ def premailer_transform(html: str) -> str:
 def skeleton(html: str, *, fold: bool = True) -> tuple[str, list[str]]:
     """``html`` with text runs (their highlights included, unless not ``fold``) and content
     attribute values replaced by placeholders."""
+    # split() alternates text and tokens: the loop below is the cost of every email's layout
+    parts = _TOKENS.split(html)
+    if fold and _MARK in html and "<mark " not in html:
+        parts = _highlights_in_runs(parts)
     values: list[str] = []
     out: list[str] = []
     append = out.append
-    # split() alternates text and tokens: the loop below is the cost of every email's layout
-    parts = _TOKENS.split(html)
-    run: list[str] = []  # a text run and the highlight tags inside it, until another tag
+    last = len(parts) - 1
     for index in range(0, len(parts), 2):
-        run.append(parts[index])
-        if fold and index + 1 < len(parts) and parts[index + 1] in _IN_TEXT:
-            run.append(parts[index + 1])
-            continue
-        text = "".join(run) if len(run) > 1 else run[0]
-        run.clear()
+        text = parts[index]
         if text and not text.isspace():
-            append(f"DGPH{len(values)}HPGD")
+            append(_placeholder(len(values)))
             values.append(text)
         else:
             append(text)
-        if index + 1 == len(parts):
+        if index == last:
             break
         tag = parts[index + 1]
-        # comments, doctypes, end tags and whole style or script elements stay as they are
-        if tag[1] in "!/" or "</" in tag:
+        pieces, contents = _tag_parts(tag)
+        if not contents:
             append(tag)
             continue
-        # The same tags recur in every email: their split into fixed parts and content
-        # values is worked out once per distinct tag.
-        pieces, contents = _start_tag_parts(tag)
-        if contents:
-            for piece, content in zip(pieces, contents, strict=False):
-                append(f"{piece}DGPH{len(values)}HPGD")
-                values.append(content)
-            append(pieces[-1])
-        else:
-            append(tag)
+        for piece, content in zip(pieces, contents, strict=False):
+            append(piece)
+            append(_placeholder(len(values)))
+            values.append(content)
+        append(pieces[-1])
     return "".join(out), values
+
+
+def _highlights_in_runs(parts: list[str]) -> list[str]:
+    """``parts`` (text, tag, text, ...) with each bare ``<mark>...</mark>`` joined into the
+    text around it."""
+    merged = [parts[0]]
+    open_marks = 0
+    for index in range(1, len(parts), 2):
+        tag = parts[index]
+        if tag == _MARK or (tag == "</mark>" and open_marks):
+            open_marks += 1 if tag == _MARK else -1
+            merged[-1] += tag + parts[index + 1]
+        else:
+            merged += (tag, parts[index + 1])
+    return merged
+
+
+_PLACEHOLDERS = [f"DGPH{n}HPGD" for n in range(2048)]
+
+
+def _placeholder(number: int) -> str:
+    return _PLACEHOLDERS[number] if number < 2048 else f"DGPH{number}HPGD"
+
+
+_TAG_PARTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_NO_CONTENT: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+
+
+def _tag_parts(tag: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The fixed pieces and content values of a start tag (:func:`_start_tag_parts`); none
+    for comments, doctypes, end tags and whole style or script elements. The same tags recur
+    in every email: each is worked out once."""
+    found = _TAG_PARTS.get(tag)
+    if found is None:
+        found = _NO_CONTENT if tag[1] in "!/" or "</" in tag else _start_tag_parts(tag)
+        if len(_TAG_PARTS) < 16_384:
+            _TAG_PARTS[tag] = found
+    return found
 
 
 @functools.lru_cache(maxsize=16_384)

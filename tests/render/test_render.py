@@ -410,6 +410,12 @@ def test_highlights_stay_in_their_text_run_and_take_the_inlined_mark() -> None:
     assert inliner.shapes_inlined == 1  # the highlights moved, the shape did not
     assert inliner.premailer_runs == 0
     assert skeleton("<p>a <mark>b</mark></p>", fold=False)[1] == ["a ", "b"]
+    # only bare highlights, opened and closed, join the run: a styled one is markup
+    assert skeleton('<p>a <mark class="x">b</mark> <mark>c</mark></p>')[1] == ["a ", "b", "c"]
+    assert skeleton("<p>a <mark>b</mark> c</mark></p>") == (
+        "<p>DGPH0HPGD</mark></p>",
+        ["a <mark>b</mark> c"],
+    )
 
 
 def test_a_mark_styled_by_where_it_sits_makes_highlights_shapes_again() -> None:
