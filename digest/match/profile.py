@@ -327,34 +327,36 @@ class ProfileMatcher:
         # the readers' filters, checked only on the few papers a profile would add
         asked = [order[i] for i in np.flatnonzero(wanted.any(axis=1)).tolist()]
         found = self._filters.rank_filtered(asked, skip=skip)
-        passing = {
-            email: {found.papers[i].key for i in range(len(found.papers)) if mask >> i & 1}
-            for email, mask in found.passing.items()
-        }
+        bit = {paper.key: 1 << i for i, paper in enumerate(found.papers)}
         blank = Match.model_construct(paper=order[0])  # copied: a third of constructing one
         for j, email in enumerate(profiled):
             ruled = inner[email].matches
-            chosen: list[tuple[float, int, str, Match]] = []
+            chosen: list[tuple[float, int, str, Match | Paper]] = []
             for rank, match in enumerate(ruled):
                 i = place[match.paper.key]
                 if chance[i, j] >= KEEP_FROM:
                     chosen.append(
                         (-(float(standing[i, j]) + RULE_BONUS), rank, match.paper.key, match)
                     )
-            allowed = passing.get(email, set())
+            allowed = found.passing.get(email, 0)  # a bit per paper of found.papers
             named = {match.paper.key for match in ruled}
-            added = [
-                order[i] for i in np.flatnonzero(wanted[:, j]).tolist()
-                if order[i].key in allowed and order[i].key not in named
-            ]  # fmt: skip
-            labels = self._nearest_marked(email, added, vectors, place)
-            for paper, label in zip(added, labels, strict=True):
-                z = float(standing[place[paper.key], j])
-                update = {"paper": paper, "marked": label, "score": z}
-                chosen.append((-z, len(ruled), paper.key, blank.model_copy(update=update)))
+            for i in np.flatnonzero(wanted[:, j]).tolist():
+                paper = order[i]
+                if allowed & bit.get(paper.key, 0) and paper.key not in named:
+                    chosen.append((-float(standing[i, j]), len(ruled), paper.key, paper))
             chosen.sort(key=lambda entry: entry[:3])
             cap = self._sections[email].max_papers
-            shown = [entry[3] for entry in chosen[:cap]]
+            # only the papers shown become matches, and only the added ones need a label
+            added = [e[3] for e in chosen[:cap] if isinstance(e[3], Paper)]
+            nearest = self._nearest_marked(email, added, vectors, place)
+            labels = dict(zip((p.key for p in added), nearest, strict=True))
+            shown: list[Match] = []
+            for z, _, key, entry in chosen[:cap]:
+                if isinstance(entry, Match):
+                    shown.append(entry)
+                else:
+                    update = {"paper": entry, "marked": labels[key], "score": -z}
+                    shown.append(blank.model_copy(update=update))
             result[email] = Ranking(shown, len(chosen), tuple(e[2] for e in chosen[cap:]))
         return result
 
