@@ -156,6 +156,17 @@ class PastDigest:
 
 
 @dataclass(frozen=True)
+class KeptProfile:
+    """A reader's profile as the store keeps it (:mod:`digest.match.profile`): the tag of what
+    it was fitted from, its float32 weights, and the keys of the papers marked "more" its
+    why-lines may name."""
+
+    tag: str
+    weights: bytes
+    marked: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SeenPaper:
     """One row of ``digest seen list``."""
 
@@ -316,15 +327,22 @@ class ReaderRecords(Protocol):
         """Readers' verdicts on papers (+1 more like this, -1 fewer), by address then paper
         key (of ``emails``, or every reader)."""
 
+    def verdicts_on(self, keys: Collection[str]) -> dict[str, set[str]]:
+        """Which of the papers ``keys`` each reader gave a verdict on, by address."""
+
+    def verdict_revisions(self, emails: Collection[str]) -> dict[str, int]:
+        """The revision of the verdicts of each reader of ``emails`` who holds any: it rises
+        with every change to them."""
+
     def record_verdict(self, email: str, key: str, verdict: int | None, now: dt.datetime) -> bool:
         """Record a reader's verdict on the stored paper ``key`` (None clears it); whether
         anything changed."""
 
-    def reader_profiles(self, emails: Collection[str]) -> dict[str, tuple[str, bytes]]:
-        """The kept profile (tag, float32 weights) of each reader of ``emails`` that has one."""
+    def reader_profiles(self, emails: Collection[str]) -> dict[str, KeptProfile]:
+        """The kept profile of each reader of ``emails`` that has one, by address."""
 
-    def save_reader_profiles(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
-        """Keep these (address, tag, weights) profiles."""
+    def save_reader_profiles(self, profiles: Mapping[str, KeptProfile]) -> None:
+        """Keep these profiles, by address."""
 
 
 class Ledger(Protocol):

@@ -302,6 +302,21 @@ HISTORY: tuple[Step, ...] = (
         )""",
         ),
     ),
+    # 9: a revision per reader holding verdicts, raised by every change to them, so a run
+    # tells a kept profile is current without reading every verdict (the revision is part of
+    # its tag); a profile keeps the papers marked "more" its why-lines name.
+    Step(
+        9,
+        both=(
+            """CREATE TABLE verdict_revisions (
+            email TEXT PRIMARY KEY,
+            revision INTEGER NOT NULL
+        )""",
+            "INSERT INTO verdict_revisions (email, revision) "
+            "SELECT email, COUNT(*) FROM verdicts GROUP BY email",
+            "ALTER TABLE reader_profiles ADD COLUMN marked TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
 )
 
 

@@ -21,6 +21,7 @@ from digest.models import Paper
 from digest.store import (
     Accepted,
     Connection,
+    KeptProfile,
     Observed,
     OpenDigest,
     PastDigest,
@@ -62,6 +63,7 @@ TABLES = {
     "liked_papers": "arxiv_id",
     "paper_titles": "title_key, paper_key",
     "verdicts": "email, paper_key",
+    "verdict_revisions": "email",
     "reader_profiles": "email",
     "digests": "id",
     "subscribers": "email",
@@ -227,6 +229,19 @@ class SqlStore(Claiming, InterestStorage):
             "read the readers' verdicts", lambda conn: verdicts.verdicts(conn, addresses)
         )
 
+    def verdicts_on(self, keys: Collection[str]) -> dict[str, set[str]]:
+        """Which of the papers ``keys`` each reader gave a verdict on, by address."""
+        return self._db.read(
+            "read the readers' verdicts", lambda conn: verdicts.verdicts_on(conn, keys)
+        )
+
+    def verdict_revisions(self, emails: Collection[str]) -> dict[str, int]:
+        """The revision of the verdicts of each reader of ``emails`` who holds any."""
+        addresses = {address_of(e) for e in emails}
+        return self._db.read(
+            "read the readers' verdicts", lambda conn: verdicts.revisions(conn, addresses)
+        )
+
     def record_verdict(self, email: str, key: str, verdict: int | None, now: dt.datetime) -> bool:
         """Record a reader's verdict on the stored paper ``key`` (None clears it)."""
         address, stamp = address_of(email), iso(now)
@@ -235,18 +250,18 @@ class SqlStore(Claiming, InterestStorage):
             lambda conn: verdicts.record_verdict(conn, address, key, verdict, stamp),
         )
 
-    def reader_profiles(self, emails: Collection[str]) -> dict[str, tuple[str, bytes]]:
-        """The kept profile (tag, weights) of each reader of ``emails`` that has one."""
+    def reader_profiles(self, emails: Collection[str]) -> dict[str, KeptProfile]:
+        """The kept profile of each reader of ``emails`` that has one, by address."""
         addresses = {address_of(e) for e in emails}
         return self._db.read(
             "read readers' profiles", lambda conn: verdicts.read_profiles(conn, addresses)
         )
 
-    def save_reader_profiles(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
-        """Keep these (address, tag, weights) profiles (a read-only store keeps none)."""
-        if rows and not self.readonly:
+    def save_reader_profiles(self, profiles: Mapping[str, KeptProfile]) -> None:
+        """Keep these profiles, by address (a read-only store keeps none)."""
+        if profiles and not self.readonly:
             self._db.write(
-                "save readers' profiles", lambda conn: verdicts.write_profiles(conn, rows)
+                "save readers' profiles", lambda conn: verdicts.write_profiles(conn, profiles)
             )
 
     def last_run(self, before: dt.datetime) -> dt.datetime | None:
@@ -427,9 +442,11 @@ class SqlStore(Claiming, InterestStorage):
         arxiv = parse_arxiv_id(key)
 
         def forget(conn: Connection) -> bool:
+            judges = verdicts.judges_of(conn, key.strip(), arxiv)
             keys = forget_paper(conn, key.strip(), arxiv)
             for found in keys:
                 ledger.forget_key(conn, found)
+            verdicts.revised(conn, judges)  # their verdicts on it went with it
             return bool(keys)
 
         return self._db.write("forget the paper", forget)
@@ -438,7 +455,11 @@ class SqlStore(Claiming, InterestStorage):
         """Forget every paper, digest, subscriber state and run; keep the schema."""
 
         def wipe(conn: Connection) -> None:
-            for table in ("digests", "subscribers", "paper_titles", "papers", "runs"):
+            # the verdicts go with the papers, and the profiles fitted from them
+            for table in (
+                "reader_profiles", "verdict_revisions", "digests", "subscribers", "paper_titles",
+                "papers", "runs",
+            ):  # fmt: skip
                 conn.execute(f"DELETE FROM {table}")  # table names are constants
 
         self._db.write("reset the store", wipe)

@@ -20,7 +20,7 @@ import pytest
 from digest.match import compile_interests
 from digest.match import profile as profiles
 from digest.match.keywords import compile_interests as keyword_matcher
-from digest.match.profile import ProfileMatcher, fit, judged_readers, scores, standardised
+from digest.match.profile import ProfileMatcher, fit, scores, standardised
 from digest.models import Paper, Subscriber
 from digest.store import Store, open_store
 
@@ -93,7 +93,7 @@ def judge(store: Store, more: Sequence[int], less: Sequence[int]) -> None:
 
 
 def matcher(store: Store, embedder: WordEmbedder, reader: Subscriber = READER) -> ProfileMatcher:
-    judged = judged_readers([reader], store)
+    judged = store.verdict_revisions([reader.email])
     widest = Subscriber(email=reader.email, keywords=reader.keywords, max_papers=500)
     return ProfileMatcher([reader], keyword_matcher([widest]), judged, embedder, store)
 
@@ -188,6 +188,24 @@ def test_a_kept_profile_is_fitted_again_only_when_the_verdicts_change(
     judge(store, more=[], less=[4])  # a new verdict: a new tag
     with pytest.raises(AssertionError, match="fitted again"):
         matcher(store, WordEmbedder()).rank(DAY_TWO)
+
+
+def test_a_kept_profile_ranks_without_reading_the_readers_verdicts(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    judge(store, more=[1, 2], less=[3, 4, 6])
+    first = matcher(store, WordEmbedder()).rank([*DAY_ONE, *DAY_TWO])
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("every verdict was read")
+
+    monkeypatch.setattr(store, "verdicts", refuse)
+    again = matcher(store, WordEmbedder()).rank([*DAY_ONE, *DAY_TWO])
+    assert again == first  # the why-lines' marked papers came with the profile
+    assert any(m.marked for m in again[READER.email].matches)
+    # the papers judged are still left out: the store names them among the day's
+    keys = {m.paper.key for m in again[READER.email].matches}
+    assert keys.isdisjoint({f"2510.{n:05d}" for n in (1, 2, 3, 4, 6)})
 
 
 def test_a_readonly_store_keeps_no_profile(tmp_path: Path, store: Store) -> None:

@@ -121,7 +121,7 @@ def test_a_version_1_store_is_migrated_on_open_and_keeps_its_data(tmp_path: Path
         assert conn.execute("PRAGMA user_version").fetchone() == (1,)
 
     with SqliteStore.open(path) as store:
-        assert store.stats().schema_version == SCHEMA_VERSION == 8
+        assert store.stats().schema_version == SCHEMA_VERSION == 9
         reckoning = Paper(title="RECKONING: Reasoning through\n  Dynamic Knowledge Encoding")
         mora = Paper(arxiv_id="2403.13248v2", title="Mora")
         seen = store.observe([reckoning, mora], NOW)
@@ -136,6 +136,23 @@ def test_a_version_1_store_is_migrated_on_open_and_keeps_its_data(tmp_path: Path
         assert digests.fetchall() == [("failed", 1), ("sent", 1)]
         titles = conn.execute("SELECT COUNT(*) FROM paper_titles").fetchone()
         assert titles == (3,)  # two backfilled, plus Mora's short title seen just now
+
+
+def test_the_readers_holding_verdicts_get_a_revision_when_a_version_8_store_opens(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "digest.db"
+    with SqliteStore.open(path) as store:
+        store.observe([Paper(arxiv_id="2510.00001", title="A"), Paper(title="B")], NOW)
+        for key in ("2510.00001", Paper(title="B").key):
+            store.record_verdict(ADA, key, 1, NOW)
+    with sqlite3.connect(path) as conn:  # back to version 8: no revisions, no marked papers
+        conn.execute("DROP TABLE verdict_revisions")
+        conn.execute("ALTER TABLE reader_profiles DROP COLUMN marked")
+        conn.execute("PRAGMA user_version = 8")
+    with SqliteStore.open(path) as store:
+        assert store.verdict_revisions([ADA]) == {ADA: 2}
+        assert store.verdicts() == {ADA: {"2510.00001": 1, Paper(title="B").key: 1}}
 
 
 def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:

@@ -378,3 +378,42 @@ def test_verdicts_are_recorded_replaced_cleared_and_outlive_pruning(store: Store
     store.prune(NOW + dt.timedelta(days=40), keep=dt.timedelta(days=10))
     kept = store.papers_by_key({first, second})
     assert set(kept) == {first}
+
+
+def test_each_change_to_a_readers_verdicts_raises_their_revision(store: Store) -> None:
+    papers = store.observe(api_papers(API_SAMPLE), NOW).new
+    first, second, third = (p.key for p in papers[:3])
+    assert store.verdict_revisions([ADA]) == {}
+    store.record_verdict(ADA, first, 1, NOW)
+    store.record_verdict("bob@example.org", second, -1, NOW)
+    assert store.verdict_revisions([ADA, "bob@example.org"]) == {ADA: 1, "bob@example.org": 1}
+    assert store.verdict_revisions(["Ada@Example.org"]) == {ADA: 1}
+    store.record_verdict(ADA, first, 1, NOW)  # no change, no new revision
+    store.record_verdict(ADA, first, -1, NOW)
+    store.record_verdict(ADA, second, 1, NOW)
+    assert store.verdict_revisions([ADA]) == {ADA: 3}
+    assert store.verdicts_on([first, second, third]) == {
+        ADA: {first, second},
+        "bob@example.org": {second},
+    }
+    assert store.verdicts_on([third]) == {}
+
+
+def test_a_reader_whose_last_verdict_goes_loses_their_revision_and_profile(store: Store) -> None:
+    from digest.store import KeptProfile
+
+    papers = store.observe(api_papers(API_SAMPLE), NOW).new
+    first, second = papers[0].key, papers[1].key
+    store.record_verdict(ADA, first, 1, NOW)
+    store.record_verdict(ADA, second, -1, NOW)
+    store.record_verdict("bob@example.org", first, 1, NOW)
+    profile = KeptProfile("tag", b"\x00\x00\x80?", (first,))
+    store.save_reader_profiles({ADA: profile, "bob@example.org": profile})
+    assert store.reader_profiles([ADA]) == {ADA: profile}
+    store.record_verdict(ADA, second, None, NOW)
+    assert store.verdict_revisions([ADA]) == {ADA: 3} and ADA in store.reader_profiles([ADA])
+    # forgetting the paper takes the verdicts on it, and so both readers' last ones
+    assert store.forget(first)
+    assert store.verdicts() == {}
+    assert store.verdict_revisions([ADA, "bob@example.org"]) == {}
+    assert store.reader_profiles([ADA, "bob@example.org"]) == {}
