@@ -388,7 +388,13 @@ class ProfileMatcher:
             start, end = int(starts[j]), int(starts[j] + counts[j])
             stop = min(end, start + int(caps[j]))
             ruled = inner[email].matches
-            matches: list[Match] = []
+            if rules_l[start:stop].count(False) == 0:  # the rules' matches alone: no labels
+                matches = list(map(ruled.__getitem__, ranks_l[start:stop]))
+                result[email] = Ranking(
+                    matches, end - start, partial(_keys_of, order, paper[stop:end])
+                )
+                continue
+            matches = []
             for k in range(start, stop):
                 if rules_l[k]:
                     matches.append(ruled[ranks_l[k]])

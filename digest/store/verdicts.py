@@ -13,7 +13,6 @@ loses their revision and their profile with it.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Collection, Iterable, Mapping
 
 from digest.store import Connection, KeptProfile
@@ -124,11 +123,11 @@ def read_profiles(conn: Connection, addresses: Collection[str]) -> dict[str, Kep
 
 
 def _keys(marked: str) -> tuple[str, ...]:
-    return tuple(str(key) for key in json.loads(marked)) if marked else ()
+    return tuple(marked.split("\n")) if marked else ()
 
 
 def _text(marked: tuple[str, ...]) -> str:
-    return json.dumps(list(marked)) if marked else ""
+    return "\n".join(marked)  # a paper key holds no line break
 
 
 def write_profiles(conn: Connection, profiles: Mapping[str, KeptProfile]) -> None:
