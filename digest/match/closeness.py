@@ -23,7 +23,6 @@ the closest 2.5 %), for a phrase, a sentence and a liked paper alike.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -57,7 +56,7 @@ def threshold_of(min_similarity: float) -> float:
 
 def share_of(z: float) -> float:
     """The part of recent papers a paper ``z`` standard scores out is closer than."""
-    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+    return _NORMAL.cdf(z)
 
 
 def evidence_of(z: float, threshold: float) -> float:
@@ -73,10 +72,9 @@ def top_share(share: float) -> str:
 
 @dataclass(frozen=True)
 class Reference:
-    """The collection a paper's closeness is judged against: its size, mean and covariance, and
-    the same collection with what all its papers share taken out (``shared``)."""
+    """The collection a paper's closeness is judged against: its mean and covariance, and the
+    same collection with what all its papers share taken out (``shared``)."""
 
-    size: int
     mean: Vectors
     covariance: Vectors
     shared: Reference | None = None
@@ -95,7 +93,7 @@ class Reference:
         centred = rows - mean
         covariance = centred.T @ centred / len(rows)
         shared = cls.of(unit(centred), with_shared=False) if with_shared else None
-        return cls(len(rows), mean.astype(np.float32), covariance.astype(np.float32), shared)
+        return cls(mean.astype(np.float32), covariance.astype(np.float32), shared)
 
     def scale(self, interests: Vectors) -> tuple[Vectors, Vectors]:
         """Each interest's mean cosine over the collection and its spread (one row each)."""
