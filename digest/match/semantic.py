@@ -141,6 +141,7 @@ class SemanticMatcher:
         self._embedder = embedder
         self._collection = collection or _Collection()
         self._scale: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
+        self._liked_centred: npt.NDArray[np.float32] | None = None  # liked papers, shared out
         self._liked = dict(liked or {})
         self._vectors = vectors if vectors is not None else {}
         self._store = store
@@ -345,9 +346,8 @@ class SemanticMatcher:
         cosines = vectors @ self._interests.T
         liked = self._liked_columns
         reference = self._collection.reference
-        if liked and reference is not None and reference.shared is not None:
-            interests = reference.without_shared(self._interests[liked])
-            cosines[:, liked] = reference.without_shared(vectors) @ interests.T
+        if liked and reference is not None and self._liked_centred is not None:
+            cosines[:, liked] = reference.without_shared(vectors) @ self._liked_centred.T
         scores: npt.NDArray[np.float32] = (cosines - means) / spread
         return scores
 
@@ -359,8 +359,8 @@ class SemanticMatcher:
         means, spread = reference.scale(self._interests)
         liked = self._liked_columns
         if liked and reference.shared is not None:
-            shared = reference.shared.scale(reference.without_shared(self._interests[liked]))
-            means[liked], spread[liked] = shared
+            self._liked_centred = reference.without_shared(self._interests[liked])
+            means[liked], spread[liked] = reference.shared.scale(self._liked_centred)
         return means, spread
 
     def rank_one(self, email: str, papers: Sequence[Paper]) -> Ranking:
