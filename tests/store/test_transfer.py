@@ -131,3 +131,27 @@ def test_the_target_must_be_empty_and_the_source_is_never_changed(
         with pytest.raises(StoreError, match="not empty"):
             copy_store(source, target)
         assert source.stats() == before
+
+
+def test_verdicts_their_revisions_and_profiles_move_with_the_store(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from digest.models import Paper
+    from digest.store import KeptProfile
+
+    papers = [Paper(arxiv_id=f"2610.0000{n}", title=f"Paper {n}") for n in range(3)]
+    profile = KeptProfile("tag", b"\x00\x00\x80?" * 3, ("2610.00000",))
+    with open_store(str(tmp_path / "digest.db"), base_dir=tmp_path) as source:
+        source.observe(papers, START)
+        source.record_verdict(READERS[0], "2610.00000", 1, START)
+        source.record_verdict(READERS[0], "2610.00001", -1, START)
+        source.record_verdict(READERS[1], "2610.00002", 1, START)
+        source.save_reader_profiles({READERS[0]: profile})
+        with open_store(pg_url, base_dir=tmp_path) as target:
+            copy_store(source, target)
+            for store in (source, target):
+                assert store.verdict_revisions(READERS) == {READERS[0]: 2, READERS[1]: 1}
+                assert store.reader_profiles(READERS) == {READERS[0]: profile}
+            assert target.verdicts() == source.verdicts()
+            target.record_verdict(READERS[1], "2610.00002", -1, START)  # the count goes on
+            assert target.verdict_revisions([READERS[1]]) == {READERS[1]: 2}
