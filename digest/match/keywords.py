@@ -8,8 +8,8 @@ and terms both wanted and excluded are configuration errors naming the subscribe
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import reduce
 from operator import or_
 
@@ -70,6 +70,22 @@ class _Named:
     def match(self, email: str, i: int) -> Match:
         """The keyword Match of paper ``i``, which the subscriber's rules name."""
         return self._run.match(i, self._profiles[self._subscribers[email]])
+
+
+def filters_alone(sections: Iterable[Subscriber]) -> dict[str, Subscriber]:
+    """Each section with its filters (require, exclude, min_upvotes) alone, for
+    :class:`KeywordMatcher`'s ``filters``: readers with equal filters share one section."""
+    shared: dict[tuple[object, ...], Subscriber] = {}
+    alone: dict[str, Subscriber] = {}
+    for section in sections:
+        written = (section.require, section.exclude, section.min_upvotes)
+        found = shared.get(written)
+        if found is None:
+            found = shared[written] = replace(
+                section, keywords=(), authors=(), organizations=(), about=(), like=()
+            )
+        alone[section.email] = found
+    return alone
 
 
 def compile_interests(

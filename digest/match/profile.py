@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from digest.match import Matcher, MatcherContext, Ranking, embedding
 from digest.match.embedding import Embedder, paper_text
-from digest.match.keywords import KeywordMatcher
+from digest.match.keywords import KeywordMatcher, filters_alone
 from digest.match.select import cyclic_gc_paused
 from digest.match.semantic import PaperVectors, embedded
 from digest.match.text import TextCache
@@ -228,17 +228,8 @@ class ProfileMatcher:
         self._earlier: dict[str, Vectors] = {}  # profiles fitted before the latest verdicts
         self._unfit: set[str] = set()  # readers whose verdicts tell nothing apart: rules alone
         # the judged readers' filters alone (require, exclude, min_upvotes), as bit masks
-        self._filters = KeywordMatcher(
-            [],
-            texts or TextCache(),
-            filters={
-                email: replace(
-                    self._sections[email], keywords=(), authors=(), organizations=(), about=(),
-                    like=(),
-                )
-                for email in self._revisions
-            },
-        )  # fmt: skip
+        judged = (self._sections[email] for email in self._revisions)
+        self._filters = KeywordMatcher([], texts or TextCache(), filters=filters_alone(judged))
         self._load_kept()
 
     @property

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import replace
 from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Protocol
@@ -48,7 +47,7 @@ from digest.match.closeness import (
     threshold_of,
 )
 from digest.match.embedding import Embedder, paper_text
-from digest.match.keywords import KeywordMatcher
+from digest.match.keywords import KeywordMatcher, filters_alone
 from digest.match.select import NOTHING, cyclic_gc_paused
 from digest.match.text import TextCache
 from digest.models import Match, Paper, Subscriber
@@ -149,8 +148,7 @@ class SemanticMatcher:
         self._order = [s.email for s in subscribers]
         self._singles: dict[str, SemanticMatcher] = {}
         views: list[Subscriber] = []  # whose keyword rules the keyword matcher ranks
-        filters: dict[str, Subscriber] = {}  # the meaning subscribers' filters alone
-        by_filters: dict[tuple[object, ...], Subscriber] = {}
+        meaning_readers: list[Subscriber] = []  # whose filters the keyword matcher checks alone
         # email -> (the id of its distinct meaning interests, them, whether it has keyword rules)
         self._meaning: dict[str, tuple[int, Wants, bool]] = {}
         self._liked_keys: dict[str, frozenset[str]] = {}
@@ -164,13 +162,7 @@ class SemanticMatcher:
                 views.append(section)  # the keyword matcher reads no about or like
             if not (section.about or section.like):
                 continue
-            written = (section.require, section.exclude, section.min_upvotes)
-            alone = by_filters.get(written)
-            if alone is None:
-                alone = by_filters[written] = replace(
-                    section, keywords=(), authors=(), organizations=(), about=(), like=()
-                )
-            filters[section.email] = alone
+            meaning_readers.append(section)
             # Many readers write the same interests: each distinct set is worked out once.
             interests = (section.about, section.like, section.min_similarity)
             known = by_interests.get(interests)
@@ -192,7 +184,9 @@ class SemanticMatcher:
             self._meaning[section.email] = (wid, wants, has_keywords)
             if likes:
                 self._liked_keys[section.email] = likes
-        self._keywords = KeywordMatcher(views, text_cache or TextCache(), filters=filters)
+        self._keywords = KeywordMatcher(
+            views, text_cache or TextCache(), filters=filters_alone(meaning_readers)
+        )
         self._interests = (
             embedder.embed(list(texts)) if texts else np.zeros((0, 1), dtype=np.float32)
         )
