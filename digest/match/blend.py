@@ -82,7 +82,8 @@ class Blend:
     def __init__(self, place: Mapping[str, int]) -> None:
         self._place = place  # each paper's place in the base order (ties)
         self._shown: dict[int, frozenset[str]] = {}
-        self._copies: dict[tuple[int, int], Match] = {}
+        self._copies: dict[tuple[int, int], tuple[int, Match]] = {}  # with their rank keys
+        self._keys: dict[int, int] = {}  # each keyword Match's rank key, by its id
 
     def merge(
         self,
@@ -124,47 +125,49 @@ class Blend:
             out = matches
             if closer:
                 out = [
-                    self._copy(m, closer[m.paper.key]) if m.paper.key in closer else m
+                    self._ranked(m, closer[m.paper.key])[1] if m.paper.key in closer else m
                     for m in matches
                 ]
             if fresh and len(out) < cap:
                 out = out + [entry[2] for entry in fresh[: cap - len(out)]]
             return Ranking(out, matched, lambda: _rest(by_keyword, close, out))
-        place = self._place
         entries = [(entry[0], entry[2]) for entry in fresh]
         for match in matches:
             near = closer.get(match.paper.key)
-            entries.append(self._ranked(match, near) if near else (_key(match, place), match))
+            entries.append(self._ranked(match, near) if near else (self._key(match), match))
         if keyword_match:
             entries += [self._ranked(keyword_match(entry[1]), entry) for entry in below]
         entries.sort(key=itemgetter(0))
         out = [match for _, match in entries[:cap]]
         return Ranking(out, matched, lambda: _rest(by_keyword, close, out))
 
-    def _ranked(self, match: Match, near: Close) -> tuple[int, Match]:
-        """A keyword match that is close too: its rank key, and a Match saying how close."""
-        copy = self._copy(match, near)
-        return rank_key(copy.score, kinds_named(match), self._place[match.paper.key]), copy
+    def _key(self, match: Match) -> int:
+        """A keyword match's rank key (worked out once: many rankings share a Match)."""
+        key = self._keys.get(id(match))
+        if key is None:
+            # Matches live as long as the call (in the rankings), so their ids stay theirs.
+            evidence = KEYWORD_IN_TITLE if match.in_title else KEYWORD_ELSEWHERE
+            key = rank_key(evidence, kinds_named(match), self._place[match.paper.key])
+            self._keys[id(match)] = key
+        return key
 
-    def _copy(self, match: Match, near: Close) -> Match:
-        """``match`` saying how close it also is, its evidence the stronger of the two."""
-        copy = self._copies.get((id(match), id(near[2])))
-        if copy is None:
+    def _ranked(self, match: Match, near: Close) -> tuple[int, Match]:
+        """A keyword match that is close too: its rank key, and a Match saying how close, its
+        evidence the stronger of the two."""
+        ranked = self._copies.get((id(match), id(near[2])))
+        if ranked is None:
             # Both Matches live as long as the call (in the rankings and the close sets), so
             # their ids stay theirs, and subscribers who share both share the copy.
             evidence = max(KEYWORD_IN_TITLE if match.in_title else KEYWORD_ELSEWHERE, near[3])
-            copy = self._copies[(id(match), id(near[2]))] = match.model_copy(
+            copy = match.model_copy(
                 update={
                     "close_to": near[2].close_to, "similarity": near[2].similarity,
                     "score": evidence,
                 }
             )  # fmt: skip
-        return copy
-
-
-def _key(match: Match, place: Mapping[str, int]) -> int:
-    evidence = KEYWORD_IN_TITLE if match.in_title else KEYWORD_ELSEWHERE
-    return rank_key(evidence, kinds_named(match), place[match.paper.key])
+            key = rank_key(evidence, kinds_named(match), self._place[match.paper.key])
+            ranked = self._copies[(id(match), id(near[2]))] = (key, copy)
+        return ranked
 
 
 def _rest(by_keyword: Ranking, close: CloseSet, out: list[Match]) -> tuple[str, ...]:
