@@ -164,7 +164,7 @@ def test_nothing_matched_names_min_upvotes_and_a_missing_require_word(tmp_path: 
 
 
 def test_an_about_reader_sees_how_close_the_closest_papers_came(tmp_path: Path) -> None:
-    similarity = 0.995  # the closest paper of the day is in the top 1.1 % of recent papers
+    similarity = 0.995  # the closest paper of the day is in the top 0.97 % of recent papers
     config = setup(
         tmp_path,
         '[[subscribers]]\nemail = "ada@example.org"\n'
@@ -177,7 +177,7 @@ def test_an_about_reader_sees_how_close_the_closest_papers_came(tmp_path: Path) 
     assert "none matched your interests" in text
     assert "Compose Your Policies!" in text.split("Closest papers:")[1]
     assert f"your min_similarity of {similarity} asks for the top 0.5%" in text
-    assert "Its closeness to “robot grasping with tactile sensors” is in the top 1.1%" in text
+    assert "Its closeness to “robot grasping with tactile sensors” is in the top 0.97%" in text
 
 
 def test_source_text_in_a_near_miss_is_escaped(tmp_path: Path) -> None:

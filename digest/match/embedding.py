@@ -3,12 +3,14 @@
 Nothing is downloaded: the weights (16 MB) and tokenizer ship inside the ``wordllama`` package
 (the ``semantic`` extra) and are loaded with downloads disabled. A paper is embedded from its
 title (twice: it is what the paper is about), AI summary, AI keywords and abstract; an interest
-from the words the subscriber wrote. Vectors are unit length, so a dot product is the cosine.
+from the words the subscriber wrote that name its topic (:func:`interest_text`). Vectors are unit
+length, so a dot product is the cosine.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -33,6 +35,30 @@ def installed() -> bool:
 
 
 MODEL_NAME = "wordllama l2_supercat 256"
+
+# Words that say nothing of a topic: English function words, and how a reader words a request
+# ("I want to follow research on ...", "papers about ..."). An embedding that averages its
+# tokens, as wordllama's does, averages these in too, and they pull every sentence towards every
+# other: without them a sentence lands where the same interest written as a phrase does.
+_FILLER_WORDS = """
+    a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further
+    had has have having he her here hers him his how i i'd i'm if in into is it it's its itself
+    just me more most my myself no nor not now of off on once only or other our ours out over own
+    same she should so some such than that the their theirs them then there these they this those
+    through to too under until up very was we we're were what when where which while who whom why
+    will with would you your yours
+    follow following interest interested interests keep like love paper papers research want
+    wants"""
+_FILLER = frozenset(_FILLER_WORDS.split())
+_WORD = re.compile(r"[\w'\u2019-]+")  # a word, with its apostrophes (straight or curly) and hyphens
+
+
+def interest_text(about: str) -> str:
+    """What an ``about`` text is embedded from: its words but the filler (the text as written
+    when it is all filler)."""
+    words = [w for w in _WORD.findall(about) if w.casefold().replace("\u2019", "'") not in _FILLER]
+    return " ".join(words) if words else " ".join(about.split())
 
 
 class Embedder(Protocol):

@@ -36,7 +36,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from digest.match import Matcher, MatcherContext, Ranking, embedding
-from digest.match.embedding import Embedder, paper_text
+from digest.match.embedding import Embedder, interest_text, paper_text
 from digest.match.keywords import KeywordMatcher, filters_alone
 from digest.match.select import cyclic_gc_paused
 from digest.match.semantic import PaperVectors, embedded
@@ -100,7 +100,7 @@ class Verdicts:
 
 def prior_texts(subscriber: Subscriber, liked: Mapping[str, Paper]) -> list[str]:
     """The reader's own interests as texts: the positive side before any verdict."""
-    texts = [" ".join(about.split()) for about in subscriber.about]
+    texts = [interest_text(about) for about in subscriber.about]
     texts += [paper_text(paper) for raw in subscriber.like if (paper := liked.get(raw.strip()))]
     terms = [*subscriber.keywords, *subscriber.organizations]
     if terms:

@@ -46,7 +46,7 @@ from digest.match.closeness import (
     share_of,
     threshold_of,
 )
-from digest.match.embedding import Embedder, paper_text
+from digest.match.embedding import Embedder, interest_text, paper_text
 from digest.match.keywords import KeywordMatcher, filters_alone
 from digest.match.select import NOTHING, cyclic_gc_paused
 from digest.match.text import TextCache
@@ -193,8 +193,7 @@ class SemanticMatcher:
 
     def _interest_texts(self, section: Subscriber) -> Iterator[tuple[str, str, bool]]:
         for about in section.about:
-            text = " ".join(about.split())
-            yield text, f"“{_clip(text)}”", False
+            yield interest_text(about), f"“{_clip(' '.join(about.split()))}”", False
         for raw in section.like:
             paper = self._liked.get(arxiv_id(raw) or raw.strip())
             if paper is not None:  # `digest check` lists the liked papers not known yet

@@ -28,7 +28,7 @@ from digest.sources.sniff import parse_document
 np = pytest.importorskip("numpy")
 pytest.importorskip("wordllama", reason="the semantic extra is not installed")
 
-from digest.match.embedding import bundled_embedder, paper_text  # noqa: E402
+from digest.match.embedding import bundled_embedder, interest_text, paper_text  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "samples"
 KEYWORDS = [
@@ -130,7 +130,8 @@ def expected(
     passing = {m.paper.key for m in everything(filters_only, papers, skip)}
     # one threshold for every kind of interest: the standard score of min_similarity's share
     base = NORMAL.inv_cdf(section.min_similarity or DEFAULT_MIN_SIMILARITY)
-    texts = [(" ".join(a.split()), base, "“" + " ".join(a.split())[:40]) for a in section.about]
+    # an about text is embedded from its topic's words (see test_semantic), labelled as written
+    texts = [(interest_text(a), base, "“" + " ".join(a.split())[:40]) for a in section.about]
     for raw in section.like:
         texts.append((paper_text(liked[raw]), base, raw))
     thresholds = np.array([t for _, t, _ in texts], dtype=np.float32)
