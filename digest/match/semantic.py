@@ -153,7 +153,9 @@ class SemanticMatcher:
         self._meaning: dict[str, tuple[int, Wants, bool]] = {}
         self._liked_keys: dict[str, frozenset[str]] = {}
         by_interests: dict[tuple[object, ...], tuple[int, tuple[int, ...], tuple[float, ...]]] = {}
-        texts: dict[str, int] = {}
+        # by what is embedded and the label that quotes it: readers whose words differ only in
+        # filler share a vector, but each is quoted in their own words
+        texts: dict[tuple[str, str], int] = {}
         self.labels: list[str] = []
         self._liked_columns: list[int] = []  # the texts that are liked papers
         for section in subscribers:
@@ -170,7 +172,7 @@ class SemanticMatcher:
                 columns: dict[int, float] = {}
                 threshold = threshold_of(section.min_similarity or DEFAULT_MIN_SIMILARITY)
                 for text, label, is_liked in self._interest_texts(section):
-                    column = texts.setdefault(text, len(texts))
+                    column = texts.setdefault((text, label), len(texts))
                     if column == len(self.labels):
                         self.labels.append(label)
                         if is_liked:
@@ -188,7 +190,9 @@ class SemanticMatcher:
             views, text_cache or TextCache(), filters=filters_alone(meaning_readers)
         )
         self._interests = (
-            embedder.embed(list(texts)) if texts else np.zeros((0, 1), dtype=np.float32)
+            embedder.embed([text for text, _ in texts])
+            if texts
+            else np.zeros((0, 1), dtype=np.float32)
         )
 
     def _interest_texts(self, section: Subscriber) -> Iterator[tuple[str, str, bool]]:

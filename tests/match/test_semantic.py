@@ -90,6 +90,16 @@ def test_a_request_worded_as_a_sentence_ranks_as_its_topic_does(papers: list[Pap
     plain = rank(papers, about=["generating editing videos diffusion"])
     assert worded and [m.paper.key for m in worded] == [m.paper.key for m in plain]
     assert all((m.close_to or "").startswith("“I would like to follow papers") for m in worded)
+    # readers whose words differ only in filler share a vector, each quoted in their own words
+    readers = [
+        Subscriber(email="ada@example.org", about=("generating and editing videos",)),
+        Subscriber(email="bob@example.org", about=("papers about generating and editing videos",)),
+    ]
+    ranked = compile_interests(readers).rank(papers)
+    ada, bob = (ranked[r.email].matches for r in readers)
+    assert ada and [m.paper.key for m in ada] == [m.paper.key for m in bob]
+    assert {m.close_to for m in ada} == {"“generating and editing videos”"}
+    assert {m.close_to for m in bob} == {"“papers about generating and editing videos”"}
 
 
 def test_the_held_out_figures_are_rows_matched_at_thresholds_of_the_grid() -> None:
