@@ -147,6 +147,7 @@ class SemanticMatcher:
         self._sections = {s.email: s for s in subscribers}
         self._order = [s.email for s in subscribers]
         self._singles: dict[str, SemanticMatcher] = {}
+        self._blank_match: Match | None = None
         views: list[Subscriber] = []  # whose keyword rules the keyword matcher ranks
         meaning_readers: list[Subscriber] = []  # whose filters the keyword matcher checks alone
         # email -> (the id of its distinct meaning interests, them, whether it has keyword rules)
@@ -271,6 +272,12 @@ class SemanticMatcher:
             result[email] = ranking
         return result
 
+    def _blank(self, paper: Paper) -> Match:
+        """A Match to copy the picks from, made once per matcher (its fields are all replaced)."""
+        if self._blank_match is None:
+            self._blank_match = Match.model_construct(paper=paper)
+        return self._blank_match
+
     def _picks(
         self,
         wants: Wants,
@@ -298,7 +305,7 @@ class SemanticMatcher:
             best, which = margins.max(axis=1), margins.argmax(axis=1)
             near = [(i, int(which[i]), float(best[i])) for i in np.flatnonzero(best >= 0).tolist()]
         picks: list[Close] = []
-        blank = Match.model_construct(paper=ordered[0])  # copied: a third of constructing one
+        blank = self._blank(ordered[0])  # copied: a third of constructing one
         for i, column, margin in near:
             t = wants.thresholds[column]
             evidence = round(evidence_of(margin + t, t), 2)  # compared to two decimals
