@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from digest import registry
+from digest.collector import cyclic_gc_paused
 from digest.config_errors import describe_errors, toml_error
 from digest.config_sections import (
     DeliverySection,
@@ -264,6 +265,11 @@ def _read(path: Path) -> str:
 
 def parse_config(text: str, path: Path) -> Config:
     """Validate TOML ``text`` said to come from ``path``."""
+    with cyclic_gc_paused():  # a table per reader, and a value each: many acyclic objects
+        return _parsed(text, path)
+
+
+def _parsed(text: str, path: Path) -> Config:
     import tomli
 
     try:

@@ -153,6 +153,7 @@ def compile_interests(
     matches the same papers for several groups of subscribers keeps one). ``layers``: the
     registered matchers to stack, first to last (a plugin's among them); the first must
     always give a matcher."""
+    from digest.collector import cyclic_gc_paused
     from digest.match.text import TextCache
     from digest.registry import MATCHERS
 
@@ -173,4 +174,5 @@ def compile_interests(
 
         return make
 
-    return up_to(len(factories) - 1)(subscribers)
+    with cyclic_gc_paused():  # thousands of readers' profiles: many small acyclic objects
+        return up_to(len(factories) - 1)(subscribers)

@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 from functools import reduce
 from operator import or_
 
+from digest.collector import cyclic_gc_paused
 from digest.errors import ConfigError
 from digest.match import MatcherContext, Ranking
-from digest.match.select import AUTHOR, KEYWORD, ORGANIZATION, Selection, cyclic_gc_paused
+from digest.match.select import AUTHOR, KEYWORD, ORGANIZATION, Selection
 from digest.match.text import TextCache
 from digest.match.vocabulary import Vocabulary
 from digest.models import Match, Paper, Subscriber

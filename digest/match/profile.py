@@ -35,10 +35,10 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
+from digest.collector import cyclic_gc_paused
 from digest.match import Matcher, MatcherContext, Ranking, embedding
 from digest.match.embedding import Embedder, interest_text, paper_text
 from digest.match.keywords import KeywordMatcher, filters_alone
-from digest.match.select import cyclic_gc_paused
 from digest.match.semantic import PaperVectors, embedded
 from digest.match.text import TextCache
 from digest.models import Match, Paper, Subscriber

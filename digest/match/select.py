@@ -8,10 +8,8 @@ values are shared between subscribers who matched the same paper for the same re
 
 from __future__ import annotations
 
-import gc
 from bisect import bisect_right
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from functools import partial, reduce
 from operator import attrgetter, or_
 from typing import TYPE_CHECKING
@@ -29,34 +27,6 @@ if TYPE_CHECKING:
 
 TITLE_BONUS = 1000.0
 NOTHING = Ranking([], 0)
-
-
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector, restoring its previous state after.
-
-    Matching many subscribers allocates millions of small acyclic objects (masks, keys, result
-    lists); each allocation burst would make the collector walk everything alive, config
-    included, many times over (about a quarter of the run time in bench/match.py). Nothing here
-    creates reference cycles, so pausing it loses nothing.
-
-    What was made meanwhile is mostly kept (the rankings live as long as the run): it is moved
-    to the oldest generation at once (``freeze`` then ``unfreeze``: two list merges, and the
-    young generation's count starts again at zero) rather than scanned as young objects by the
-    collection the first allocation after the pause would start (a pass over millions of
-    objects: a tenth of ranking 100,000 readers by meaning). A full collection still sees them.
-    Not when the process froze objects of its own (a pre-forking server does): those stay put.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            if not gc.get_freeze_count():
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
 
 
 def kinds_named(match: Match) -> int:

@@ -30,6 +30,7 @@ from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Protocol
 
+from digest.collector import cyclic_gc_paused
 from digest.identity import arxiv_id
 from digest.likes import liked_ids
 from digest.match import MatcherContext, Ranking
@@ -48,7 +49,7 @@ from digest.match.closeness import (
 )
 from digest.match.embedding import Embedder, interest_text, paper_text
 from digest.match.keywords import KeywordMatcher, filters_alone
-from digest.match.select import NOTHING, cyclic_gc_paused
+from digest.match.select import NOTHING
 from digest.match.text import TextCache
 from digest.models import Match, Paper, Subscriber
 

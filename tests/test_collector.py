@@ -1,4 +1,4 @@
-"""One call's bit-mask arithmetic: here, the collector paused while ranking."""
+"""The cyclic garbage collector paused around bulk work."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from digest.match.select import cyclic_gc_paused
+from digest.collector import cyclic_gc_paused
 
 
 class Node:
