@@ -10,7 +10,6 @@ length, so a dot product is the cosine.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -51,13 +50,19 @@ _FILLER_WORDS = """
     follow following interest interested interests keep like love paper papers research want
     wants"""
 _FILLER = frozenset(_FILLER_WORDS.split())
-_WORD = re.compile(r"[\w'\u2019-]+")  # a word, with its apostrophes (straight or curly) and hyphens
+# what may stand around a word in running text (quotes straight, curly and angled, brackets,
+# sentence punctuation); inside a word ("C++", "2.5D", "GPT-4o", "Q&A") everything stays
+_EDGES = ".,;:!?()[]{}\"'\u2018\u2019\u201c\u201d\u00ab\u00bb"
 
 
 def interest_text(about: str) -> str:
     """What an ``about`` text is embedded from: its words but the filler (the text as written
     when it is all filler)."""
-    words = [w for w in _WORD.findall(about) if w.casefold().replace("\u2019", "'") not in _FILLER]
+    words = []
+    for token in about.split():
+        word = token.strip(_EDGES)
+        if word and word.casefold().replace("\u2019", "'") not in _FILLER:
+            words.append(word)
     return " ".join(words) if words else " ".join(about.split())
 
 

@@ -81,6 +81,8 @@ def test_an_interest_is_embedded_from_the_words_that_name_its_topic() -> None:
     typed = "I\u2019m interested in LLM-based agents, and 3D!"
     assert interest_text(typed) == "LLM-based agents 3D"
     assert interest_text("  all of the above  ") == "all of the above"  # nothing but filler
+    # punctuation inside a word is part of it
+    assert interest_text("papers about 2.5D scenes (in C++), Q&A") == "2.5D scenes C++ Q&A"
 
 
 def test_a_request_worded_as_a_sentence_ranks_as_its_topic_does(papers: list[Paper]) -> None:
