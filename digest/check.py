@@ -80,7 +80,27 @@ def check_config(
     if not subscribers:
         report.warnings.append("nobody is subscribed: add a [[subscribers]] entry")
     report.warnings += _old_closeness_scale(subscribers)
+    report.warnings += _topicless_descriptions(subscribers)
     return report
+
+
+def _topicless_descriptions(subscribers: Sequence[Subscriber]) -> list[str]:
+    """A warning per ``about`` text made of filler alone ("papers about", "my research"): it
+    is embedded as written and lands near every paper and none (the first few, then how many
+    more)."""
+    from digest.match.embedding import topic_words
+
+    found = [
+        f"{s.email}: about {about!r} names no topic; write what the papers are about "
+        '(e.g. "robot grasping with tactile sensors")'
+        for s in subscribers
+        for about in s.about
+        if not topic_words(about)
+    ]
+    if len(found) > SHOWN_SUBSCRIBERS:
+        more = len(found) - SHOWN_SUBSCRIBERS
+        found = [*found[:SHOWN_SUBSCRIBERS], f"and {more} more about texts that name no topic"]
+    return found
 
 
 OLD_SCALE_BELOW = 0.8  # a share this low picks a fifth of all papers: a cosine of the old scale

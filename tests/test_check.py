@@ -157,6 +157,22 @@ def test_a_min_similarity_of_the_old_cosine_scale_is_warned_about(
     assert "r7@example.org" not in err and "k@example.org: min_similarity" not in err
 
 
+def test_a_description_of_filler_alone_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from digest.cli import main
+
+    readers = (
+        '[[subscribers]]\nemail = "ada@example.org"\n'
+        'about = ["Papers about my research", "legged locomotion"]\n'
+        '[[subscribers]]\nemail = "bob@example.org"\nabout = ["I want to follow research on 3D"]\n'
+    )
+    assert main(["--config", str(write(tmp_path, readers)), "check"]) == 0
+    err = capsys.readouterr().err
+    assert "ada@example.org: about 'Papers about my research' names no topic" in err
+    assert "legged locomotion" not in err and "bob@example.org" not in err
+
+
 def test_check_reads_the_environment_it_is_given(tmp_path: Path) -> None:
     config = load_config(
         write(

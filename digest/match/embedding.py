@@ -55,14 +55,20 @@ _FILLER = frozenset(_FILLER_WORDS.split())
 _EDGES = ".,;:!?()[]{}\"'\u2018\u2019\u201c\u201d\u00ab\u00bb"
 
 
-def interest_text(about: str) -> str:
-    """What an ``about`` text is embedded from: its words but the filler (the text as written
-    when it is all filler)."""
+def topic_words(about: str) -> list[str]:
+    """The words of an ``about`` text that name its topic: all but the filler."""
     words = []
     for token in about.split():
         word = token.strip(_EDGES)
         if word and word.casefold().replace("\u2019", "'") not in _FILLER:
             words.append(word)
+    return words
+
+
+def interest_text(about: str) -> str:
+    """What an ``about`` text is embedded from: its topic's words (the text as written when it
+    is all filler)."""
+    words = topic_words(about)
     return " ".join(words) if words else " ".join(about.split())
 
 
