@@ -35,18 +35,16 @@ def installed() -> bool:
 
 MODEL_NAME = "wordllama l2_supercat 256"
 
-# Words that say nothing of a topic: English function words, and how a reader words a request
+# Words that say nothing of a topic: English function words (not those that make a topic's
+# phrase, as "few" of few shot or "out" of out of distribution), and how a reader words a request
 # ("I want to follow research on ...", "papers about ..."). An embedding that averages its
 # tokens, as wordllama's does, averages these in too, and they pull every sentence towards every
 # other: without them a sentence lands where the same interest written as a phrase does.
 _FILLER_WORDS = """
-    a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further
-    had has have having he her here hers him his how i i'd i'm if in into is it it's its itself
-    just me more most my myself no nor not now of off on once only or other our ours out over own
-    same she should so some such than that the their theirs them then there these they this those
-    through to too under until up very was we we're were what when where which while who whom why
-    will with would you your yours
+    a about am an and are as at be been being but by can could did do does for from had has have
+    having he her hers him his how i i'd i'm if in into is it it's its itself me my myself of on
+    or our ours she should so that the their theirs them these they this those to was we we're
+    were what when where which who whom why will with would you your yours
     follow following interest interested interests keep like love paper papers research want
     wants"""
 _FILLER = frozenset(_FILLER_WORDS.split())

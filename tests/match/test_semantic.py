@@ -80,7 +80,9 @@ def test_an_interest_is_embedded_from_the_words_that_name_its_topic() -> None:
     # curly apostrophes, hyphens and digits as readers type them
     typed = "I\u2019m interested in LLM-based agents, and 3D!"
     assert interest_text(typed) == "LLM-based agents 3D"
-    assert interest_text("  all of the above  ") == "all of the above"  # nothing but filler
+    assert interest_text("  papers  about it ") == "papers about it"  # nothing but filler
+    # the small words of a topic's own phrase stay
+    assert interest_text("few shot and out of distribution") == "few shot out distribution"
     # punctuation inside a word is part of it
     assert interest_text("papers about 2.5D scenes (in C++), Q&A") == "2.5D scenes C++ Q&A"
 
