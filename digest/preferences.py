@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from digest.match.embedding import topic_words
 from digest.models import WEEKDAYS, Subscriber
 
 # what a reader may change, and how the page's form writes it
@@ -80,6 +81,11 @@ def read_form(
         wanted[key] = tuple(dict.fromkeys(lines[:MAX_LINES]))
     if wanted["about"] and not semantic_installed():
         problems.append("about: interests in plain words are not installed on this server")
+    problems += [
+        f"about: “{line}” names no topic; write what the papers are about"
+        for line in wanted["about"]
+        if not topic_words(line)
+    ]
     wanted["max_papers"] = _number(form, "max_papers", subscriber.max_papers, problems)
     frequency = form.get("frequency", subscriber.frequency)
     if frequency not in ("daily", "weekly", "monthly"):

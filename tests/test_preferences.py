@@ -69,6 +69,7 @@ def test_a_weekday_is_kept_only_for_a_weekly_digest_and_a_day_only_for_a_monthly
         ({"keywords": "agent\n+++"}, "+++"),
         ({"keywords": "survey"}, "survey"),  # wanted and excluded at once
         ({"keywords": "\n".join(f"term{i}" for i in range(60))}, "keywords: at most 50 lines"),
+        ({"about": "web agents\nPapers about my research"}, "“Papers about my research” names no"),
     ],
 )
 def test_a_bad_value_is_named_with_its_field(fields: dict[str, str], named: str) -> None:
