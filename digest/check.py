@@ -97,10 +97,7 @@ def _topicless_descriptions(subscribers: Sequence[Subscriber]) -> list[str]:
         for about in s.about
         if not topic_words(about)
     ]
-    if len(found) > SHOWN_SUBSCRIBERS:
-        more = len(found) - SHOWN_SUBSCRIBERS
-        found = [*found[:SHOWN_SUBSCRIBERS], f"and {more} more about texts that name no topic"]
-    return found
+    return _first_few(found, "about texts that name no topic")
 
 
 OLD_SCALE_BELOW = 0.8  # a share this low picks a fifth of all papers: a cosine of the old scale
@@ -118,10 +115,15 @@ def _old_closeness_scale(subscribers: Sequence[Subscriber]) -> list[str]:
         and s.min_similarity is not None
         and s.min_similarity < OLD_SCALE_BELOW
     ]
-    if len(found) > SHOWN_SUBSCRIBERS:
-        more = len(found) - SHOWN_SUBSCRIBERS
-        found = [*found[:SHOWN_SUBSCRIBERS], f"and {more} more readers set min_similarity so low"]
-    return found
+    return _first_few(found, "readers set min_similarity so low")
+
+
+def _first_few(warnings: list[str], rest: str) -> list[str]:
+    """The first few ``warnings``, then one line saying how many more there are of ``rest``."""
+    if len(warnings) <= SHOWN_SUBSCRIBERS:
+        return warnings
+    more = len(warnings) - SHOWN_SUBSCRIBERS
+    return [*warnings[:SHOWN_SUBSCRIBERS], f"and {more} more {rest}"]
 
 
 def _kinds() -> list[str]:

@@ -274,7 +274,8 @@ class SemanticMatcher:
         return result
 
     def _blank(self, paper: Paper) -> Match:
-        """A Match to copy the picks from, made once per matcher (its fields are all replaced)."""
+        """A Match to copy the picks from, made once per matcher: every copy gives its own
+        paper, label, similarity and score, and the rest are the defaults of a pick."""
         if self._blank_match is None:
             self._blank_match = Match.model_construct(paper=paper)
         return self._blank_match
